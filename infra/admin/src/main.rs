@@ -1,0 +1,272 @@
+//! `nectar-admin`: operator CLI. `bootstrap` creates the AWS resources of a local (emulated) stack;
+//! the other commands run license operations through the same shared services as the functions.
+//! Output is JSON on stdout; diagnostics go to stderr.
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_sdk_sqs::types::QueueAttributeName;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use shared::adapters::dynamo::{DynamoStore, schema};
+use shared::adapters::kms::KmsSigner;
+use shared::api::{
+    CustomerLicensesResponse, CustomerView, IssueLicenseRequest, LicenseDetailView, LicenseView,
+};
+use shared::config::AdminAuth;
+use shared::domain::ports::{Clock, RandomIds, SystemClock};
+use shared::domain::{Actor, CustomerId, LicenseId};
+use shared::service::admin::{
+    IssueCommand, NewCustomer, StatusAction, change_status, create_customer, issue_license,
+    lookup_customer,
+};
+
+#[derive(Parser)]
+#[command(name = "nectar-admin", version, about = "Nectar Cloud operator CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the table, signing key + alias and usage queues if missing (idempotent).
+    Bootstrap(Bootstrap),
+    /// Print the SHA-256 (hex) of an admin token, for ADMIN_TOKEN_SHA256 / the secret.
+    HashToken {
+        /// The token.
+        token: String,
+    },
+    /// Create a customer.
+    CreateCustomer {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Issue a license and print its key.
+    Issue {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// SIGNING_KEY_ID: KMS key id, ARN or alias.
+        #[arg(long, env = "SIGNING_KEY_ID")]
+        signing_key: String,
+        #[arg(long, env = "TOKEN_ISSUER", default_value = shared::config::DEFAULT_ISSUER)]
+        issuer: String,
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        plan: String,
+        /// Term in days (default 365).
+        #[arg(long, conflicts_with = "expires_at")]
+        days: Option<i64>,
+        /// End of term, RFC 3339.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Replace the plan's features (repeatable).
+        #[arg(long = "feature")]
+        features: Vec<String>,
+        /// Restrict to a domain or `*.domain` (repeatable).
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        /// Override the installation seat limit.
+        #[arg(long)]
+        installations: Option<u64>,
+    },
+    /// Revoke, suspend or reinstate a license.
+    Status {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_parser = ["revoke", "suspend", "reinstate"])]
+        action: String,
+        license: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Show a customer's licenses, installations and audit trail.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        customer: String,
+    },
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// TABLE_NAME: the DynamoDB table.
+    #[arg(long = "table", env = "TABLE_NAME")]
+    table: String,
+}
+
+#[derive(Args)]
+struct Bootstrap {
+    #[arg(long, env = "TABLE_NAME", default_value = "nectar-licenses")]
+    table: String,
+    #[arg(long, env = "SIGNING_KEY_ALIAS", default_value = "alias/nectar-license-signing")]
+    key_alias: String,
+    #[arg(long, env = "USAGE_QUEUE_NAME", default_value = "nectar-usage")]
+    usage_queue: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let sdk = shared::aws::sdk_config().await;
+    let actor = Actor::system("nectar-admin");
+    let now = SystemClock.now();
+    let out = match cli.command {
+        Command::Bootstrap(b) => bootstrap(&sdk, b).await?,
+        Command::HashToken { token } => json!({ "sha256": AdminAuth::hash_token(&token) }),
+        Command::CreateCustomer { store, name, email } => {
+            let store = store.open(&sdk);
+            let c = create_customer(&store, &RandomIds, NewCustomer { name, email }, actor, now)
+                .await?;
+            json!({ "customer": CustomerView::from(&c) })
+        }
+        Command::Issue {
+            store,
+            signing_key,
+            issuer,
+            customer,
+            plan,
+            days,
+            expires_at,
+            features,
+            domains,
+            installations,
+        } => {
+            let store = store.open(&sdk);
+            let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), &signing_key).await?;
+            let request = IssueLicenseRequest {
+                customer_id: customer,
+                plan,
+                expires_at,
+                valid_days: days,
+                features: (!features.is_empty()).then_some(features),
+                limits: Some(shared::domain::LimitOverrides {
+                    installations,
+                    ..Default::default()
+                }),
+                domain_restrictions: Some(domains),
+            };
+            let cmd = IssueCommand::try_from(request)?;
+            let (license, key) =
+                issue_license(&store, &store, &signer, &RandomIds, &issuer, cmd, actor, now)
+                    .await?;
+            json!({ "license": LicenseView::from(&license), "licenseKey": key.expose() })
+        }
+        Command::Status {
+            store,
+            action,
+            license,
+            reason,
+        } => {
+            let store = store.open(&sdk);
+            let action = match action.as_str() {
+                "revoke" => StatusAction::Revoke,
+                "suspend" => StatusAction::Suspend,
+                _ => StatusAction::Reinstate,
+            };
+            let id = LicenseId::parse(&license)?;
+            let (license, changed) = change_status(&store, &id, action, reason, actor, now).await?;
+            json!({ "license": LicenseView::from(&license), "changed": changed })
+        }
+        Command::Show { store, customer } => {
+            let store = store.open(&sdk);
+            let (customer, licenses) = lookup_customer(&store, &CustomerId::parse(&customer)?).await?;
+            serde_json::to_value(CustomerLicensesResponse {
+                customer: CustomerView::from(&customer),
+                licenses: licenses.iter().map(LicenseDetailView::from).collect(),
+            })?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+impl StoreArgs {
+    fn open(self, sdk: &aws_config::SdkConfig) -> DynamoStore {
+        DynamoStore::new_with_table(aws_sdk_dynamodb::Client::new(sdk), self.table)
+    }
+}
+
+async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_json::Value> {
+    if !b.key_alias.starts_with("alias/") {
+        bail!("--key-alias must start with alias/");
+    }
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    schema::ensure_table(&dynamo, &b.table)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("creating the table")?;
+
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let key_id = match kms.describe_key().key_id(&b.key_alias).send().await {
+        Ok(out) => out.key_metadata.map(|m| m.key_id).context("key metadata")?,
+        Err(_) => {
+            let key_id = kms
+                .create_key()
+                .key_spec(KeySpec::EccNistP256)
+                .key_usage(KeyUsageType::SignVerify)
+                .description("Nectar license signing key")
+                .send()
+                .await
+                .context("creating the signing key")?
+                .key_metadata
+                .map(|m| m.key_id)
+                .context("key metadata")?;
+            kms.create_alias()
+                .alias_name(&b.key_alias)
+                .target_key_id(&key_id)
+                .send()
+                .await
+                .context("creating the key alias")?;
+            key_id
+        }
+    };
+
+    // Mirrors template.yaml: the usage queue redrives to its DLQ after 5 receives.
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{}-dlq", b.usage_queue))
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .context("creating the usage DLQ")?
+        .queue_url
+        .context("DLQ url")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the DLQ arn")?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .context("DLQ arn")?;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&b.usage_queue)
+        .attributes(QueueAttributeName::VisibilityTimeout, "60")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5 }).to_string(),
+        )
+        .send()
+        .await
+        .context("creating the usage queue")?
+        .queue_url
+        .context("queue url")?;
+
+    eprintln!("bootstrapped table {}, key {} ({key_id}), queue {}", b.table, b.key_alias, b.usage_queue);
+    Ok(json!({
+        "TABLE_NAME": b.table,
+        "SIGNING_KEY_ID": b.key_alias,
+        "SIGNING_KEY_UUID": key_id,
+        "USAGE_QUEUE_URL": queue_url,
+        "USAGE_DLQ_URL": dlq_url,
+    }))
+}

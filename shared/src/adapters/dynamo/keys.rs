@@ -1,0 +1,96 @@
+//! Every DynamoDB key of the single table is built here and nowhere else.
+//!
+//! | item         | pk                 | sk                          | gsi1 (by customer)          | gsi2 (by status + expiry)       |
+//! |--------------|--------------------|-----------------------------|-----------------------------|---------------------------------|
+//! | customer     | `CUSTOMER#<cid>`   | `CUSTOMER`                  |                             |                                 |
+//! | license      | `LICENSE#<lid>`    | `LICENSE`                   | `CUSTOMER#<cid>` / `LICENSE#<lid>` | `STATUS#<status>` / `<expiresAt>#<lid>` |
+//! | installation | `LICENSE#<lid>`    | `INSTALLATION#<iid>`        |                             |                                 |
+//! | audit        | `LICENSE#<lid>` or `CUSTOMER#<cid>` | `AUDIT#<at>#<uuid>` |                             |                                 |
+//! | (later) usage counter | `LICENSE#<lid>` | `USAGE#<feature>#<period>` |                        |                                 |
+//!
+//! A license's installations and audit trail share its partition, so one query returns all of it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::{CustomerId, InstallationId, LicenseId, LicenseStatus};
+
+/// Name of the customer index.
+pub const GSI1: &str = "gsi1";
+/// Name of the status + expiry index.
+pub const GSI2: &str = "gsi2";
+/// Sort key of a license item.
+pub const LICENSE_SK: &str = "LICENSE";
+/// Sort key of a customer item.
+pub const CUSTOMER_SK: &str = "CUSTOMER";
+
+/// Partition of a license (and its installations and audit trail).
+pub fn license_pk(id: &LicenseId) -> String {
+    format!("LICENSE#{id}")
+}
+
+/// Partition of a customer; also the customer index key of their licenses.
+pub fn customer_pk(id: &CustomerId) -> String {
+    format!("CUSTOMER#{id}")
+}
+
+/// Sort key of an installation under its license.
+pub fn installation_sk(id: &InstallationId) -> String {
+    format!("INSTALLATION#{id}")
+}
+
+/// Sort key of an audit entry; `unique` breaks ties within a second.
+pub fn audit_sk(at: OffsetDateTime, unique: &uuid::Uuid) -> String {
+    format!("AUDIT#{}#{unique}", sortable_time(at))
+}
+
+/// Customer-index sort key of a license.
+pub fn license_gsi1_sk(id: &LicenseId) -> String {
+    format!("LICENSE#{id}")
+}
+
+/// Status-index partition.
+pub fn status_gsi2_pk(status: LicenseStatus) -> String {
+    format!("STATUS#{}", status.as_str())
+}
+
+/// Status-index sort key: expiry first, so "active licenses expiring before T" is one range query.
+pub fn expiry_gsi2_sk(expires_at: OffsetDateTime, id: &LicenseId) -> String {
+    format!("{}#{id}", sortable_time(expires_at))
+}
+
+/// RFC 3339 in UTC at whole seconds (`2026-01-31T12:00:00Z`): fixed width, so text order is time
+/// order. Callers pass whole-second times (see `whole_seconds`); sub-seconds are dropped here too.
+pub fn sortable_time(t: OffsetDateTime) -> String {
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// A primary key map.
+pub fn key(pk: String, sk: impl Into<String>) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.into())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn sortable_time_is_fixed_width_utc_so_text_order_is_time_order() {
+        let a = sortable_time(datetime!(2026-01-01 0:00:00.9 UTC));
+        let b = sortable_time(datetime!(2026-01-01 0:00:01 +02:00));
+        assert_eq!(a, "2026-01-01T00:00:00Z");
+        assert_eq!(b, "2025-12-31T22:00:01Z");
+        assert!(b < a);
+    }
+}

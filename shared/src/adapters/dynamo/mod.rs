@@ -1,0 +1,543 @@
+//! DynamoDB adapter: one table, keys from [`keys`], items from [`records`].
+//!
+//! Consistency: every read that decides a validation is strongly consistent, so a revocation is
+//! seen by the very next request. Every state change and its audit entry go in one transaction.
+
+pub mod keys;
+pub mod records;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use self::records::{
+    AuditRecord, CustomerRecord, ENTITY_AUDIT, ENTITY_INSTALLATION, ENTITY_LICENSE,
+    InstallationRecord, LicenseRecord, Tagged,
+};
+use crate::domain::ports::{
+    CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseDetail, LicenseReader,
+    LicenseWriter, SeatClaim,
+};
+use crate::domain::{
+    AuditEntry, Customer, CustomerId, Installation, InstallationId, InstallationStatus, License,
+    LicenseId, LicenseStatus, StoreError,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The store, bound to one table (tests pass their own table name).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// Binds `client` to `table`.
+    pub fn new_with_table(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.item)
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx)) => match ctx.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(e) => {
+                    Err(TransactError::Cancelled(
+                        e.cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().unwrap_or("None").to_owned())
+                            .collect(),
+                    ))
+                }
+                other => {
+                    let code = other.code().map(str::to_owned);
+                    Err(TransactError::Store(classify(code.as_deref(), other.into())))
+                }
+            },
+            Err(other) => Err(TransactError::Store(sdk_error(other))),
+        }
+    }
+
+    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        values: Item,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(key_condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+enum TransactError {
+    /// Cancelled; one reason code per item, in order (`None`, `ConditionalCheckFailed`, …).
+    Cancelled(Vec<String>),
+    Store(StoreError),
+}
+
+fn classify(code: Option<&str>, source: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    match code {
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded",
+        ) => StoreError::Throttled,
+        _ => StoreError::Backend(source),
+    }
+}
+
+fn sdk_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = e.code().map(str::to_owned);
+    classify(code.as_deref(), Box::new(e))
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Backend(e.into()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn values(pairs: Vec<(&str, AttributeValue)>) -> Item {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn time_value(t: time::OffsetDateTime) -> AttributeValue {
+    s(keys::sortable_time(t))
+}
+
+#[async_trait]
+impl LicenseReader for DynamoStore {
+    #[tracing::instrument(skip_all, fields(license_id = %license))]
+    async fn license_and_installation(
+        &self,
+        license: &LicenseId,
+        installation: &InstallationId,
+    ) -> Result<(Option<License>, Option<Installation>), StoreError> {
+        let license_key = keys::key(keys::license_pk(license), keys::LICENSE_SK);
+        let installation_key = keys::key(
+            keys::license_pk(license),
+            keys::installation_sk(installation),
+        );
+        let mut pending = vec![license_key, installation_key];
+        let mut found = Vec::new();
+        // BatchGetItem may leave keys unprocessed under load; retry just those, briefly.
+        for attempt in 0..4u32 {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Backend(e.into()))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if pending.is_empty() {
+                break;
+            }
+            if attempt == 3 {
+                return Err(StoreError::Throttled);
+            }
+            tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+        }
+
+        let (mut lic, mut inst) = (None, None);
+        for item in found {
+            let tag: Tagged = from_item(item.clone())?;
+            match tag.entity.as_str() {
+                ENTITY_LICENSE => lic = Some(License::try_from(from_item::<LicenseRecord>(item)?)?),
+                ENTITY_INSTALLATION => {
+                    inst = Some(Installation::try_from(from_item::<InstallationRecord>(
+                        item,
+                    )?)?);
+                }
+                other => return Err(StoreError::Corrupt(format!("unexpected entity {other}"))),
+            }
+        }
+        Ok((lic, inst))
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %id))]
+    async fn license(&self, id: &LicenseId) -> Result<Option<License>, StoreError> {
+        self.get(keys::key(keys::license_pk(id), keys::LICENSE_SK))
+            .await?
+            .map(|item| License::try_from(from_item::<LicenseRecord>(item)?))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl LicenseWriter for DynamoStore {
+    #[tracing::instrument(skip_all, fields(license_id = %license.id))]
+    async fn create_license(
+        &self,
+        license: &License,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let record = LicenseRecord::from(license);
+        let audit = AuditRecord::new(record.pk.clone(), audit);
+        let items = vec![
+            self.put(to_item(&record)?, Some("attribute_not_exists(pk)"))?,
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TransactError::Cancelled(reasons)) if first_failed(&reasons) => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(TransactError::Cancelled(_)) => Err(StoreError::Throttled),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %id, to = to.as_str()))]
+    async fn set_status(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let pk = keys::license_pk(id);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(pk.clone(), keys::LICENSE_SK)))
+            .update_expression("SET #status = :to, updated_at = :at, gsi2pk = :gsi2pk")
+            .condition_expression("attribute_exists(pk) AND #status = :expected")
+            .set_expression_attribute_names(Some(names(&[("#status", "status")])))
+            .set_expression_attribute_values(Some(values(vec![
+                (":to", s(to.as_str())),
+                (":expected", s(expected.as_str())),
+                (":at", time_value(audit.at)),
+                (":gsi2pk", s(keys::status_gsi2_pk(to))),
+            ])))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let audit = AuditRecord::new(pk, audit);
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            // Condition failed or a concurrent transaction touched the item: caller re-reads.
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+}
+
+fn first_failed(reasons: &[String]) -> bool {
+    reasons.first().map(String::as_str) == Some("ConditionalCheckFailed")
+}
+
+/// `SET` clauses, names and values shared by touch and claim: what a heartbeat records. DynamoDB
+/// rejects unused names and values, so `#domain` appears only when a domain was reported.
+fn heartbeat_set(report: &HeartbeatReport) -> (String, HashMap<String, String>, Item) {
+    let mut attr_names = names(&[("#status", "status")]);
+    let mut set = vec!["last_seen_at = :at", "version = :version"];
+    let mut vals = values(vec![
+        (":at", time_value(report.at)),
+        (":version", s(report.version.clone())),
+        (":one", n(1)),
+    ]);
+    if let Some(domain) = &report.domain {
+        set.push("#domain = :domain");
+        vals.insert(":domain".into(), s(domain.as_str()));
+        attr_names.insert("#domain".into(), "domain".into());
+    }
+    (format!("SET {}", set.join(", ")), attr_names, vals)
+}
+
+#[async_trait]
+impl InstallationRegistry for DynamoStore {
+    #[tracing::instrument(skip_all, fields(license_id = %report.license_id, installation_id = %report.installation_id))]
+    async fn touch(&self, report: &HeartbeatReport) -> Result<Option<Installation>, StoreError> {
+        let (set, attr_names, mut vals) = heartbeat_set(report);
+        vals.insert(":active".into(), s("active"));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(
+                keys::license_pk(&report.license_id),
+                keys::installation_sk(&report.installation_id),
+            )))
+            .condition_expression("attribute_exists(pk) AND #status = :active")
+            .update_expression(format!("{set} ADD heartbeats :one"))
+            .set_expression_attribute_names(Some(attr_names.clone()))
+            .set_expression_attribute_values(Some(vals))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes
+                .map(|item| Installation::try_from(from_item::<InstallationRecord>(item)?))
+                .transpose(),
+            Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %report.license_id, installation_id = %report.installation_id))]
+    async fn claim_seat(
+        &self,
+        report: &HeartbeatReport,
+        seat_limit: u64,
+    ) -> Result<SeatClaim, StoreError> {
+        let (set, attr_names, mut vals) = heartbeat_set(report);
+        vals.extend(values(vec![
+            (":active", s("active")),
+            (":inactive", s("inactive")),
+            (":entity", s(ENTITY_INSTALLATION)),
+            (":id", s(report.installation_id.as_str())),
+            (":license_id", s(report.license_id.as_str())),
+        ]));
+        let seat = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(
+                keys::license_pk(&report.license_id),
+                keys::installation_sk(&report.installation_id),
+            )))
+            .update_expression(format!(
+                "{set}, #status = :active, entity = :entity, id = :id, license_id = :license_id, \
+                 first_seen_at = if_not_exists(first_seen_at, :at) ADD heartbeats :one"
+            ))
+            .condition_expression("attribute_not_exists(pk) OR #status = :inactive")
+            .set_expression_attribute_names(Some(attr_names.clone()))
+            .set_expression_attribute_values(Some(vals))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(
+                keys::license_pk(&report.license_id),
+                keys::LICENSE_SK,
+            )))
+            .update_expression("ADD active_installations :one")
+            .condition_expression("attribute_exists(pk) AND active_installations < :limit")
+            .set_expression_attribute_values(Some(values(vec![
+                (":one", n(1)),
+                (":limit", n(seat_limit)),
+            ])))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+
+        // Contention between installations of one license cancels transactions with
+        // TransactionConflict; retry with jittered backoff. Condition failures are final answers.
+        for attempt in 0..8u32 {
+            let items = vec![
+                TransactWriteItem::builder().update(seat.clone()).build(),
+                TransactWriteItem::builder().update(count.clone()).build(),
+            ];
+            match self.transact(items).await {
+                Ok(()) => {
+                    return Ok(SeatClaim::Seated(Installation {
+                        id: report.installation_id.clone(),
+                        license_id: report.license_id.clone(),
+                        status: InstallationStatus::Active,
+                        version: report.version.clone(),
+                        domain: report.domain.clone(),
+                        first_seen_at: report.at,
+                        last_seen_at: report.at,
+                    }));
+                }
+                Err(TransactError::Cancelled(reasons)) => {
+                    let reason = |i: usize| reasons.get(i).map(String::as_str).unwrap_or("None");
+                    if reason(0) == "ConditionalCheckFailed" {
+                        // Already seated (a concurrent beat of the same installation won).
+                        if let Some(i) = self.touch(report).await? {
+                            return Ok(SeatClaim::Seated(i));
+                        }
+                    } else if reason(1) == "ConditionalCheckFailed" {
+                        return Ok(SeatClaim::SeatsFull);
+                    }
+                }
+                Err(TransactError::Store(StoreError::Throttled)) => {}
+                Err(TransactError::Store(e)) => return Err(e),
+            }
+            let jitter = rand::random_range(0..20u64);
+            tokio::time::sleep(Duration::from_millis((10 << attempt.min(5)) + jitter)).await;
+        }
+        Err(StoreError::Throttled)
+    }
+}
+
+#[async_trait]
+impl CustomerDirectory for DynamoStore {
+    #[tracing::instrument(skip_all, fields(customer_id = %customer.id))]
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let record = CustomerRecord::from(customer);
+        let audit = AuditRecord::new(record.pk.clone(), audit);
+        let items = vec![
+            self.put(to_item(&record)?, Some("attribute_not_exists(pk)"))?,
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TransactError::Cancelled(reasons)) if first_failed(&reasons) => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(TransactError::Cancelled(_)) => Err(StoreError::Throttled),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        self.get(keys::key(keys::customer_pk(id), keys::CUSTOMER_SK))
+            .await?
+            .map(|item| Customer::try_from(from_item::<CustomerRecord>(item)?))
+            .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    async fn licenses_of(&self, id: &CustomerId) -> Result<Vec<LicenseDetail>, StoreError> {
+        // The customer index is eventually consistent: a license issued a moment ago may be
+        // missing from this list for a moment. Each license's own partition is read consistently.
+        let listed = self
+            .query_all(
+                Some(keys::GSI1),
+                "gsi1pk = :pk",
+                values(vec![(":pk", s(keys::customer_pk(id)))]),
+            )
+            .await?;
+        let mut details = Vec::with_capacity(listed.len());
+        for item in listed {
+            let record: LicenseRecord = from_item(item)?;
+            let partition = self
+                .query_all(None, "pk = :pk", values(vec![(":pk", s(record.pk.clone()))]))
+                .await?;
+            let mut detail = LicenseDetail {
+                license: License::try_from(record)?,
+                installations: Vec::new(),
+                audit: Vec::new(),
+            };
+            for item in partition {
+                let tag: Tagged = from_item(item.clone())?;
+                match tag.entity.as_str() {
+                    ENTITY_LICENSE => {
+                        detail.license = License::try_from(from_item::<LicenseRecord>(item)?)?;
+                    }
+                    ENTITY_INSTALLATION => detail.installations.push(Installation::try_from(
+                        from_item::<InstallationRecord>(item)?,
+                    )?),
+                    ENTITY_AUDIT => detail
+                        .audit
+                        .push(AuditEntry::from(from_item::<AuditRecord>(item)?)),
+                    // Later entities (usage counters, …) live here too; lookup ignores them.
+                    _ => {}
+                }
+            }
+            details.push(detail);
+        }
+        details.sort_by(|a, b| a.license.issued_at.cmp(&b.license.issued_at));
+        Ok(details)
+    }
+}

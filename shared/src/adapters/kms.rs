@@ -1,0 +1,105 @@
+//! KMS adapter: ES256 signing with `Sign` (RAW messages; the emulator ignores `DIGEST`) and the
+//! key ring loaded with `GetPublicKey` once per process — never per request (that API allows
+//! 5 requests per second per account).
+
+use async_trait::async_trait;
+use aws_sdk_kms::Client;
+use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+
+use crate::domain::ports::TokenSigner;
+use crate::token::{KeyRing, KeyRingError, SignError};
+
+/// Signs with one KMS key. Construct with [`KmsSigner::connect`], which resolves aliases.
+#[derive(Debug, Clone)]
+pub struct KmsSigner {
+    client: Client,
+    key_arn: String,
+    kid: String,
+}
+
+/// A public key as KMS returns it.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// Our key id: the KMS key's UUID (never the ARN, which would publish the account id).
+    pub kid: String,
+    /// SubjectPublicKeyInfo DER.
+    pub spki_der: Vec<u8>,
+}
+
+/// Fetches the public key of `key_ref` (key id, ARN, alias name or alias ARN).
+pub async fn public_key(client: &Client, key_ref: &str) -> Result<(String, PublicKey), KeyRingError> {
+    let fetch = |source: Box<dyn std::error::Error + Send + Sync>| KeyRingError::Fetch {
+        kid: key_ref.to_owned(),
+        source,
+    };
+    let out = client
+        .get_public_key()
+        .key_id(key_ref)
+        .send()
+        .await
+        .map_err(|e| fetch(Box::new(e)))?;
+    let arn = out.key_id.ok_or_else(|| fetch("GetPublicKey returned no key id".into()))?;
+    let der = out
+        .public_key
+        .ok_or_else(|| fetch("GetPublicKey returned no public key".into()))?
+        .into_inner();
+    let kid = arn.rsplit('/').next().unwrap_or(&arn).to_owned();
+    Ok((arn, PublicKey { kid, spki_der: der }))
+}
+
+/// Loads every key in `key_refs` (signing key first, then keys kept for rotation) into a ring.
+pub async fn load_key_ring(
+    client: &Client,
+    issuer: &str,
+    key_refs: &[String],
+) -> Result<KeyRing, KeyRingError> {
+    let mut keys = Vec::with_capacity(key_refs.len());
+    for key_ref in key_refs {
+        keys.push(public_key(client, key_ref).await?.1);
+    }
+    KeyRing::from_spki_der(
+        issuer,
+        keys.iter().map(|k| (k.kid.as_str(), k.spki_der.as_slice())),
+    )
+}
+
+impl KmsSigner {
+    /// Resolves `key_ref` (an alias is fine) to the key it names, once.
+    pub async fn connect(client: Client, key_ref: &str) -> Result<Self, KeyRingError> {
+        let (key_arn, public) = public_key(&client, key_ref).await?;
+        Ok(Self {
+            client,
+            key_arn,
+            kid: public.kid,
+        })
+    }
+}
+
+#[async_trait]
+impl TokenSigner for KmsSigner {
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    #[tracing::instrument(skip_all, fields(kid = %self.kid, bytes = message.len()))]
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let out = self
+            .client
+            .sign()
+            .key_id(&self.key_arn)
+            .message(Blob::new(message))
+            .message_type(MessageType::Raw)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await
+            .map_err(|e| match e.code() {
+                Some("ThrottlingException") => SignError::Throttled,
+                _ => SignError::Backend(Box::new(e)),
+            })?;
+        out.signature
+            .map(Blob::into_inner)
+            .ok_or(SignError::BadSignature)
+    }
+}

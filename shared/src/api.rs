@@ -1,0 +1,523 @@
+//! Wire types: request DTOs (converted with `TryFrom` into domain commands, so handlers never
+//! re-check) and response views. JSON fields are camelCase; limit names stay snake_case because
+//! they are identifiers, not fields.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::ports::LicenseDetail;
+use crate::domain::{
+    AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, Hostname,
+    Installation, InstallationId, InstallationStatus, License, LicenseId, LicenseStatus,
+    LimitOverrides, Limits, Plan,
+};
+use crate::service::admin::{IssueCommand, NewCustomer, Term};
+use crate::service::check::Code;
+use crate::service::heartbeat::{Beat, HeartbeatCommand};
+use crate::service::validate::{Checked, ValidateCommand};
+use crate::token::{Jwks, LicenseKey};
+
+fn parse<T, E: Into<crate::domain::ParseError>>(
+    field: &'static str,
+    result: Result<T, E>,
+) -> Result<T, DomainError> {
+    result.map_err(|e| DomainError::InvalidField {
+        field,
+        source: e.into(),
+    })
+}
+
+fn text(field: &'static str, value: String, max: usize) -> Result<String, DomainError> {
+    let value = value.trim().to_owned();
+    let printable = value.chars().all(|c| !c.is_control());
+    if value.is_empty() || value.chars().count() > max || !printable {
+        return Err(DomainError::InvalidValue {
+            field,
+            message: format!("must be 1 to {max} printable characters"),
+        });
+    }
+    Ok(value)
+}
+
+/// `POST /api/validate`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateRequest {
+    /// The license key (a JWT).
+    pub license_key: String,
+    /// The asking installation.
+    pub installation_id: String,
+    /// The domain it serves.
+    pub domain: Option<String>,
+    /// A feature to check.
+    pub feature: Option<String>,
+    /// Its product version (informational).
+    pub version: Option<String>,
+}
+
+impl TryFrom<ValidateRequest> for ValidateCommand {
+    type Error = DomainError;
+
+    fn try_from(r: ValidateRequest) -> Result<Self, DomainError> {
+        if let Some(v) = r.version {
+            text("version", v, 64)?;
+        }
+        Ok(Self {
+            key: LicenseKey::new(r.license_key),
+            installation_id: parse("installationId", InstallationId::parse(&r.installation_id))?,
+            domain: r
+                .domain
+                .map(|d| parse("domain", Hostname::parse(&d)))
+                .transpose()?,
+            feature: r
+                .feature
+                .map(|f| parse("feature", Feature::parse(&f)))
+                .transpose()?,
+        })
+    }
+}
+
+/// `POST /api/heartbeat`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    /// The license key.
+    pub license_key: String,
+    /// The installation.
+    pub installation_id: String,
+    /// Its product version.
+    pub version: String,
+    /// The domain it serves.
+    pub domain: Option<String>,
+}
+
+impl TryFrom<HeartbeatRequest> for HeartbeatCommand {
+    type Error = DomainError;
+
+    fn try_from(r: HeartbeatRequest) -> Result<Self, DomainError> {
+        Ok(Self {
+            key: LicenseKey::new(r.license_key),
+            installation_id: parse("installationId", InstallationId::parse(&r.installation_id))?,
+            version: text("version", r.version, 64)?,
+            domain: r
+                .domain
+                .map(|d| parse("domain", Hostname::parse(&d)))
+                .transpose()?,
+        })
+    }
+}
+
+/// `POST /api/revoke`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeRequest {
+    /// The license to revoke.
+    pub license_id: String,
+    /// Why (recorded in the audit trail).
+    pub reason: String,
+}
+
+impl RevokeRequest {
+    /// The parsed id and reason.
+    pub fn parse(self) -> Result<(LicenseId, String), DomainError> {
+        Ok((
+            parse("licenseId", LicenseId::parse(&self.license_id))?,
+            text("reason", self.reason, 500)?,
+        ))
+    }
+}
+
+/// `POST /api/admin/licenses/{licenseId}/suspend|reinstate`.
+#[derive(Debug, Default, Deserialize)]
+pub struct StatusChangeRequest {
+    /// Why (recorded in the audit trail).
+    pub reason: Option<String>,
+}
+
+impl StatusChangeRequest {
+    /// The parsed reason, if any.
+    pub fn parse(self) -> Result<Option<String>, DomainError> {
+        self.reason.map(|r| text("reason", r, 500)).transpose()
+    }
+}
+
+/// `POST /api/admin/customers`.
+#[derive(Debug, Deserialize)]
+pub struct CreateCustomerRequest {
+    /// Display name.
+    pub name: String,
+    /// Contact email.
+    pub email: String,
+}
+
+impl From<CreateCustomerRequest> for NewCustomer {
+    fn from(r: CreateCustomerRequest) -> Self {
+        Self {
+            name: r.name,
+            email: r.email,
+        }
+    }
+}
+
+/// `POST /api/admin/licenses`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueLicenseRequest {
+    /// Owner.
+    pub customer_id: String,
+    /// `starter`, `professional` or `enterprise`.
+    pub plan: String,
+    /// End of term (RFC 3339); exclusive with `validDays`.
+    pub expires_at: Option<String>,
+    /// Term in days (1..=3650, default 365).
+    pub valid_days: Option<i64>,
+    /// Replaces the plan's features.
+    pub features: Option<Vec<String>>,
+    /// Overrides some of the plan's limits.
+    pub limits: Option<LimitOverrides>,
+    /// Allowed domains.
+    pub domain_restrictions: Option<Vec<String>>,
+}
+
+impl TryFrom<IssueLicenseRequest> for IssueCommand {
+    type Error = DomainError;
+
+    fn try_from(r: IssueLicenseRequest) -> Result<Self, DomainError> {
+        let plan = Plan::parse(&r.plan).ok_or_else(|| DomainError::InvalidValue {
+            field: "plan",
+            message: "must be one of starter, professional, enterprise".into(),
+        })?;
+        let term = match (r.expires_at, r.valid_days) {
+            (Some(_), Some(_)) => {
+                return Err(DomainError::InvalidValue {
+                    field: "expiresAt",
+                    message: "give expiresAt or validDays, not both".into(),
+                });
+            }
+            (Some(at), None) => Term::Until(
+                OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| DomainError::InvalidValue {
+                        field: "expiresAt",
+                        message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z".into(),
+                    })?,
+            ),
+            (None, days) => Term::Days(days.unwrap_or(crate::service::admin::DEFAULT_VALID_DAYS)),
+        };
+        let features = r
+            .features
+            .map(|list| {
+                list.iter()
+                    .map(|f| parse("features", Feature::parse(f)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let domains = r.domain_restrictions.unwrap_or_default();
+        if domains.len() > 50 {
+            return Err(DomainError::InvalidValue {
+                field: "domainRestrictions",
+                message: "at most 50 entries".into(),
+            });
+        }
+        Ok(Self {
+            customer_id: parse("customerId", CustomerId::parse(&r.customer_id))?,
+            plan,
+            term,
+            features,
+            limits: r.limits.unwrap_or_default(),
+            domain_restrictions: domains
+                .iter()
+                .map(|d| parse("domainRestrictions", DomainPattern::parse(d)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// A license as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseView {
+    /// Id.
+    pub id: LicenseId,
+    /// Owner.
+    pub customer_id: CustomerId,
+    /// Tier.
+    pub plan: Plan,
+    /// State.
+    pub status: LicenseStatus,
+    /// Issue time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// Expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Entitled features.
+    pub features: Vec<Feature>,
+    /// Limits.
+    pub limits: Limits,
+    /// Allowed domains (empty: any).
+    pub domain_restrictions: Vec<DomainPattern>,
+}
+
+impl From<&License> for LicenseView {
+    fn from(l: &License) -> Self {
+        Self {
+            id: l.id.clone(),
+            customer_id: l.customer_id,
+            plan: l.plan,
+            status: l.status,
+            issued_at: l.issued_at,
+            expires_at: l.expires_at,
+            features: l.features.iter().cloned().collect(),
+            limits: l.limits,
+            domain_restrictions: l.domain_restrictions.clone(),
+        }
+    }
+}
+
+/// An installation as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallationView {
+    /// Id.
+    pub id: InstallationId,
+    /// Seat state.
+    pub status: InstallationStatus,
+    /// Last reported version.
+    pub version: String,
+    /// Last reported domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Hostname>,
+    /// First heartbeat.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen_at: OffsetDateTime,
+    /// Latest heartbeat.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+}
+
+impl From<&Installation> for InstallationView {
+    fn from(i: &Installation) -> Self {
+        Self {
+            id: i.id.clone(),
+            status: i.status,
+            version: i.version.clone(),
+            domain: i.domain.clone(),
+            first_seen_at: i.first_seen_at,
+            last_seen_at: i.last_seen_at,
+        }
+    }
+}
+
+/// `POST /api/validate` answer (always 200 for a well-formed request).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidateResponse {
+    /// Whether `code` is `VALID`.
+    pub valid: bool,
+    /// The verdict.
+    pub code: Code,
+    /// A sentence for humans.
+    pub detail: String,
+    /// Server time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// The license, once the key verified and the record exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<LicenseView>,
+}
+
+impl ValidateResponse {
+    /// The view of a check result at `ts`.
+    pub fn new(checked: &Checked, ts: OffsetDateTime) -> Self {
+        Self {
+            valid: checked.is_valid(),
+            code: checked.verdict.code,
+            detail: checked.verdict.detail.clone(),
+            ts,
+            license: checked.license.as_ref().map(LicenseView::from),
+        }
+    }
+}
+
+/// Heartbeat timing advice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatTiming {
+    /// Seconds between heartbeats.
+    pub interval_seconds: i64,
+    /// When the next one is due.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_due_at: OffsetDateTime,
+}
+
+/// `POST /api/heartbeat` answer (always 200 for a well-formed request).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// Whether `code` is `VALID` (the installation holds a seat under a usable license).
+    pub ok: bool,
+    /// The verdict.
+    pub code: Code,
+    /// A sentence for humans.
+    pub detail: String,
+    /// Server time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// The license, once the key verified and the record exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<LicenseView>,
+    /// The installation as recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installation: Option<InstallationView>,
+    /// When to beat next.
+    pub heartbeat: HeartbeatTiming,
+}
+
+impl HeartbeatResponse {
+    /// The view of a heartbeat result at `ts`.
+    pub fn new(beat: &Beat, interval: time::Duration, ts: OffsetDateTime) -> Self {
+        Self {
+            ok: beat.verdict.code == Code::Valid,
+            code: beat.verdict.code,
+            detail: beat.verdict.detail.clone(),
+            ts,
+            license: beat.license.as_ref().map(LicenseView::from),
+            installation: beat.installation.as_ref().map(InstallationView::from),
+            heartbeat: HeartbeatTiming {
+                interval_seconds: interval.whole_seconds(),
+                next_due_at: beat.next_due_at,
+            },
+        }
+    }
+}
+
+/// A customer as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerView {
+    /// Id.
+    pub id: CustomerId,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&Customer> for CustomerView {
+    fn from(c: &Customer) -> Self {
+        Self {
+            id: c.id,
+            name: c.name.clone(),
+            email: c.email.clone(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// An audit entry as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditView {
+    /// What happened.
+    pub action: String,
+    /// Who did it.
+    pub actor: String,
+    /// Why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Status before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<LicenseStatus>,
+    /// Status after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<LicenseStatus>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(a: &AuditEntry) -> Self {
+        Self {
+            action: a.action.clone(),
+            actor: a.actor.as_str().to_owned(),
+            reason: a.reason.clone(),
+            from: a.from,
+            to: a.to,
+            at: a.at,
+        }
+    }
+}
+
+/// A license with its installations and audit trail, for `GET /api/license/{customerId}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseDetailView {
+    /// The license.
+    #[serde(flatten)]
+    pub license: LicenseView,
+    /// Installations holding a seat.
+    pub active_installations: u64,
+    /// Every installation.
+    pub installations: Vec<InstallationView>,
+    /// State changes, oldest first.
+    pub audit: Vec<AuditView>,
+}
+
+impl From<&LicenseDetail> for LicenseDetailView {
+    fn from(d: &LicenseDetail) -> Self {
+        Self {
+            license: LicenseView::from(&d.license),
+            active_installations: d.license.active_installations,
+            installations: d.installations.iter().map(InstallationView::from).collect(),
+            audit: d.audit.iter().map(AuditView::from).collect(),
+        }
+    }
+}
+
+/// `GET /api/license/{customerId}` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerLicensesResponse {
+    /// The customer.
+    pub customer: CustomerView,
+    /// Their licenses, oldest first.
+    pub licenses: Vec<LicenseDetailView>,
+}
+
+/// `POST /api/revoke` and suspend / reinstate answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusChangeResponse {
+    /// The license after the call.
+    pub license: LicenseView,
+    /// Whether this call changed it (false: it already had that status).
+    pub changed: bool,
+}
+
+/// `POST /api/admin/customers` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerCreatedResponse {
+    /// The new customer.
+    pub customer: CustomerView,
+}
+
+/// `POST /api/admin/licenses` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseIssuedResponse {
+    /// The new license.
+    pub license: LicenseView,
+    /// Its signed key: hand it to the customer. Shown once; not stored in plain text by us.
+    pub license_key: String,
+}
+
+/// `GET /health` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// Always `ok`.
+    pub status: String,
+    /// The deployed version.
+    pub version: String,
+}
+
+/// `GET /.well-known/jwks.json` answer.
+pub type JwksResponse = Jwks;

@@ -1,0 +1,43 @@
+//! AWS SDK configuration: one loader for every function and tool. `AWS_ENDPOINT_URL` (and the
+//! per-service `AWS_ENDPOINT_URL_<SERVICE>`) point the SDK at the local emulator.
+
+/// Loads the shared SDK configuration from the environment.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::kms::{KmsSigner, load_key_ring};
+use crate::config::{Config, ConfigError};
+use crate::token::{KeyRing, KeyRingError};
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Configuration is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The signing keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyRingError),
+}
+
+/// The store on `TABLE_NAME`.
+pub fn store(sdk: &aws_config::SdkConfig, config: &Config) -> Result<DynamoStore, InitError> {
+    Ok(DynamoStore::new_with_table(
+        aws_sdk_dynamodb::Client::new(sdk),
+        config.table_name()?,
+    ))
+}
+
+/// The key ring of every trusted key, fetched once (cold start) from KMS `GetPublicKey`.
+pub async fn key_ring(sdk: &aws_config::SdkConfig, config: &Config) -> Result<KeyRing, InitError> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    Ok(load_key_ring(&kms, config.issuer(), &config.trusted_key_ids()?).await?)
+}
+
+/// The signer for `SIGNING_KEY_ID`.
+pub async fn signer(sdk: &aws_config::SdkConfig, config: &Config) -> Result<KmsSigner, InitError> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    Ok(KmsSigner::connect(kms, config.signing_key_id()?).await?)
+}

@@ -1,0 +1,234 @@
+//! Configuration: the only place that knows environment variable names. Read once at cold start;
+//! a function fails fast, naming the variable, when something it needs is missing or malformed.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("environment variable {name} is invalid: {why}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+/// Everything any function may need; each function asks for the parts it uses.
+#[derive(Clone)]
+pub struct Config {
+    table_name: Option<String>,
+    signing_key_id: Option<String>,
+    verify_key_ids: Vec<String>,
+    issuer: String,
+    admin: Option<AdminAuth>,
+    heartbeat_interval_seconds: u32,
+    deployed_version: String,
+}
+
+/// Default `iss` claim.
+pub const DEFAULT_ISSUER: &str = "nectar-cloud";
+/// Default heartbeat interval: hourly, as the installation agent beats.
+pub const DEFAULT_HEARTBEAT_INTERVAL_SECONDS: u32 = 3600;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let heartbeat_interval_seconds = match get("HEARTBEAT_INTERVAL_SECONDS") {
+            None => DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|s| (60..=86_400).contains(s))
+                .ok_or(ConfigError::Invalid {
+                    name: "HEARTBEAT_INTERVAL_SECONDS",
+                    why: "must be a whole number of seconds from 60 to 86400",
+                })?,
+        };
+        let admin = get("ADMIN_TOKEN_SHA256")
+            .map(|hex_hash| AdminAuth::from_hex_sha256(&hex_hash))
+            .transpose()?;
+        Ok(Self {
+            table_name: get("TABLE_NAME"),
+            signing_key_id: get("SIGNING_KEY_ID"),
+            verify_key_ids: get("VERIFY_KEY_IDS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            issuer: get("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.into()),
+            admin,
+            heartbeat_interval_seconds,
+            deployed_version: get("DEPLOYED_VERSION")
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+        })
+    }
+
+    /// `TABLE_NAME`: the DynamoDB table.
+    pub fn table_name(&self) -> Result<&str, ConfigError> {
+        self.table_name
+            .as_deref()
+            .ok_or(ConfigError::Missing("TABLE_NAME"))
+    }
+
+    /// `SIGNING_KEY_ID`: the KMS key (id, ARN or alias) that signs new tokens.
+    pub fn signing_key_id(&self) -> Result<&str, ConfigError> {
+        self.signing_key_id
+            .as_deref()
+            .ok_or(ConfigError::Missing("SIGNING_KEY_ID"))
+    }
+
+    /// Keys whose signatures verify: the signing key, then `VERIFY_KEY_IDS` (comma-separated keys
+    /// kept through a rotation).
+    pub fn trusted_key_ids(&self) -> Result<Vec<String>, ConfigError> {
+        let mut ids = vec![self.signing_key_id()?.to_owned()];
+        ids.extend(self.verify_key_ids.iter().cloned());
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// `TOKEN_ISSUER` (default `nectar-cloud`): the `iss` of every token.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `ADMIN_TOKEN_SHA256`: hex SHA-256 of the admin bearer token.
+    pub fn admin_auth(&self) -> Result<&AdminAuth, ConfigError> {
+        self.admin
+            .as_ref()
+            .ok_or(ConfigError::Missing("ADMIN_TOKEN_SHA256"))
+    }
+
+    /// `HEARTBEAT_INTERVAL_SECONDS` (60..=86400, default 3600).
+    pub fn heartbeat_interval(&self) -> time::Duration {
+        time::Duration::seconds(i64::from(self.heartbeat_interval_seconds))
+    }
+
+    /// `DEPLOYED_VERSION` (default: the crate version).
+    pub fn deployed_version(&self) -> &str {
+        &self.deployed_version
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("table_name", &self.table_name)
+            .field("signing_key_id", &self.signing_key_id)
+            .field("verify_key_ids", &self.verify_key_ids)
+            .field("issuer", &self.issuer)
+            .field("admin", &self.admin.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks admin bearer tokens against a configured SHA-256, in constant time. Only the hash is ever
+/// held, so neither config dumps nor memory reveal the token.
+#[derive(Clone)]
+pub struct AdminAuth {
+    hash: [u8; 32],
+}
+
+impl AdminAuth {
+    /// From 64 hex characters.
+    pub fn from_hex_sha256(hex_hash: &str) -> Result<Self, ConfigError> {
+        let invalid = ConfigError::Invalid {
+            name: "ADMIN_TOKEN_SHA256",
+            why: "must be 64 hex characters (the SHA-256 of the admin token)",
+        };
+        let bytes = hex::decode(hex_hash).map_err(|_| invalid.clone())?;
+        let hash: [u8; 32] = bytes.try_into().map_err(|_| invalid)?;
+        Ok(Self { hash })
+    }
+
+    /// The hex SHA-256 of `token`: what to store in the secret.
+    pub fn hash_token(token: &str) -> String {
+        hex::encode(Sha256::digest(token.as_bytes()))
+    }
+
+    /// Whether `token` is the admin token.
+    pub fn accepts(&self, token: &str) -> bool {
+        let digest = Sha256::digest(token.as_bytes());
+        bool::from(digest.as_slice().ct_eq(&self.hash))
+    }
+}
+
+impl fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminAuth(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn missing_required_variables_are_named() {
+        let c = config(&[]).expect("nothing is required up front");
+        assert_eq!(c.table_name(), Err(ConfigError::Missing("TABLE_NAME")));
+        assert_eq!(c.signing_key_id(), Err(ConfigError::Missing("SIGNING_KEY_ID")));
+        assert!(matches!(c.admin_auth(), Err(ConfigError::Missing("ADMIN_TOKEN_SHA256"))));
+        assert_eq!(c.issuer(), DEFAULT_ISSUER);
+    }
+
+    #[test]
+    fn a_malformed_admin_hash_fails_at_load_time() {
+        let err = config(&[("ADMIN_TOKEN_SHA256", "not-hex")]).expect_err("must fail");
+        assert!(matches!(err, ConfigError::Invalid { name: "ADMIN_TOKEN_SHA256", .. }));
+    }
+
+    #[test]
+    fn heartbeat_interval_is_bounded() {
+        assert!(config(&[("HEARTBEAT_INTERVAL_SECONDS", "30")]).is_err());
+        assert!(config(&[("HEARTBEAT_INTERVAL_SECONDS", "abc")]).is_err());
+        let c = config(&[("HEARTBEAT_INTERVAL_SECONDS", "600")]).expect("valid");
+        assert_eq!(c.heartbeat_interval(), time::Duration::minutes(10));
+    }
+
+    #[test]
+    fn trusted_keys_start_with_the_signing_key() {
+        let c = config(&[("SIGNING_KEY_ID", "alias/new"), ("VERIFY_KEY_IDS", " old-1, ,old-2")])
+            .expect("valid");
+        assert_eq!(
+            c.trusted_key_ids().expect("set"),
+            vec!["alias/new", "old-1", "old-2"]
+        );
+    }
+
+    #[test]
+    fn admin_auth_accepts_only_the_token_whose_hash_is_configured() {
+        let auth = AdminAuth::from_hex_sha256(&AdminAuth::hash_token("s3cret")).expect("valid");
+        assert!(auth.accepts("s3cret"));
+        assert!(!auth.accepts("s3cret "));
+        assert!(!auth.accepts(""));
+        assert_eq!(format!("{auth:?}"), "AdminAuth(<redacted>)");
+    }
+}

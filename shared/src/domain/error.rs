@@ -1,0 +1,79 @@
+//! Domain and storage errors, by meaning. `crate::http` maps them to responses in one place.
+
+use super::ids::ParseError;
+use super::license::LicenseStatus;
+use crate::token::SignError;
+
+/// A storage failure, as adapters report it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional create found the item already there.
+    #[error("item already exists")]
+    AlreadyExists,
+    /// The store throttled us; the caller may retry later.
+    #[error("store throttled the request")]
+    Throttled,
+    /// A stored item does not decode: a bug or a hand edit, never the caller's fault.
+    #[error("stored item is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other failure of the store.
+    #[error("store request failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a service refused or failed an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// A request field that parsed as JSON but breaks its format rule.
+    #[error("{field}: {source}")]
+    InvalidField {
+        /// The API field name.
+        field: &'static str,
+        /// What rule it broke.
+        #[source]
+        source: ParseError,
+    },
+    /// A request field with an out-of-range or inconsistent value.
+    #[error("{field}: {message}")]
+    InvalidValue {
+        /// The API field name.
+        field: &'static str,
+        /// What is wrong, for the caller.
+        message: String,
+    },
+    /// A feature name the product does not know.
+    #[error("unknown feature `{0}`")]
+    UnknownFeature(String),
+    /// No such customer.
+    #[error("customer not found")]
+    CustomerNotFound,
+    /// No such license.
+    #[error("license not found")]
+    LicenseNotFound,
+    /// The license's status does not allow the action.
+    #[error("cannot {action} a license that is {}", from.as_str())]
+    InvalidTransition {
+        /// What was asked.
+        action: &'static str,
+        /// The status it is in.
+        from: LicenseStatus,
+    },
+    /// The claims would exceed what KMS can sign.
+    #[error("the license is too large to sign ({0} bytes of signing input; limit 4096)")]
+    LicenseTooLarge(usize),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing failed.
+    #[error("signing failed")]
+    Signing(#[source] SignError),
+}
+
+impl From<SignError> for DomainError {
+    fn from(e: SignError) -> Self {
+        match e {
+            SignError::TooLarge(n) => Self::LicenseTooLarge(n),
+            other => Self::Signing(other),
+        }
+    }
+}

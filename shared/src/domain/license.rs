@@ -1,0 +1,248 @@
+//! Licenses, installations, customers and audit entries: the entities the control plane stores.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::ids::{CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId};
+use super::plan::{Limits, Plan};
+
+/// Where a license is in its life. Only `active` licenses validate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LicenseStatus {
+    /// In force (still subject to its expiry date).
+    Active,
+    /// Paused by an operator; may be reinstated.
+    Suspended,
+    /// Past its expiry date (set by the lifecycle job; validation checks the date regardless).
+    Expired,
+    /// Permanently withdrawn. Terminal.
+    Revoked,
+}
+
+impl LicenseStatus {
+    /// The lower-case name used in storage and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A license as stored: the authoritative state behind a signed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct License {
+    /// Human-readable id, also the key's `jti`.
+    pub id: LicenseId,
+    /// Owner.
+    pub customer_id: CustomerId,
+    /// Tier the defaults came from.
+    pub plan: Plan,
+    /// Current state.
+    pub status: LicenseStatus,
+    /// Entitled features.
+    pub features: BTreeSet<Feature>,
+    /// Numeric limits; `limits.installations` is the seat count.
+    pub limits: Limits,
+    /// Empty means "any domain".
+    pub domain_restrictions: Vec<DomainPattern>,
+    /// When the key was issued (whole seconds).
+    pub issued_at: OffsetDateTime,
+    /// When the license stops validating (whole seconds).
+    pub expires_at: OffsetDateTime,
+    /// Installations currently holding a seat.
+    pub active_installations: u64,
+    /// Last state change (whole seconds).
+    pub updated_at: OffsetDateTime,
+}
+
+impl License {
+    /// Whether the license is past its expiry date at `now`.
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Whether `host` satisfies the domain restrictions (`None` passes only if unrestricted).
+    pub fn allows_domain(&self, host: Option<&Hostname>) -> bool {
+        if self.domain_restrictions.is_empty() {
+            return true;
+        }
+        host.is_some_and(|h| self.domain_restrictions.iter().any(|p| p.matches(h)))
+    }
+
+    /// Whether `feature` is entitled.
+    pub fn has_feature(&self, feature: &Feature) -> bool {
+        self.features.contains(feature)
+    }
+
+    /// Whether every seat is taken.
+    pub fn seats_full(&self) -> bool {
+        self.active_installations >= self.limits.installations
+    }
+}
+
+/// Whether an installation holds a seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallationStatus {
+    /// Holds a seat.
+    Active,
+    /// Released its seat (culled after missing heartbeats); a heartbeat may revive it.
+    Inactive,
+}
+
+/// One running copy of the self-hosted product, known from its heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installation {
+    /// The installation's own id.
+    pub id: InstallationId,
+    /// The license it runs under.
+    pub license_id: LicenseId,
+    /// Seat state.
+    pub status: InstallationStatus,
+    /// Product version last reported.
+    pub version: String,
+    /// Domain last reported, if any.
+    pub domain: Option<Hostname>,
+    /// First heartbeat.
+    pub first_seen_at: OffsetDateTime,
+    /// Latest heartbeat.
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// A paying organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    /// Stable id (also the key's `cid`).
+    pub id: CustomerId,
+    /// Display name.
+    pub name: String,
+    /// Where notices go.
+    pub email: String,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// Who did something, recorded in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(String);
+
+impl Actor {
+    /// An operator using the admin API; `label` comes from the optional `X-Nectar-Actor` header.
+    pub fn admin(label: Option<&str>) -> Self {
+        let clean: String = label
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+            .take(64)
+            .collect();
+        if clean.is_empty() {
+            Self("admin".into())
+        } else {
+            Self(format!("admin:{clean}"))
+        }
+    }
+
+    /// A non-human caller, such as the CLI or a scheduled job.
+    pub fn system(name: &str) -> Self {
+        Self(format!("system:{name}"))
+    }
+
+    /// An actor read back from storage, as it was recorded.
+    pub fn recorded(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The recorded text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One state change, written in the same transaction as the change itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// What happened, e.g. `license.revoked`.
+    pub action: String,
+    /// Who did it.
+    pub actor: Actor,
+    /// Why, as given by the actor.
+    pub reason: Option<String>,
+    /// Status before, for status changes.
+    pub from: Option<LicenseStatus>,
+    /// Status after, for status changes.
+    pub to: Option<LicenseStatus>,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// Truncates to whole seconds: keys carry seconds, and stored timestamps must sort as text.
+pub fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn license(restrictions: &[&str]) -> License {
+        License {
+            id: LicenseId::parse("NECTAR-STARTER-2026-AAAAAAAA").expect("valid"),
+            customer_id: CustomerId::from_uuid(uuid::Uuid::nil()),
+            plan: Plan::Starter,
+            status: LicenseStatus::Active,
+            features: Plan::Starter.default_features(),
+            limits: Plan::Starter.default_limits(),
+            domain_restrictions: restrictions
+                .iter()
+                .map(|r| DomainPattern::parse(r).expect("valid"))
+                .collect(),
+            issued_at: datetime!(2026-01-01 0:00 UTC),
+            expires_at: datetime!(2027-01-01 0:00 UTC),
+            active_installations: 0,
+            updated_at: datetime!(2026-01-01 0:00 UTC),
+        }
+    }
+
+    #[test]
+    fn a_license_expires_at_its_expiry_instant_not_a_second_later() {
+        let l = license(&[]);
+        assert!(!l.is_expired_at(datetime!(2026-12-31 23:59:59 UTC)));
+        assert!(l.is_expired_at(datetime!(2027-01-01 0:00 UTC)));
+    }
+
+    #[test]
+    fn an_unrestricted_license_allows_any_domain_or_none() {
+        let l = license(&[]);
+        assert!(l.allows_domain(None));
+        assert!(l.allows_domain(Some(&Hostname::parse("x.io").expect("valid"))));
+    }
+
+    #[test]
+    fn a_restricted_license_needs_a_matching_domain() {
+        let l = license(&["app.acme.com", "*.acme.dev"]);
+        let host = |s: &str| Hostname::parse(s).expect("valid");
+        assert!(!l.allows_domain(None));
+        assert!(l.allows_domain(Some(&host("APP.acme.com."))));
+        assert!(l.allows_domain(Some(&host("eu.acme.dev"))));
+        assert!(!l.allows_domain(Some(&host("acme.dev"))));
+        assert!(!l.allows_domain(Some(&host("evilacme.dev"))));
+    }
+
+    #[test]
+    fn admin_actor_labels_are_sanitised_and_bounded() {
+        assert_eq!(Actor::admin(None).as_str(), "admin");
+        assert_eq!(
+            Actor::admin(Some("alice@nectar.io")).as_str(),
+            "admin:alice@nectar.io"
+        );
+        assert_eq!(Actor::admin(Some("<script>")).as_str(), "admin:script");
+        assert_eq!(Actor::admin(Some(&"x".repeat(500))).as_str().len(), 70);
+    }
+}

@@ -1,0 +1,14 @@
+//! The domain: identifiers, plans, licenses and the ports services depend on. No AWS here.
+
+pub mod error;
+pub mod ids;
+pub mod license;
+pub mod plan;
+pub mod ports;
+
+pub use error::{DomainError, StoreError};
+pub use ids::{CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId, ParseError};
+pub use license::{
+    Actor, AuditEntry, Customer, Installation, InstallationStatus, License, LicenseStatus,
+};
+pub use plan::{LimitOverrides, Limits, Plan};

@@ -1,0 +1,195 @@
+//! The plan catalogue: each tier's default features and limits, in one typed table.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::Feature;
+
+/// A commercial tier. A license starts from its plan's defaults and may override both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    /// Small teams, one installation.
+    Starter,
+    /// Growing teams with integrations.
+    Professional,
+    /// Everything, many installations.
+    Enterprise,
+}
+
+/// Every feature the product knows. Issuing a license with a name outside this list is refused, so a
+/// typo cannot silently grant nothing.
+pub const KNOWN_FEATURES: &[&str] = &[
+    "workflows",
+    "api_access",
+    "integrations",
+    "analytics",
+    "audit_logs",
+    "sso",
+    "custom_branding",
+    "priority_support",
+];
+
+/// Numeric limits carried by a license. Names are snake_case identifiers on purpose: they are the
+/// names used in keys, claims and (later) usage counters, in the API as everywhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Workflow executions per calendar month (UTC).
+    pub workflows_per_month: u64,
+    /// Named users.
+    pub users: u64,
+    /// Storage, in GB.
+    pub storage_gb: u64,
+    /// Concurrently active installations (seats).
+    pub installations: u64,
+}
+
+/// A partial [`Limits`] given at issuance; absent fields keep the plan's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Overrides [`Limits::workflows_per_month`].
+    pub workflows_per_month: Option<u64>,
+    /// Overrides [`Limits::users`].
+    pub users: Option<u64>,
+    /// Overrides [`Limits::storage_gb`].
+    pub storage_gb: Option<u64>,
+    /// Overrides [`Limits::installations`].
+    pub installations: Option<u64>,
+}
+
+impl Limits {
+    /// Applies the overrides that are present.
+    pub fn with(self, o: LimitOverrides) -> Self {
+        Self {
+            workflows_per_month: o.workflows_per_month.unwrap_or(self.workflows_per_month),
+            users: o.users.unwrap_or(self.users),
+            storage_gb: o.storage_gb.unwrap_or(self.storage_gb),
+            installations: o.installations.unwrap_or(self.installations),
+        }
+    }
+}
+
+impl Plan {
+    /// All plans, cheapest first.
+    pub const ALL: [Plan; 3] = [Plan::Starter, Plan::Professional, Plan::Enterprise];
+
+    /// Parses the lower-case plan name used in the API (`starter`, …).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == raw)
+    }
+
+    /// The lower-case plan name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Starter => "starter",
+            Self::Professional => "professional",
+            Self::Enterprise => "enterprise",
+        }
+    }
+
+    /// The upper-case segment used in license ids.
+    pub fn id_segment(self) -> &'static str {
+        match self {
+            Self::Starter => "STARTER",
+            Self::Professional => "PROFESSIONAL",
+            Self::Enterprise => "ENTERPRISE",
+        }
+    }
+
+    /// Inverse of [`Plan::id_segment`].
+    pub fn from_id_segment(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.id_segment() == raw)
+    }
+
+    /// Features granted when the license does not override them.
+    pub fn default_features(self) -> BTreeSet<Feature> {
+        let names: &[&str] = match self {
+            Self::Starter => &["workflows", "api_access"],
+            Self::Professional => &["workflows", "api_access", "integrations", "audit_logs"],
+            Self::Enterprise => KNOWN_FEATURES,
+        };
+        names
+            .iter()
+            .filter_map(|n| Feature::parse(n).ok())
+            .collect()
+    }
+
+    /// Limits granted when the license does not override them.
+    pub fn default_limits(self) -> Limits {
+        match self {
+            Self::Starter => Limits {
+                workflows_per_month: 1_000,
+                users: 5,
+                storage_gb: 10,
+                installations: 1,
+            },
+            Self::Professional => Limits {
+                workflows_per_month: 10_000,
+                users: 25,
+                storage_gb: 100,
+                installations: 3,
+            },
+            Self::Enterprise => Limits {
+                workflows_per_month: 100_000,
+                users: 500,
+                storage_gb: 1_000,
+                installations: 10,
+            },
+        }
+    }
+}
+
+/// Whether `feature` is one the product knows.
+pub fn is_known_feature(feature: &Feature) -> bool {
+    KNOWN_FEATURES.contains(&feature.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_feature_is_a_known_feature() {
+        for plan in Plan::ALL {
+            let features = plan.default_features();
+            assert!(!features.is_empty(), "{plan:?}");
+            assert!(features.iter().all(is_known_feature), "{plan:?}");
+        }
+        assert_eq!(
+            Plan::Enterprise.default_features().len(),
+            KNOWN_FEATURES.len()
+        );
+    }
+
+    #[test]
+    fn plans_grow_monotonically_in_features_and_limits() {
+        for pair in Plan::ALL.windows(2) {
+            let (lo, hi) = (pair[0], pair[1]);
+            assert!(lo.default_features().is_subset(&hi.default_features()));
+            let (l, h) = (lo.default_limits(), hi.default_limits());
+            assert!(l.workflows_per_month < h.workflows_per_month);
+            assert!(l.installations < h.installations);
+        }
+    }
+
+    #[test]
+    fn plan_names_and_id_segments_round_trip() {
+        for plan in Plan::ALL {
+            assert_eq!(Plan::parse(plan.name()), Some(plan));
+            assert_eq!(Plan::from_id_segment(plan.id_segment()), Some(plan));
+        }
+        assert_eq!(Plan::parse("Enterprise"), None);
+    }
+
+    #[test]
+    fn overrides_replace_only_the_given_limits() {
+        let limits = Plan::Starter.default_limits().with(LimitOverrides {
+            installations: Some(7),
+            ..Default::default()
+        });
+        assert_eq!(limits.installations, 7);
+        assert_eq!(limits.users, Plan::Starter.default_limits().users);
+    }
+}

@@ -1,0 +1,156 @@
+//! Ports: the small, role-named traits services depend on. Each function's handler names only the
+//! ports its IAM policy allows (validate gets [`LicenseReader`], never a writer).
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::error::StoreError;
+use super::ids::{CustomerId, Hostname, InstallationId, LicenseId};
+use super::license::{AuditEntry, Customer, Installation, License, LicenseStatus};
+use crate::token::SignError;
+
+/// Signs raw bytes with ECDSA P-256 / SHA-256 (KMS `Sign`, `MessageType=RAW`).
+#[async_trait]
+pub trait TokenSigner: Send + Sync {
+    /// Identifies the signing key; goes into the JWT header as `kid`.
+    fn kid(&self) -> &str;
+    /// Returns the DER-encoded ECDSA signature of `message` (at most 4096 bytes).
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+/// The current time; injected so expiry and heartbeat logic is testable.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// Wall-clock time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// New identifiers; injected so tests can predict them.
+pub trait IdSource: Send + Sync {
+    /// A fresh customer id.
+    fn customer_id(&self) -> CustomerId;
+    /// Eight characters of A-Z0-9 for a new license id.
+    fn license_suffix(&self) -> String;
+}
+
+/// Random ids from the thread RNG.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn customer_id(&self) -> CustomerId {
+        CustomerId::from_uuid(uuid::Uuid::new_v4())
+    }
+    fn license_suffix(&self) -> String {
+        LicenseId::random_suffix(&mut rand::rng())
+    }
+}
+
+/// Reads license state. Reads are strongly consistent: a revocation is seen by the very next read.
+#[async_trait]
+pub trait LicenseReader: Send + Sync {
+    /// The license and, if registered, the installation — in one round trip.
+    async fn license_and_installation(
+        &self,
+        license: &LicenseId,
+        installation: &InstallationId,
+    ) -> Result<(Option<License>, Option<Installation>), StoreError>;
+
+    /// The license alone.
+    async fn license(&self, id: &LicenseId) -> Result<Option<License>, StoreError>;
+}
+
+/// Writes license state; every change is written together with its audit entry, atomically.
+#[async_trait]
+pub trait LicenseWriter: Send + Sync {
+    /// Creates the license; [`StoreError::AlreadyExists`] if the id is taken.
+    async fn create_license(&self, license: &License, audit: &AuditEntry)
+    -> Result<(), StoreError>;
+
+    /// Sets `status` to `to` only if it is still `expected` (optimistic concurrency). Returns
+    /// `false`, writing nothing, when the license is missing or its status moved on.
+    async fn set_status(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What an installation reports on a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReport {
+    /// Its license.
+    pub license_id: LicenseId,
+    /// Itself.
+    pub installation_id: InstallationId,
+    /// Its product version.
+    pub version: String,
+    /// The domain it serves, if it said.
+    pub domain: Option<Hostname>,
+    /// Server time of the heartbeat.
+    pub at: OffsetDateTime,
+}
+
+/// Outcome of trying to take a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatClaim {
+    /// The installation holds a seat now (new, revived, or it already held one).
+    Seated(Installation),
+    /// Every seat is taken; nothing was written.
+    SeatsFull,
+}
+
+/// Tracks installations and the seats they hold.
+#[async_trait]
+pub trait InstallationRegistry: Send + Sync {
+    /// Records a heartbeat of an installation that already holds a seat; `None` (nothing written)
+    /// if it is unknown or inactive.
+    async fn touch(&self, report: &HeartbeatReport) -> Result<Option<Installation>, StoreError>;
+
+    /// Registers (or revives) the installation, taking a seat atomically: the license's seat count
+    /// never passes `seat_limit`, whatever the concurrency.
+    async fn claim_seat(
+        &self,
+        report: &HeartbeatReport,
+        seat_limit: u64,
+    ) -> Result<SeatClaim, StoreError>;
+}
+
+/// A license with everything support needs to see about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseDetail {
+    /// The license.
+    pub license: License,
+    /// Its installations, active and inactive.
+    pub installations: Vec<Installation>,
+    /// Its audit trail, oldest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Customers and what they own.
+#[async_trait]
+pub trait CustomerDirectory: Send + Sync {
+    /// Creates the customer; [`StoreError::AlreadyExists`] if the id is taken.
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+
+    /// The customer, if any.
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
+
+    /// Every license of the customer with its installations and audit trail, by license id.
+    async fn licenses_of(&self, id: &CustomerId) -> Result<Vec<LicenseDetail>, StoreError>;
+}

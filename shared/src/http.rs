@@ -1,0 +1,272 @@
+//! HTTP edge shared by every function: JSON body parsing with precise 400s, admin authentication,
+//! and the one mapping from domain errors to responses. 4xx bodies carry stable codes; 5xx bodies
+//! are opaque and their cause chain goes to the log only.
+
+use lambda_http::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::AdminAuth;
+use crate::domain::{Actor, DomainError, StoreError};
+
+/// Largest request body we parse.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An error answer: status, stable code, message, and the offending field when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message; never contains secrets or internal details.
+    pub message: String,
+    /// The request field at fault.
+    pub field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// An error with no field.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A 400 naming `field`.
+    pub fn field(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, code, message)
+        }
+    }
+
+    /// 401 for admin routes: the same answer for a missing and a wrong token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "missing or invalid admin credentials",
+        )
+    }
+
+    /// 404 for paths no function serves.
+    pub fn route_not_found(method: &Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ROUTE_NOT_FOUND",
+            format!("no route for {method} {}", truncate(path, 200)),
+        )
+    }
+
+    /// 500, opaque.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error; it has been logged",
+        )
+    }
+
+    /// The response for this error.
+    pub fn into_response(self) -> Response<Body> {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        };
+        let mut response = json(self.status, &body);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        use StatusCode as S;
+        match &e {
+            DomainError::InvalidField { field, source } => {
+                Self::field("INVALID_FIELD", *field, source.to_string())
+            }
+            DomainError::InvalidValue { field, message } => {
+                Self::field("INVALID_FIELD", *field, message.clone())
+            }
+            DomainError::UnknownFeature(name) => Self::field(
+                "UNKNOWN_FEATURE",
+                "features",
+                format!("unknown feature `{}`", truncate(name, 64)),
+            ),
+            DomainError::CustomerNotFound => {
+                Self::new(S::NOT_FOUND, "CUSTOMER_NOT_FOUND", "no such customer")
+            }
+            DomainError::LicenseNotFound => {
+                Self::new(S::NOT_FOUND, "LICENSE_NOT_FOUND", "no such license")
+            }
+            DomainError::InvalidTransition { .. } => {
+                Self::new(S::CONFLICT, "INVALID_TRANSITION", e.to_string())
+            }
+            DomainError::LicenseTooLarge(_) => {
+                Self::new(S::BAD_REQUEST, "LICENSE_TOO_LARGE", e.to_string())
+            }
+            DomainError::Store(StoreError::Throttled)
+            | DomainError::Signing(crate::token::SignError::Throttled) => {
+                tracing::warn!(error = %e, "throttled");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "SERVICE_UNAVAILABLE",
+                    "temporarily overloaded; retry shortly",
+                )
+            }
+            DomainError::Store(_) | DomainError::Signing(_) => {
+                tracing::error!(error.cause_chain = ?cause_chain(&e), "request failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+fn cause_chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut chain = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+/// A JSON response that no cache keeps.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = match serde_json::to_string(value) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            return ApiError::internal().into_response();
+        }
+    };
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Turns a handler result into a response: handlers always return `Ok` to the runtime, because an
+/// `Err` reaches API Gateway as a bare 502.
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// Refuses any method but `expected` with 405.
+pub fn require_method(req: &Request, expected: &Method) -> Result<(), ApiError> {
+    if req.method() == expected {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("use {expected}"),
+        ))
+    }
+}
+
+/// Parses the JSON body: 400 `BODY_TOO_LARGE` over 64 KiB, `MALFORMED_JSON` when it is not JSON,
+/// `INVALID_REQUEST` (naming the field) when a field is missing or of the wrong type.
+pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BODY_TOO_LARGE",
+            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            "request body must be a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_JSON",
+                format!("request body is not valid JSON: {e}"),
+            ),
+        }
+    })
+}
+
+/// A path parameter: from API Gateway's `pathParameters` when present, else the path segment
+/// `from_end` places before the last (0 = last), which is how local routers deliver it.
+pub fn path_param(req: &Request, name: &str, from_end: usize) -> Option<String> {
+    if let Some(v) = req.path_parameters().first(name) {
+        return Some(v.to_owned());
+    }
+    req.uri()
+        .path()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .nth(from_end)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Authenticates an admin request (`Authorization: Bearer <token>`) and names the actor from the
+/// optional `X-Nectar-Actor` header. Missing and wrong tokens get the same 401.
+pub fn admin_actor(req: &Request, auth: &AdminAuth) -> Result<Actor, ApiError> {
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .unwrap_or("");
+    // Hash-then-compare runs in constant time whether or not a token was sent.
+    if !auth.accepts(token) || token.is_empty() {
+        return Err(ApiError::unauthorized());
+    }
+    let label = req
+        .headers()
+        .get("x-nectar-actor")
+        .and_then(|v| v.to_str().ok());
+    Ok(Actor::admin(label))
+}

@@ -1,0 +1,166 @@
+//! Test support (feature `test-util`): clients for the emulator that `make test` starts, fresh
+//! per-test tables and keys, and an SDK interceptor that counts AWS calls per operation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use crate::adapters::dynamo::{DynamoStore, schema};
+use crate::adapters::kms::{KmsSigner, load_key_ring};
+use crate::token::KeyRing;
+
+/// Counts SDK calls by `Service.Operation` (e.g. `DynamoDB.BatchGetItem`).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter {
+    calls: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl CallCounter {
+    /// Every call so far, by `Service.Operation`.
+    pub fn snapshot(&self) -> BTreeMap<String, usize> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Forgets the calls so far.
+    pub fn reset(&self) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.clear();
+        }
+    }
+
+    /// Calls whose name starts with `prefix` (e.g. `KMS.`).
+    pub fn count(&self, prefix: &str) -> usize {
+        self.snapshot()
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map(|m| format!("{}.{}", m.service(), m.name()))
+            .unwrap_or_else(|| "unknown".into());
+        if let Ok(mut c) = self.calls.lock() {
+            *c.entry(name).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// A unique, readable resource name for one test.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The emulator-backed SDK config; panics with a clear message when `AWS_ENDPOINT_URL` is unset,
+/// because these tests are meant to run under `make test`, which starts the emulator.
+pub async fn emulator() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
+    );
+    crate::aws::sdk_config().await
+}
+
+/// A fresh table, a fresh signing key and clients that count their calls.
+pub struct Stack {
+    /// DynamoDB client (counted).
+    pub dynamo: aws_sdk_dynamodb::Client,
+    /// KMS client (counted).
+    pub kms: aws_sdk_kms::Client,
+    /// Every AWS call made through the two clients.
+    pub calls: CallCounter,
+    /// The store on the fresh table.
+    pub store: DynamoStore,
+    /// The fresh key's id.
+    pub key_id: String,
+}
+
+/// The issuer used by test stacks.
+pub const TEST_ISSUER: &str = "nectar-test";
+
+impl Stack {
+    /// Creates a fresh table and ECC P-256 signing key in the emulator.
+    pub async fn new() -> Self {
+        let sdk = emulator().await;
+        let calls = CallCounter::default();
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&sdk)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let table = unique("licenses");
+        schema::ensure_table(&dynamo, &table)
+            .await
+            .expect("create test table");
+        let key_id = create_signing_key(&kms).await;
+        calls.reset();
+        Self {
+            store: DynamoStore::new_with_table(dynamo.clone(), table),
+            dynamo,
+            kms,
+            calls,
+            key_id,
+        }
+    }
+
+    /// A signer for the stack's key.
+    pub async fn signer(&self) -> KmsSigner {
+        KmsSigner::connect(self.kms.clone(), &self.key_id)
+            .await
+            .expect("connect signer")
+    }
+
+    /// The key ring trusting the stack's key.
+    pub async fn key_ring(&self) -> KeyRing {
+        load_key_ring(&self.kms, TEST_ISSUER, std::slice::from_ref(&self.key_id))
+            .await
+            .expect("load key ring")
+    }
+}
+
+/// Creates an ECC_NIST_P256 SIGN_VERIFY key and returns its id.
+pub async fn create_signing_key(kms: &aws_sdk_kms::Client) -> String {
+    kms.create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .description("nectar test signing key")
+        .send()
+        .await
+        .expect("create KMS key")
+        .key_metadata
+        .map(|m| m.key_id)
+        .expect("key metadata")
+}

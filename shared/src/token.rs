@@ -1,0 +1,358 @@
+//! Signed tokens: license-key claims, ES256 signing through a [`TokenSigner`] (KMS in production)
+//! and offline verification against a pinned key ring that publishes itself as a JWKS.
+//!
+//! Signing assembles the JWS compact form by hand because the signature comes from KMS, which no
+//! JWT crate drives; verification is `jsonwebtoken` with the algorithm pinned to ES256.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use p256::elliptic_curve::sec1::ToSec1Point;
+use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::{CustomerId, DomainPattern, Feature, LicenseId};
+use crate::domain::plan::Limits;
+use crate::domain::ports::TokenSigner;
+
+/// KMS signs at most 4096 bytes with `MessageType=RAW`; we refuse larger input up front.
+pub const MAX_SIGNING_INPUT: usize = 4096;
+
+/// Longest token we even try to parse; real keys are about 1 KB.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// What a signed token is for. Every token we sign carries one, so a lease can never pass as a
+/// license key nor the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// A customer's license key.
+    License,
+    /// A short-lived installation lease.
+    Lease,
+}
+
+/// The claims of a license key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseClaims {
+    /// Issuer; must equal the configured issuer.
+    pub iss: String,
+    /// Token kind; must be [`TokenKind::License`].
+    pub typ: TokenKind,
+    /// The license id.
+    pub jti: LicenseId,
+    /// Product line, `NECTAR-<PLAN>-<YEAR>`.
+    pub lic: String,
+    /// Customer id.
+    pub cid: CustomerId,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Entitled features at issuance.
+    pub feat: Vec<Feature>,
+    /// Limits at issuance.
+    pub limits: Limits,
+    /// Domain restrictions at issuance (empty: any domain).
+    pub domain_restrictions: Vec<DomainPattern>,
+}
+
+/// A license key as received. Its `Debug` never prints the token: keys must stay out of logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LicenseKey(String);
+
+impl LicenseKey {
+    /// Wraps untrusted text; all checking happens in [`KeyRing::verify_license`].
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    /// The token text, for sending to the customer or verifying.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LicenseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LicenseKey(<redacted>)")
+    }
+}
+
+/// Why a token was not accepted. All of these answer `INVALID_KEY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRejection {
+    /// Not three base64url parts, oversize, or unparsable header.
+    #[error("the license key is malformed")]
+    Malformed,
+    /// Header algorithm is not ES256.
+    #[error("the license key uses an algorithm other than ES256")]
+    Algorithm,
+    /// `kid` absent or not one of our keys.
+    #[error("the license key was not signed by a Nectar signing key")]
+    UnknownKey,
+    /// Signature does not verify.
+    #[error("the license key signature is invalid")]
+    Signature,
+    /// Claims missing, mistyped, or from another issuer.
+    #[error("the license key claims are invalid")]
+    Claims,
+    /// A validly signed token of another kind (e.g. a lease).
+    #[error("the token is not a license key")]
+    WrongKind,
+}
+
+/// Why signing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The JWS signing input exceeds what KMS signs as a raw message.
+    #[error("signing input is {0} bytes; the limit is {MAX_SIGNING_INPUT}")]
+    TooLarge(usize),
+    /// The signer returned something that is not a DER ECDSA P-256 signature.
+    #[error("signer returned an invalid signature")]
+    BadSignature,
+    /// KMS throttled the request.
+    #[error("signing service throttled")]
+    Throttled,
+    /// KMS failed.
+    #[error("signing service failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A public key from the ring, in JWK form (RFC 7517/7518).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Always `EC`.
+    pub kty: String,
+    /// Always `P-256`.
+    pub crv: String,
+    /// Affine x, base64url.
+    pub x: String,
+    /// Affine y, base64url.
+    pub y: String,
+    /// Key id, as in token headers.
+    pub kid: String,
+    /// Always `ES256`.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
+/// A JWK set, as served at `/.well-known/jwks.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// Every key that may have signed a live token.
+    pub keys: Vec<Jwk>,
+}
+
+/// Why a public key could not be added to the ring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    /// Not a P-256 SubjectPublicKeyInfo.
+    #[error("key {kid} is not a P-256 public key")]
+    NotP256 {
+        /// The offending key id.
+        kid: String,
+    },
+    /// Could not fetch the key.
+    #[error("could not load public key {kid}")]
+    Fetch {
+        /// The key id or alias that failed.
+        kid: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+struct RingKey {
+    decoding: DecodingKey,
+    jwk: Jwk,
+}
+
+/// The public keys we trust, fetched once per process and never per request.
+///
+/// Rotation: sign with the new key while the old one stays in the ring until every key it signed
+/// has been reissued or expired.
+pub struct KeyRing {
+    issuer: String,
+    keys: HashMap<String, RingKey>,
+    order: Vec<String>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("issuer", &self.issuer)
+            .field("kids", &self.order)
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// Builds a ring from `(kid, SubjectPublicKeyInfo DER)` pairs, as KMS `GetPublicKey` returns.
+    pub fn from_spki_der<'a>(
+        issuer: impl Into<String>,
+        keys: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Self, KeyRingError> {
+        let mut ring = Self {
+            issuer: issuer.into(),
+            keys: HashMap::new(),
+            order: Vec::new(),
+        };
+        for (kid, der) in keys {
+            let not_p256 = || KeyRingError::NotP256 { kid: kid.into() };
+            let public = p256::PublicKey::from_public_key_der(der).map_err(|_| not_p256())?;
+            // jsonwebtoken's rust_crypto backend wants PEM, not bare SPKI DER.
+            let pem = public
+                .to_public_key_pem(LineEnding::LF)
+                .map_err(|_| not_p256())?;
+            let decoding = DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| not_p256())?;
+            let point = public.to_sec1_point(false);
+            let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                return Err(not_p256());
+            };
+            let jwk = Jwk {
+                kty: "EC".into(),
+                crv: "P-256".into(),
+                x: URL_SAFE_NO_PAD.encode(x),
+                y: URL_SAFE_NO_PAD.encode(y),
+                kid: kid.into(),
+                alg: "ES256".into(),
+                use_: "sig".into(),
+            };
+            if ring
+                .keys
+                .insert(kid.to_owned(), RingKey { decoding, jwk })
+                .is_none()
+            {
+                ring.order.push(kid.to_owned());
+            }
+        }
+        Ok(ring)
+    }
+
+    /// The issuer every accepted token must name.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The ring as a JWK set, in load order.
+    pub fn jwks(&self) -> Jwks {
+        Jwks {
+            keys: self
+                .order
+                .iter()
+                .filter_map(|kid| self.keys.get(kid).map(|k| k.jwk.clone()))
+                .collect(),
+        }
+    }
+
+    /// Verifies a license key offline: ES256 only (the header's `alg` is never trusted), a `kid`
+    /// from this ring, a valid signature, well-formed claims from our issuer, and kind `license`.
+    /// Expiry is *not* checked here: callers decide with their own clock so they can say EXPIRED.
+    pub fn verify_license(&self, key: &LicenseKey) -> Result<LicenseClaims, KeyRejection> {
+        let claims: LicenseClaims = self.verify(key.expose())?;
+        if claims.typ != TokenKind::License {
+            return Err(KeyRejection::WrongKind);
+        }
+        Ok(claims)
+    }
+
+    fn verify<C: serde::de::DeserializeOwned + HasKind>(
+        &self,
+        token: &str,
+    ) -> Result<C, KeyRejection> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
+            return Err(KeyRejection::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| KeyRejection::Malformed)?;
+        if header.alg != Algorithm::ES256 {
+            return Err(KeyRejection::Algorithm);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(KeyRejection::UnknownKey)?;
+
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.set_issuer(&[self.issuer.as_str()]);
+        validation.set_required_spec_claims(&["iss", "iat", "exp", "jti"]);
+
+        // Peek at the kind before typed decoding so a lease fails as WrongKind, not as Claims.
+        let kind = jsonwebtoken::decode::<KindOnly>(token, &key.decoding, &validation)
+            .map_err(classify)?
+            .claims
+            .typ;
+        let data = jsonwebtoken::decode::<C>(token, &key.decoding, &validation).map_err(
+            |e| match classify(e) {
+                KeyRejection::Claims if kind != C::KIND => KeyRejection::WrongKind,
+                other => other,
+            },
+        )?;
+        Ok(data.claims)
+    }
+}
+
+/// Claims types name the token kind they decode, so the ring can tell a mistyped token apart.
+pub trait HasKind {
+    /// The kind this claims type represents.
+    const KIND: TokenKind;
+}
+
+impl HasKind for LicenseClaims {
+    const KIND: TokenKind = TokenKind::License;
+}
+
+#[derive(Deserialize)]
+struct KindOnly {
+    typ: TokenKind,
+}
+
+fn classify(e: jsonwebtoken::errors::Error) -> KeyRejection {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature | K::InvalidEcdsaKey => KeyRejection::Signature,
+        K::InvalidAlgorithm | K::InvalidAlgorithmName => KeyRejection::Algorithm,
+        K::InvalidToken | K::Base64(_) | K::Utf8(_) => KeyRejection::Malformed,
+        _ => KeyRejection::Claims,
+    }
+}
+
+/// Signs `claims` as an ES256 JWT with header `{alg, typ: "JWT", kid}`.
+///
+/// Refuses signing input over [`MAX_SIGNING_INPUT`] bytes (the KMS raw-message limit) before
+/// calling the signer, and converts the signer's DER signature to the 64-byte `r‖s` JWS wants.
+pub async fn sign_jwt<S, C>(signer: &S, claims: &C) -> Result<String, SignError>
+where
+    S: TokenSigner + ?Sized,
+    C: Serialize,
+{
+    let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": signer.kid() });
+    let header = serde_json::to_vec(&header).map_err(|e| SignError::Backend(e.into()))?;
+    let payload = serde_json::to_vec(claims).map_err(|e| SignError::Backend(e.into()))?;
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    if signing_input.len() > MAX_SIGNING_INPUT {
+        return Err(SignError::TooLarge(signing_input.len()));
+    }
+    let der = signer.sign(signing_input.as_bytes()).await?;
+    let signature =
+        p256::ecdsa::Signature::from_der(&der).map_err(|_| SignError::BadSignature)?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature.to_bytes())
+    ))
+}
