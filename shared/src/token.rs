@@ -356,3 +356,221 @@ where
         URL_SAFE_NO_PAD.encode(signature.to_bytes())
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::local::LocalSigner;
+    use crate::domain::Plan;
+
+    const ISSUER: &str = "nectar-test";
+
+    fn claims(kind: TokenKind) -> serde_json::Value {
+        let id = LicenseId::parse("NECTAR-ENTERPRISE-2026-7K2M9QXA").expect("valid");
+        serde_json::json!({
+            "iss": ISSUER,
+            "typ": kind,
+            "jti": id,
+            "lic": id.product_line(),
+            "cid": "0b7f3c8e-2f0c-4c1e-9d8a-3b2f1e0d9c8b",
+            "iat": 1_790_000_000,
+            "exp": 1_890_000_000,
+            "feat": ["workflows", "analytics"],
+            "limits": Plan::Enterprise.default_limits(),
+            "domain_restrictions": ["*.acme.com"],
+        })
+    }
+
+    fn ring_for(signers: &[&LocalSigner]) -> KeyRing {
+        let ders: Vec<(String, Vec<u8>)> = signers
+            .iter()
+            .map(|s| (s.kid().to_owned(), s.spki_der()))
+            .collect();
+        KeyRing::from_spki_der(ISSUER, ders.iter().map(|(k, d)| (k.as_str(), d.as_slice())))
+            .expect("valid keys")
+    }
+
+    async fn signed(signer: &LocalSigner, claims: &serde_json::Value) -> LicenseKey {
+        LicenseKey::new(sign_jwt(signer, claims).await.expect("signs"))
+    }
+
+    fn b64(v: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn a_signed_license_key_verifies_and_yields_its_claims() {
+        // Arrange
+        let signer = LocalSigner::random("k1");
+        let ring = ring_for(&[&signer]);
+        // Act
+        let key = signed(&signer, &claims(TokenKind::License)).await;
+        let verified = ring.verify_license(&key).expect("valid key");
+        // Assert
+        assert_eq!(verified.jti.as_str(), "NECTAR-ENTERPRISE-2026-7K2M9QXA");
+        assert_eq!(verified.lic, "NECTAR-ENTERPRISE-2026");
+        assert_eq!(verified.typ, TokenKind::License);
+        assert_eq!(verified.limits, Plan::Enterprise.default_limits());
+        let header = jsonwebtoken::decode_header(key.expose()).expect("header");
+        assert_eq!(header.alg, Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+    }
+
+    #[tokio::test]
+    async fn an_edited_payload_fails_the_signature_check() {
+        let signer = LocalSigner::random("k1");
+        let ring = ring_for(&[&signer]);
+        let key = signed(&signer, &claims(TokenKind::License)).await;
+        let parts: Vec<&str> = key.expose().split('.').collect();
+        let mut forged = claims(TokenKind::License);
+        forged["limits"]["installations"] = serde_json::json!(10_000);
+        let tampered = format!("{}.{}.{}", parts[0], b64(&forged), parts[2]);
+        assert_eq!(
+            ring.verify_license(&LicenseKey::new(tampered)),
+            Err(KeyRejection::Signature)
+        );
+    }
+
+    #[tokio::test]
+    async fn alg_none_is_rejected_whatever_the_payload() {
+        let signer = LocalSigner::random("k1");
+        let ring = ring_for(&[&signer]);
+        for header in [
+            serde_json::json!({"alg": "none", "typ": "JWT", "kid": "k1"}),
+            serde_json::json!({"alg": "None", "kid": "k1"}),
+        ] {
+            let token = format!("{}.{}.", b64(&header), b64(&claims(TokenKind::License)));
+            let verdict = ring.verify_license(&LicenseKey::new(token));
+            assert!(
+                matches!(verdict, Err(KeyRejection::Malformed | KeyRejection::Algorithm)),
+                "{header}: {verdict:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn hs256_signed_with_the_public_key_is_rejected() {
+        // The classic algorithm-confusion attack: HMAC keyed with the (public) verification key.
+        let signer = LocalSigner::random("k1");
+        let ring = ring_for(&[&signer]);
+        let public_pem = p256::PublicKey::from_public_key_der(&signer.spki_der())
+            .expect("key")
+            .to_public_key_pem(LineEnding::LF)
+            .expect("pem");
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        let der = signer.spki_der();
+        for secret in [public_pem.as_bytes(), der.as_slice()] {
+            let token = jsonwebtoken::encode(
+                &header,
+                &claims(TokenKind::License),
+                &jsonwebtoken::EncodingKey::from_secret(secret).expect("hmac key"),
+            )
+            .expect("encode");
+            assert_eq!(
+                ring.verify_license(&LicenseKey::new(token)),
+                Err(KeyRejection::Algorithm)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_signed_by_another_key_is_rejected_even_under_a_trusted_kid() {
+        let ours = LocalSigner::random("k1");
+        let theirs = LocalSigner::random("k1");
+        let ring = ring_for(&[&ours]);
+        let key = signed(&theirs, &claims(TokenKind::License)).await;
+        assert_eq!(ring.verify_license(&key), Err(KeyRejection::Signature));
+        let stranger = LocalSigner::random("k9");
+        let key = signed(&stranger, &claims(TokenKind::License)).await;
+        assert_eq!(ring.verify_license(&key), Err(KeyRejection::UnknownKey));
+    }
+
+    #[tokio::test]
+    async fn a_lease_never_passes_as_a_license_key() {
+        let signer = LocalSigner::random("k1");
+        let ring = ring_for(&[&signer]);
+        let lease = signed(&signer, &claims(TokenKind::Lease)).await;
+        assert_eq!(ring.verify_license(&lease), Err(KeyRejection::WrongKind));
+        let mut untyped = claims(TokenKind::License);
+        untyped.as_object_mut().expect("object").remove("typ");
+        let key = signed(&signer, &untyped).await;
+        assert_eq!(ring.verify_license(&key), Err(KeyRejection::Claims));
+    }
+
+    #[tokio::test]
+    async fn another_issuer_or_missing_claims_are_rejected() {
+        let signer = LocalSigner::random("k1");
+        let ring = ring_for(&[&signer]);
+        let mut foreign = claims(TokenKind::License);
+        foreign["iss"] = serde_json::json!("someone-else");
+        assert_eq!(
+            ring.verify_license(&signed(&signer, &foreign).await),
+            Err(KeyRejection::Claims)
+        );
+        let mut no_exp = claims(TokenKind::License);
+        no_exp.as_object_mut().expect("object").remove("exp");
+        assert_eq!(
+            ring.verify_license(&signed(&signer, &no_exp).await),
+            Err(KeyRejection::Claims)
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let ring = ring_for(&[&LocalSigner::random("k1")]);
+        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        for junk in ["", "abc", "a.b", "a.b.c", "...", "ey.ey.ey", huge.as_str(), "é.é.é"] {
+            let verdict = ring.verify_license(&LicenseKey::new(junk));
+            assert!(
+                matches!(verdict, Err(KeyRejection::Malformed | KeyRejection::UnknownKey)),
+                "{junk:.20}: {verdict:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn signing_refuses_input_over_the_kms_raw_limit_before_calling_the_signer() {
+        let signer = LocalSigner::random("k1");
+        let mut big = claims(TokenKind::License);
+        big["domain_restrictions"] = serde_json::json!(vec!["a".repeat(60); 60]);
+        let err = sign_jwt(&signer, &big).await.expect_err("too large");
+        assert!(matches!(err, SignError::TooLarge(n) if n > MAX_SIGNING_INPUT));
+    }
+
+    #[test]
+    fn the_jwks_lists_every_key_with_its_curve_coordinates() {
+        let (a, b) = (LocalSigner::random("new"), LocalSigner::random("old"));
+        let jwks = ring_for(&[&a, &b]).jwks();
+        let kids: Vec<&str> = jwks.keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["new", "old"]);
+        for k in &jwks.keys {
+            assert_eq!((k.kty.as_str(), k.crv.as_str()), ("EC", "P-256"));
+            assert_eq!((k.alg.as_str(), k.use_.as_str()), ("ES256", "sig"));
+            assert_eq!(URL_SAFE_NO_PAD.decode(&k.x).expect("b64").len(), 32);
+            assert_eq!(URL_SAFE_NO_PAD.decode(&k.y).expect("b64").len(), 32);
+        }
+        let json = serde_json::to_value(&jwks).expect("json");
+        assert_eq!(json["keys"][0]["use"], "sig");
+    }
+
+    #[tokio::test]
+    async fn a_token_verifies_with_a_standard_jose_library_from_the_published_jwk() {
+        let signer = LocalSigner::random("k1");
+        let jwk = ring_for(&[&signer]).jwks().keys.remove(0);
+        let key = signed(&signer, &claims(TokenKind::License)).await;
+        let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y).expect("jwk");
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<serde_json::Value>(key.expose(), &decoding, &validation)
+            .expect("verifies");
+        assert_eq!(data.claims["jti"], "NECTAR-ENTERPRISE-2026-7K2M9QXA");
+    }
+
+    #[test]
+    fn license_key_debug_output_never_shows_the_token() {
+        let key = LicenseKey::new("eyJhbGciOiJFUzI1NiJ9.secret.sig");
+        assert_eq!(format!("{key:?}"), "LicenseKey(<redacted>)");
+    }
+}

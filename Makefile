@@ -1,0 +1,14 @@
+# The two commands a new engineer needs; both work on a fresh machine with Rust and Python.
+.PHONY: dev test bench lint
+
+dev: ## run the whole stack locally (emulator + every function on http://127.0.0.1:9000)
+	bash infra/scripts/dev.sh
+
+test: ## every check and test, against an emulator it starts itself
+	bash infra/scripts/test.sh
+
+bench: ## benchmarks (offline key verification)
+	bash infra/scripts/bench.sh
+
+lint: ## template.yaml and docs/openapi.yaml only
+	bash infra/scripts/lint-template.sh

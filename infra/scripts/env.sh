@@ -1,0 +1,65 @@
+# Sourced by the other scripts: installs the pinned local tools once (moto server, cargo-lambda)
+# into a venv kept outside the clone, and sets the shared environment. Safe to source repeatedly.
+# Needs: Rust (cargo) and Python >= 3.10 with pip/venv. Nothing else is assumed on the machine.
+
+NECTAR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NECTAR_TOOLS_DIR=${NECTAR_TOOLS_DIR:-$HOME/.cache/nectar/tools}
+# A persistent target dir outside the clone: a fresh clone (CI) rebuilds incrementally.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/nectar/target}
+export AWS_REGION=${AWS_REGION:-us-east-1}
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}
+# The emulator accepts any credentials; the SDK only needs some.
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+
+NECTAR_TOOL_PINS="moto[server]==5.2.1 cargo-lambda==1.9.2"
+
+nectar_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+nectar_tools() {
+  local venv=$NECTAR_TOOLS_DIR/venv stamp=$NECTAR_TOOLS_DIR/venv/.pins
+  if [[ ! -x $venv/bin/moto_server || ! -x $venv/bin/cargo-lambda || ! -f $stamp || $(<"$stamp") != "$NECTAR_TOOL_PINS" ]]; then
+    nectar_log "installing $NECTAR_TOOL_PINS into $venv (once)"
+    mkdir -p "$NECTAR_TOOLS_DIR"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # a list of requirement specifiers
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input $NECTAR_TOOL_PINS
+    printf '%s' "$NECTAR_TOOL_PINS" >"$stamp"
+  fi
+  export PATH="$venv/bin:$PATH"
+}
+
+nectar_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# nectar_wait_http URL SECONDS: waits until URL answers at all (any HTTP status).
+nectar_wait_http() {
+  local url=$1 deadline=$((SECONDS + $2))
+  until curl -s -o /dev/null "$url"; do
+    if ((SECONDS > deadline)); then
+      echo "timed out waiting for $url" >&2
+      return 1
+    fi
+    sleep 0.3
+  done
+}
+
+# nectar_start_emulator PORT LOG: starts moto server on 127.0.0.1:PORT; sets NECTAR_EMULATOR_PID.
+nectar_start_emulator() {
+  local port=$1 log=$2
+  setsid moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  NECTAR_EMULATOR_PID=$!
+  nectar_wait_http "http://127.0.0.1:$port/moto-api/" 30
+  export AWS_ENDPOINT_URL=http://127.0.0.1:$port
+}
+
+# nectar_watch_args: the --env-var flags that give every function the stack's configuration.
+nectar_watch_args() {
+  local v
+  for v in AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY TABLE_NAME \
+    SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL RUST_LOG; do
+    [[ -n ${!v:-} ]] && printf -- '--env-var %s=%s ' "$v" "${!v}"
+  done
+}

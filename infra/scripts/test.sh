@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make test` (and CI): formatting, lints, template/OpenAPI checks, then every test — unit, handler,
+# adapter-against-emulator and end-to-end over HTTP — against an emulator and a `cargo lambda
+# watch` this script starts on free ports (an emulator given in AWS_ENDPOINT_URL is used instead).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$NECTAR_ROOT"
+nectar_tools
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  local pid
+  # Each service runs in its own process group (setsid), so its children go with it.
+  for pid in "${pids[@]}"; do
+    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+nectar_log "cargo fmt --check"
+cargo fmt --all -- --check
+nectar_log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+nectar_log "template.yaml and docs/openapi.yaml"
+bash infra/scripts/lint-template.sh
+nectar_log "build"
+cargo build --workspace --all-targets --quiet
+
+if [[ -z ${AWS_ENDPOINT_URL:-} ]]; then
+  port=$(nectar_free_port)
+  nectar_log "starting the AWS emulator on port $port"
+  nectar_start_emulator "$port" "$work/moto.log"
+  pids+=("$NECTAR_EMULATOR_PID")
+fi
+
+# The end-to-end stack: its own table, key and queue, and a fresh admin token.
+suffix=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
+admin="$CARGO_TARGET_DIR/debug/nectar-admin"
+export TABLE_NAME=e2e-$suffix
+"$admin" bootstrap --table "$TABLE_NAME" --key-alias "alias/e2e-$suffix" --usage-queue "e2e-$suffix" >"$work/stack.json"
+export SIGNING_KEY_ID=alias/e2e-$suffix TOKEN_ISSUER=nectar-e2e
+NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+ADMIN_TOKEN_SHA256=$("$admin" hash-token "$NECTAR_E2E_ADMIN_TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
+
+http_port=$(nectar_free_port)
+nectar_log "starting cargo lambda watch on port $http_port"
+# shellcheck disable=SC2046 # one word per flag
+# --concurrency: several instances per function, as Lambda scales, so concurrency tests race.
+setsid cargo lambda watch --ignore-changes --concurrency 4 --invoke-address 127.0.0.1 \
+  --invoke-port "$http_port" $(nectar_watch_args) >"$work/watch.log" 2>&1 &
+pids+=("$!")
+if ! nectar_wait_http "http://127.0.0.1:$http_port/health" 120; then
+  cat "$work/watch.log" >&2
+  exit 1
+fi
+
+# Start every function once now: `cargo lambda watch` builds a function on its first request, and
+# that build must not wait on the cargo lock that `cargo test` holds.
+for route in api/validate api/heartbeat api/revoke api/license/x api/admin/customers \
+  api/admin/licenses api/admin/licenses/x/suspend .well-known/jwks.json; do
+  curl -s -o /dev/null --max-time 300 -X POST "http://127.0.0.1:$http_port/$route" || true
+done
+
+export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_E2E_SIGNING_KEY=$SIGNING_KEY_ID \
+  NECTAR_E2E_ISSUER=$TOKEN_ISSUER NECTAR_E2E_TABLE=$TABLE_NAME
+# The functions' configuration must not leak into the tests' own processes.
+unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256
+
+nectar_log "cargo test"
+status=0
+cargo test --workspace || status=$?
+if ((status != 0)); then
+  echo "---- last lines of cargo lambda watch ----" >&2
+  tail -n 40 "$work/watch.log" >&2
+fi
+exit "$status"
