@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 
 use crate::domain::ports::LicenseDetail;
 use crate::domain::{
-    AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, Hostname,
-    Installation, InstallationId, InstallationStatus, License, LicenseId, LicenseStatus,
-    LimitOverrides, Limits, Plan,
+    AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, Hostname, Installation,
+    InstallationId, InstallationStatus, License, LicenseId, LicenseStatus, LimitOverrides, Limits,
+    Plan,
 };
 use crate::service::admin::{IssueCommand, NewCustomer, Term};
 use crate::service::check::Code;
@@ -41,7 +41,7 @@ fn text(field: &'static str, value: String, max: usize) -> Result<String, Domain
 
 /// `POST /api/validate`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValidateRequest {
     /// The license key (a JWT).
     pub license_key: String,
@@ -79,7 +79,7 @@ impl TryFrom<ValidateRequest> for ValidateCommand {
 
 /// `POST /api/heartbeat`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeartbeatRequest {
     /// The license key.
     pub license_key: String,
@@ -109,7 +109,7 @@ impl TryFrom<HeartbeatRequest> for HeartbeatCommand {
 
 /// `POST /api/revoke`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevokeRequest {
     /// The license to revoke.
     pub license_id: String,
@@ -128,21 +128,23 @@ impl RevokeRequest {
 }
 
 /// `POST /api/admin/licenses/{licenseId}/suspend|reinstate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StatusChangeRequest {
     /// Why (recorded in the audit trail).
-    pub reason: Option<String>,
+    pub reason: String,
 }
 
 impl StatusChangeRequest {
-    /// The parsed reason, if any.
-    pub fn parse(self) -> Result<Option<String>, DomainError> {
-        self.reason.map(|r| text("reason", r, 500)).transpose()
+    /// The parsed reason.
+    pub fn parse(self) -> Result<String, DomainError> {
+        text("reason", self.reason, 500)
     }
 }
 
 /// `POST /api/admin/customers`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateCustomerRequest {
     /// Display name.
     pub name: String,
@@ -161,7 +163,7 @@ impl From<CreateCustomerRequest> for NewCustomer {
 
 /// `POST /api/admin/licenses`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IssueLicenseRequest {
     /// Owner.
     pub customer_id: String,
@@ -183,10 +185,7 @@ impl TryFrom<IssueLicenseRequest> for IssueCommand {
     type Error = DomainError;
 
     fn try_from(r: IssueLicenseRequest) -> Result<Self, DomainError> {
-        let plan = Plan::parse(&r.plan).ok_or_else(|| DomainError::InvalidValue {
-            field: "plan",
-            message: "must be one of starter, professional, enterprise".into(),
-        })?;
+        let plan = Plan::parse(&r.plan).ok_or_else(|| DomainError::UnknownPlan(r.plan.clone()))?;
         let term = match (r.expires_at, r.valid_days) {
             (Some(_), Some(_)) => {
                 return Err(DomainError::InvalidValue {
@@ -198,7 +197,8 @@ impl TryFrom<IssueLicenseRequest> for IssueCommand {
                 OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
                     .map_err(|_| DomainError::InvalidValue {
                         field: "expiresAt",
-                        message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z".into(),
+                        message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z"
+                            .into(),
                     })?,
             ),
             (None, days) => Term::Days(days.unwrap_or(crate::service::admin::DEFAULT_VALID_DAYS)),

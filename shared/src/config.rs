@@ -47,7 +47,11 @@ impl Config {
 
     /// Reads variables through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let heartbeat_interval_seconds = match get("HEARTBEAT_INTERVAL_SECONDS") {
             None => DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
             Some(v) => v
@@ -194,15 +198,27 @@ mod tests {
     fn missing_required_variables_are_named() {
         let c = config(&[]).expect("nothing is required up front");
         assert_eq!(c.table_name(), Err(ConfigError::Missing("TABLE_NAME")));
-        assert_eq!(c.signing_key_id(), Err(ConfigError::Missing("SIGNING_KEY_ID")));
-        assert!(matches!(c.admin_auth(), Err(ConfigError::Missing("ADMIN_TOKEN_SHA256"))));
+        assert_eq!(
+            c.signing_key_id(),
+            Err(ConfigError::Missing("SIGNING_KEY_ID"))
+        );
+        assert!(matches!(
+            c.admin_auth(),
+            Err(ConfigError::Missing("ADMIN_TOKEN_SHA256"))
+        ));
         assert_eq!(c.issuer(), DEFAULT_ISSUER);
     }
 
     #[test]
     fn a_malformed_admin_hash_fails_at_load_time() {
         let err = config(&[("ADMIN_TOKEN_SHA256", "not-hex")]).expect_err("must fail");
-        assert!(matches!(err, ConfigError::Invalid { name: "ADMIN_TOKEN_SHA256", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "ADMIN_TOKEN_SHA256",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -215,8 +231,11 @@ mod tests {
 
     #[test]
     fn trusted_keys_start_with_the_signing_key() {
-        let c = config(&[("SIGNING_KEY_ID", "alias/new"), ("VERIFY_KEY_IDS", " old-1, ,old-2")])
-            .expect("valid");
+        let c = config(&[
+            ("SIGNING_KEY_ID", "alias/new"),
+            ("VERIFY_KEY_IDS", " old-1, ,old-2"),
+        ])
+        .expect("valid");
         assert_eq!(
             c.trusted_key_ids().expect("set"),
             vec!["alias/new", "old-1", "old-2"]

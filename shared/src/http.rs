@@ -127,6 +127,14 @@ impl From<DomainError> for ApiError {
                 "features",
                 format!("unknown feature `{}`", truncate(name, 64)),
             ),
+            DomainError::UnknownPlan(name) => Self::field(
+                "UNKNOWN_PLAN",
+                "plan",
+                format!(
+                    "unknown plan `{}`; use starter, professional or enterprise",
+                    truncate(name, 64)
+                ),
+            ),
             DomainError::CustomerNotFound => {
                 Self::new(S::NOT_FOUND, "CUSTOMER_NOT_FOUND", "no such customer")
             }
@@ -223,7 +231,9 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Data => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()),
+            Category::Data => {
+                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string())
+            }
             Category::Syntax | Category::Eof | Category::Io => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "MALFORMED_JSON",

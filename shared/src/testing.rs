@@ -49,9 +49,10 @@ impl Intercept for CallCounter {
         "CallCounter"
     }
 
-    fn read_before_execution(
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let name = cfg
@@ -61,15 +62,6 @@ impl Intercept for CallCounter {
         if let Ok(mut c) = self.calls.lock() {
             *c.entry(name).or_default() += 1;
         }
-        Ok(())
-    }
-
-    fn read_before_attempt(
-        &self,
-        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
         Ok(())
     }
 }
@@ -86,7 +78,16 @@ pub async fn emulator() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
     );
-    crate::aws::sdk_config().await
+    // The emulator takes any credentials; fixed ones keep the SDK from probing the instance
+    // metadata service when the environment has none.
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "emulator",
+        ))
+        .load()
+        .await
 }
 
 /// A fresh table, a fresh signing key and clients that count their calls.

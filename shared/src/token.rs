@@ -293,12 +293,13 @@ impl KeyRing {
             .map_err(classify)?
             .claims
             .typ;
-        let data = jsonwebtoken::decode::<C>(token, &key.decoding, &validation).map_err(
-            |e| match classify(e) {
-                KeyRejection::Claims if kind != C::KIND => KeyRejection::WrongKind,
-                other => other,
-            },
-        )?;
+        let data =
+            jsonwebtoken::decode::<C>(token, &key.decoding, &validation).map_err(
+                |e| match classify(e) {
+                    KeyRejection::Claims if kind != C::KIND => KeyRejection::WrongKind,
+                    other => other,
+                },
+            )?;
         Ok(data.claims)
     }
 }
@@ -349,8 +350,7 @@ where
         return Err(SignError::TooLarge(signing_input.len()));
     }
     let der = signer.sign(signing_input.as_bytes()).await?;
-    let signature =
-        p256::ecdsa::Signature::from_der(&der).map_err(|_| SignError::BadSignature)?;
+    let signature = p256::ecdsa::Signature::from_der(&der).map_err(|_| SignError::BadSignature)?;
     Ok(format!(
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(signature.to_bytes())
@@ -443,7 +443,10 @@ mod tests {
             let token = format!("{}.{}.", b64(&header), b64(&claims(TokenKind::License)));
             let verdict = ring.verify_license(&LicenseKey::new(token));
             assert!(
-                matches!(verdict, Err(KeyRejection::Malformed | KeyRejection::Algorithm)),
+                matches!(
+                    verdict,
+                    Err(KeyRejection::Malformed | KeyRejection::Algorithm)
+                ),
                 "{header}: {verdict:?}"
             );
         }
@@ -521,10 +524,22 @@ mod tests {
     fn garbage_is_malformed_not_a_panic() {
         let ring = ring_for(&[&LocalSigner::random("k1")]);
         let huge = "a".repeat(MAX_TOKEN_LEN + 1);
-        for junk in ["", "abc", "a.b", "a.b.c", "...", "ey.ey.ey", huge.as_str(), "é.é.é"] {
+        for junk in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c",
+            "...",
+            "ey.ey.ey",
+            huge.as_str(),
+            "é.é.é",
+        ] {
             let verdict = ring.verify_license(&LicenseKey::new(junk));
             assert!(
-                matches!(verdict, Err(KeyRejection::Malformed | KeyRejection::UnknownKey)),
+                matches!(
+                    verdict,
+                    Err(KeyRejection::Malformed | KeyRejection::UnknownKey)
+                ),
                 "{junk:.20}: {verdict:?}"
             );
         }

@@ -23,11 +23,17 @@ pub struct Deps<D> {
 }
 
 /// Handles one request; always `Ok` (errors are responses).
-pub async fn handle<D: CustomerDirectory>(deps: &Deps<D>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<D: CustomerDirectory>(
+    deps: &Deps<D>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
     Ok(http::respond(run(deps, &req).await))
 }
 
-async fn run<D: CustomerDirectory>(deps: &Deps<D>, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn run<D: CustomerDirectory>(
+    deps: &Deps<D>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     http::require_method(req, &Method::POST)?;
     let actor = http::admin_actor(req, &deps.auth)?;
     let new = http::parse_json::<CreateCustomerRequest>(req)?.into();

@@ -13,8 +13,9 @@ pub async fn handle(ring: &KeyRing, req: Request) -> Result<Response<Body>, Erro
     }
     let mut response = http::json(StatusCode::OK, &ring.jwks());
     // Public and stable between rotations: let clients and CDNs cache it for five minutes.
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     Ok(response)
 }

@@ -43,7 +43,6 @@ where
     let cmd = IssueCommand::try_from(http::parse_json::<IssueLicenseRequest>(req)?)?;
     let (license, key) = issue_license(
         &deps.store,
-        &deps.store,
         deps.signer.as_ref(),
         deps.ids.as_ref(),
         &deps.issuer,

@@ -45,14 +45,16 @@ where
         field: "licenseId",
         source,
     })?;
-    // The body is optional here: an empty body means "no reason given".
-    let reason = if req.body().is_empty() {
-        None
-    } else {
-        http::parse_json::<StatusChangeRequest>(req)?.parse()?
-    };
-    let (license, changed) =
-        change_status(&deps.store, &id, action, reason, actor, deps.clock.now()).await?;
+    let reason = http::parse_json::<StatusChangeRequest>(req)?.parse()?;
+    let (license, changed) = change_status(
+        &deps.store,
+        &id,
+        action,
+        Some(reason),
+        actor,
+        deps.clock.now(),
+    )
+    .await?;
     Ok(http::json(
         StatusCode::OK,
         &StatusChangeResponse {

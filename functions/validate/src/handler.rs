@@ -21,7 +21,10 @@ pub struct Deps<R> {
 }
 
 /// Handles one request; always `Ok` (errors are responses).
-pub async fn handle<R: LicenseReader>(deps: &Deps<R>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<R: LicenseReader>(
+    deps: &Deps<R>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
     Ok(http::respond(run(deps, &req).await))
 }
 
@@ -30,5 +33,8 @@ async fn run<R: LicenseReader>(deps: &Deps<R>, req: &Request) -> Result<Response
     let cmd = ValidateCommand::try_from(http::parse_json::<ValidateRequest>(req)?)?;
     let now = deps.clock.now();
     let checked = validate(&deps.ring, &deps.store, &cmd, now).await?;
-    Ok(http::json(StatusCode::OK, &ValidateResponse::new(&checked, now)))
+    Ok(http::json(
+        StatusCode::OK,
+        &ValidateResponse::new(&checked, now),
+    ))
 }

@@ -103,7 +103,11 @@ struct StoreArgs {
 struct Bootstrap {
     #[arg(long, env = "TABLE_NAME", default_value = "nectar-licenses")]
     table: String,
-    #[arg(long, env = "SIGNING_KEY_ALIAS", default_value = "alias/nectar-license-signing")]
+    #[arg(
+        long,
+        env = "SIGNING_KEY_ALIAS",
+        default_value = "alias/nectar-license-signing"
+    )]
     key_alias: String,
     #[arg(long, env = "USAGE_QUEUE_NAME", default_value = "nectar-usage")]
     usage_queue: String,
@@ -152,8 +156,7 @@ async fn main() -> Result<()> {
             };
             let cmd = IssueCommand::try_from(request)?;
             let (license, key) =
-                issue_license(&store, &store, &signer, &RandomIds, &issuer, cmd, actor, now)
-                    .await?;
+                issue_license(&store, &signer, &RandomIds, &issuer, cmd, actor, now).await?;
             json!({ "license": LicenseView::from(&license), "licenseKey": key.expose() })
         }
         Command::Status {
@@ -174,7 +177,8 @@ async fn main() -> Result<()> {
         }
         Command::Show { store, customer } => {
             let store = store.open(&sdk);
-            let (customer, licenses) = lookup_customer(&store, &CustomerId::parse(&customer)?).await?;
+            let (customer, licenses) =
+                lookup_customer(&store, &CustomerId::parse(&customer)?).await?;
             serde_json::to_value(CustomerLicensesResponse {
                 customer: CustomerView::from(&customer),
                 licenses: licenses.iter().map(LicenseDetailView::from).collect(),
@@ -261,7 +265,10 @@ async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_js
         .queue_url
         .context("queue url")?;
 
-    eprintln!("bootstrapped table {}, key {} ({key_id}), queue {}", b.table, b.key_alias, b.usage_queue);
+    eprintln!(
+        "bootstrapped table {}, key {} ({key_id}), queue {}",
+        b.table, b.key_alias, b.usage_queue
+    );
     Ok(json!({
         "TABLE_NAME": b.table,
         "SIGNING_KEY_ID": b.key_alias,

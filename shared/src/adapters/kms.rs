@@ -29,7 +29,10 @@ pub struct PublicKey {
 }
 
 /// Fetches the public key of `key_ref` (key id, ARN, alias name or alias ARN).
-pub async fn public_key(client: &Client, key_ref: &str) -> Result<(String, PublicKey), KeyRingError> {
+pub async fn public_key(
+    client: &Client,
+    key_ref: &str,
+) -> Result<(String, PublicKey), KeyRingError> {
     let fetch = |source: Box<dyn std::error::Error + Send + Sync>| KeyRingError::Fetch {
         kid: key_ref.to_owned(),
         source,
@@ -40,7 +43,9 @@ pub async fn public_key(client: &Client, key_ref: &str) -> Result<(String, Publi
         .send()
         .await
         .map_err(|e| fetch(Box::new(e)))?;
-    let arn = out.key_id.ok_or_else(|| fetch("GetPublicKey returned no key id".into()))?;
+    let arn = out
+        .key_id
+        .ok_or_else(|| fetch("GetPublicKey returned no key id".into()))?;
     let der = out
         .public_key
         .ok_or_else(|| fetch("GetPublicKey returned no public key".into()))?

@@ -41,6 +41,9 @@ pub enum DomainError {
         /// What is wrong, for the caller.
         message: String,
     },
+    /// A plan name the catalogue does not have.
+    #[error("unknown plan `{0}`")]
+    UnknownPlan(String),
     /// A feature name the product does not know.
     #[error("unknown feature `{0}`")]
     UnknownFeature(String),

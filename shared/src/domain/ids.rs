@@ -295,7 +295,10 @@ mod tests {
         let mut rng = rand::rng();
         for _ in 0..1000 {
             let suffix = LicenseId::random_suffix(&mut rng);
-            assert!(LicenseId::new(Plan::Starter, 2026, &suffix).is_ok(), "{suffix}");
+            assert!(
+                LicenseId::new(Plan::Starter, 2026, &suffix).is_ok(),
+                "{suffix}"
+            );
         }
     }
 
@@ -313,7 +316,14 @@ mod tests {
     fn feature_names_are_lower_snake_case() {
         assert!(Feature::parse("integrations").is_ok());
         assert!(Feature::parse("audit_logs2").is_ok());
-        for bad in ["", "Integrations", "2fa", "with-dash", "sp ace", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Integrations",
+            "2fa",
+            "with-dash",
+            "sp ace",
+            &"a".repeat(65),
+        ] {
             assert!(Feature::parse(bad).is_err(), "{bad:?}");
         }
     }

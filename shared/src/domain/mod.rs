@@ -7,7 +7,9 @@ pub mod plan;
 pub mod ports;
 
 pub use error::{DomainError, StoreError};
-pub use ids::{CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId, ParseError};
+pub use ids::{
+    CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId, ParseError,
+};
 pub use license::{
     Actor, AuditEntry, Customer, Installation, InstallationStatus, License, LicenseStatus,
 };

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::license::whole_seconds;
 use crate::domain::plan::{LimitOverrides, is_known_feature};
 use crate::domain::ports::{
     CustomerDirectory, IdSource, LicenseDetail, LicenseReader, LicenseWriter, TokenSigner,
@@ -13,7 +14,6 @@ use crate::domain::{
     Actor, AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, License,
     LicenseId, LicenseStatus, Plan, StoreError,
 };
-use crate::domain::license::whole_seconds;
 use crate::token::{LicenseClaims, LicenseKey, TokenKind, sign_jwt};
 
 /// Default license term when neither `expiresAt` nor `validDays` is given.
@@ -76,8 +76,11 @@ fn plausible_email(s: &str) -> bool {
     s.len() <= 254
         && !s.contains(char::is_whitespace)
         && s.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.contains('@') && domain.contains('.')
-                && !domain.starts_with('.') && !domain.ends_with('.')
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         })
 }
 
@@ -110,9 +113,8 @@ pub struct IssueCommand {
 /// Issues a license: builds it from the plan, signs its key with `signer`, then stores it.
 ///
 /// Signing happens before the write so a signing failure leaves nothing behind.
-pub async fn issue_license<D, W>(
-    directory: &D,
-    writer: &W,
+pub async fn issue_license<S>(
+    store: &S,
     signer: &dyn TokenSigner,
     ids: &dyn IdSource,
     issuer: &str,
@@ -121,8 +123,7 @@ pub async fn issue_license<D, W>(
     now: OffsetDateTime,
 ) -> Result<(License, LicenseKey), DomainError>
 where
-    D: CustomerDirectory + ?Sized,
-    W: LicenseWriter + ?Sized,
+    S: CustomerDirectory + LicenseWriter + ?Sized,
 {
     let now = whole_seconds(now);
     let expires_at = whole_seconds(match cmd.term {
@@ -155,7 +156,7 @@ where
             message: "must be at least 1".into(),
         });
     }
-    if directory.customer(&cmd.customer_id).await?.is_none() {
+    if store.customer(&cmd.customer_id).await?.is_none() {
         return Err(DomainError::CustomerNotFound);
     }
 
@@ -201,7 +202,7 @@ where
             to: Some(LicenseStatus::Active),
             at: now,
         };
-        match writer.create_license(&license, &audit).await {
+        match store.create_license(&license, &audit).await {
             Ok(()) => {
                 tracing::info!(license_id = %license.id, customer_id = %license.customer_id, "license issued");
                 return Ok((license, key));
@@ -267,7 +268,10 @@ where
     let now = whole_seconds(now);
     let target = action.target();
     for _ in 0..5 {
-        let mut license = store.license(id).await?.ok_or(DomainError::LicenseNotFound)?;
+        let mut license = store
+            .license(id)
+            .await?
+            .ok_or(DomainError::LicenseNotFound)?;
         if license.status == target {
             return Ok((license, false));
         }
@@ -332,7 +336,15 @@ mod tests {
         for ok in ["ops@acme.com", "a.b+c@mail.acme.co.uk"] {
             assert!(plausible_email(ok), "{ok}");
         }
-        for bad in ["", "acme.com", "@acme.com", "ops@acme", "ops@@acme.com", "o ps@acme.com", "ops@.acme.com"] {
+        for bad in [
+            "",
+            "acme.com",
+            "@acme.com",
+            "ops@acme",
+            "ops@@acme.com",
+            "o ps@acme.com",
+            "ops@.acme.com",
+        ] {
             assert!(!plausible_email(bad), "{bad}");
         }
     }

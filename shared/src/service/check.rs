@@ -78,7 +78,9 @@ pub fn check_license(
         ));
     }
     match license.status {
-        LicenseStatus::Revoked => return Err(Verdict::new(Code::Revoked, "the license has been revoked")),
+        LicenseStatus::Revoked => {
+            return Err(Verdict::new(Code::Revoked, "the license has been revoked"));
+        }
         LicenseStatus::Suspended => {
             return Err(Verdict::new(Code::Suspended, "the license is suspended"));
         }

@@ -5,9 +5,11 @@
 use time::{Duration, OffsetDateTime};
 
 use super::check::{self, Code, Verdict};
-use crate::domain::ports::{HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim};
 use crate::domain::license::whole_seconds;
-use crate::domain::{DomainError, Hostname, Installation, InstallationId, InstallationStatus, License};
+use crate::domain::ports::{HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim};
+use crate::domain::{
+    DomainError, Hostname, Installation, InstallationId, InstallationStatus, License,
+};
 use crate::token::{KeyRing, LicenseKey};
 
 /// A parsed heartbeat request.
@@ -63,7 +65,10 @@ where
         .license_and_installation(&claims.jti, &cmd.installation_id)
         .await?;
     let Some(license) = license else {
-        let v = Verdict::new(Code::NotFound, format!("no license {} on record", claims.jti));
+        let v = Verdict::new(
+            Code::NotFound,
+            format!("no license {} on record", claims.jti),
+        );
         return Ok(answer(v, None, None));
     };
     if let Err(v) = check::check_license(&claims, &license, cmd.domain.as_ref(), None, now) {
@@ -88,7 +93,10 @@ where
     };
     let recorded = match touched {
         Some(i) => Some(i),
-        None => match store.claim_seat(&report, license.limits.installations).await? {
+        None => match store
+            .claim_seat(&report, license.limits.installations)
+            .await?
+        {
             SeatClaim::Seated(mut i) => {
                 if let Some(before) = &installation {
                     i.first_seen_at = before.first_seen_at;

@@ -61,7 +61,10 @@ pub async fn validate<R: LicenseReader + ?Sized>(
         .await?;
     let Some(license) = license else {
         return Ok(Checked {
-            verdict: Verdict::new(Code::NotFound, format!("no license {} on record", claims.jti)),
+            verdict: Verdict::new(
+                Code::NotFound,
+                format!("no license {} on record", claims.jti),
+            ),
             license: None,
         });
     };

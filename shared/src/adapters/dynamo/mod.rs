@@ -29,8 +29,8 @@ use crate::domain::ports::{
     LicenseWriter, SeatClaim,
 };
 use crate::domain::{
-    AuditEntry, Customer, CustomerId, Installation, InstallationId, InstallationStatus, License,
-    LicenseId, LicenseStatus, StoreError,
+    AuditEntry, Customer, CustomerId, Installation, InstallationId, License, LicenseId,
+    LicenseStatus, StoreError,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -89,7 +89,10 @@ impl DynamoStore {
                 }
                 other => {
                     let code = other.code().map(str::to_owned);
-                    Err(TransactError::Store(classify(code.as_deref(), other.into())))
+                    Err(TransactError::Store(classify(
+                        code.as_deref(),
+                        other.into(),
+                    )))
                 }
             },
             Err(other) => Err(TransactError::Store(sdk_error(other))),
@@ -374,19 +377,58 @@ impl InstallationRegistry for DynamoStore {
                 .attributes
                 .map(|item| Installation::try_from(from_item::<InstallationRecord>(item)?))
                 .transpose(),
-            Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_conditional_check_failed_exception() =>
+            {
                 Ok(None)
             }
             Err(e) => Err(sdk_error(e)),
         }
     }
 
+    /// Counter first, then the installation, each a single-item conditional write:
+    /// 1. `ADD active_installations 1` if below the limit — the atomic admission decision;
+    /// 2. mark the installation active if it is new or inactive;
+    /// 3. if step 2 finds it already active (a concurrent beat of the same installation won),
+    ///    give the seat back.
+    ///
+    /// Single-item conditional writes are atomic on DynamoDB and on the emulator alike (a
+    /// two-item transaction is not atomic on the emulator under concurrency). A crash between 1 and
+    /// 2 over-counts by one seat — never over-admits; the lifecycle job recounts seats.
     #[tracing::instrument(skip_all, fields(license_id = %report.license_id, installation_id = %report.installation_id))]
     async fn claim_seat(
         &self,
         report: &HeartbeatReport,
         seat_limit: u64,
     ) -> Result<SeatClaim, StoreError> {
+        let license_key = keys::key(keys::license_pk(&report.license_id), keys::LICENSE_SK);
+        let admitted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(license_key.clone()))
+            .update_expression("ADD active_installations :one")
+            .condition_expression("attribute_exists(pk) AND active_installations < :limit")
+            .set_expression_attribute_values(Some(values(vec![
+                (":one", n(1)),
+                (":limit", n(seat_limit)),
+            ])))
+            .send()
+            .await;
+        match admitted {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_conditional_check_failed_exception() =>
+            {
+                // Full — unless this very installation got seated meanwhile.
+                return Ok(match self.touch(report).await? {
+                    Some(i) => SeatClaim::Seated(i),
+                    None => SeatClaim::SeatsFull,
+                });
+            }
+            Err(e) => return Err(sdk_error(e)),
+        }
+
         let (set, attr_names, mut vals) = heartbeat_set(report);
         vals.extend(values(vec![
             (":active", s("active")),
@@ -395,7 +437,9 @@ impl InstallationRegistry for DynamoStore {
             (":id", s(report.installation_id.as_str())),
             (":license_id", s(report.license_id.as_str())),
         ]));
-        let seat = Update::builder()
+        let seated = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::key(
                 keys::license_pk(&report.license_id),
@@ -406,62 +450,40 @@ impl InstallationRegistry for DynamoStore {
                  first_seen_at = if_not_exists(first_seen_at, :at) ADD heartbeats :one"
             ))
             .condition_expression("attribute_not_exists(pk) OR #status = :inactive")
-            .set_expression_attribute_names(Some(attr_names.clone()))
+            .set_expression_attribute_names(Some(attr_names))
             .set_expression_attribute_values(Some(vals))
-            .build()
-            .map_err(|e| StoreError::Backend(e.into()))?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(
-                keys::license_pk(&report.license_id),
-                keys::LICENSE_SK,
-            )))
-            .update_expression("ADD active_installations :one")
-            .condition_expression("attribute_exists(pk) AND active_installations < :limit")
-            .set_expression_attribute_values(Some(values(vec![
-                (":one", n(1)),
-                (":limit", n(seat_limit)),
-            ])))
-            .build()
-            .map_err(|e| StoreError::Backend(e.into()))?;
-
-        // Contention between installations of one license cancels transactions with
-        // TransactionConflict; retry with jittered backoff. Condition failures are final answers.
-        for attempt in 0..8u32 {
-            let items = vec![
-                TransactWriteItem::builder().update(seat.clone()).build(),
-                TransactWriteItem::builder().update(count.clone()).build(),
-            ];
-            match self.transact(items).await {
-                Ok(()) => {
-                    return Ok(SeatClaim::Seated(Installation {
-                        id: report.installation_id.clone(),
-                        license_id: report.license_id.clone(),
-                        status: InstallationStatus::Active,
-                        version: report.version.clone(),
-                        domain: report.domain.clone(),
-                        first_seen_at: report.at,
-                        last_seen_at: report.at,
-                    }));
-                }
-                Err(TransactError::Cancelled(reasons)) => {
-                    let reason = |i: usize| reasons.get(i).map(String::as_str).unwrap_or("None");
-                    if reason(0) == "ConditionalCheckFailed" {
-                        // Already seated (a concurrent beat of the same installation won).
-                        if let Some(i) = self.touch(report).await? {
-                            return Ok(SeatClaim::Seated(i));
-                        }
-                    } else if reason(1) == "ConditionalCheckFailed" {
-                        return Ok(SeatClaim::SeatsFull);
-                    }
-                }
-                Err(TransactError::Store(StoreError::Throttled)) => {}
-                Err(TransactError::Store(e)) => return Err(e),
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match seated {
+            Ok(out) => out
+                .attributes
+                .map(|item| Installation::try_from(from_item::<InstallationRecord>(item)?))
+                .transpose()?
+                .map(SeatClaim::Seated)
+                .ok_or_else(|| StoreError::Corrupt("UpdateItem returned no attributes".into())),
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_conditional_check_failed_exception() =>
+            {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(license_key))
+                    .update_expression("ADD active_installations :minus_one")
+                    .set_expression_attribute_values(Some(values(vec![(
+                        ":minus_one",
+                        AttributeValue::N("-1".into()),
+                    )])))
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                Ok(match self.touch(report).await? {
+                    Some(i) => SeatClaim::Seated(i),
+                    None => SeatClaim::SeatsFull,
+                })
             }
-            let jitter = rand::random_range(0..20u64);
-            tokio::time::sleep(Duration::from_millis((10 << attempt.min(5)) + jitter)).await;
+            Err(e) => Err(sdk_error(e)),
         }
-        Err(StoreError::Throttled)
     }
 }
 
@@ -512,7 +534,11 @@ impl CustomerDirectory for DynamoStore {
         for item in listed {
             let record: LicenseRecord = from_item(item)?;
             let partition = self
-                .query_all(None, "pk = :pk", values(vec![(":pk", s(record.pk.clone()))]))
+                .query_all(
+                    None,
+                    "pk = :pk",
+                    values(vec![(":pk", s(record.pk.clone()))]),
+                )
                 .await?;
             let mut detail = LicenseDetail {
                 license: License::try_from(record)?,
@@ -525,9 +551,13 @@ impl CustomerDirectory for DynamoStore {
                     ENTITY_LICENSE => {
                         detail.license = License::try_from(from_item::<LicenseRecord>(item)?)?;
                     }
-                    ENTITY_INSTALLATION => detail.installations.push(Installation::try_from(
-                        from_item::<InstallationRecord>(item)?,
-                    )?),
+                    ENTITY_INSTALLATION => {
+                        detail
+                            .installations
+                            .push(Installation::try_from(from_item::<InstallationRecord>(
+                                item,
+                            )?)?)
+                    }
                     ENTITY_AUDIT => detail
                         .audit
                         .push(AuditEntry::from(from_item::<AuditRecord>(item)?)),
@@ -537,7 +567,7 @@ impl CustomerDirectory for DynamoStore {
             }
             details.push(detail);
         }
-        details.sort_by(|a, b| a.license.issued_at.cmp(&b.license.issued_at));
+        details.sort_by_key(|d| d.license.issued_at);
         Ok(details)
     }
 }

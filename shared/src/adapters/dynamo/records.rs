@@ -69,7 +69,11 @@ impl From<&License> for LicenseRecord {
             status: l.status,
             features: l.features.iter().map(ToString::to_string).collect(),
             limits: l.limits,
-            domain_restrictions: l.domain_restrictions.iter().map(ToString::to_string).collect(),
+            domain_restrictions: l
+                .domain_restrictions
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             issued_at: l.issued_at,
             expires_at: l.expires_at,
             active_installations: l.active_installations,

@@ -12,7 +12,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Creates the table (and its TTL setting) unless it exists; waits until it is active.
 pub async fn ensure_table(client: &Client, name: &str) -> Result<(), BoxError> {
-    let exists = client.describe_table().table_name(name).send().await.is_ok();
+    let exists = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .is_ok();
     if !exists {
         let attr = |n: &str| {
             AttributeDefinition::builder()
@@ -20,13 +25,22 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), BoxError> {
                 .attribute_type(ScalarAttributeType::S)
                 .build()
         };
-        let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+        let key = |n: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+        };
         let index = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, BoxError> {
             Ok(GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(pk, KeyType::Hash)?)
                 .key_schema(key(sk, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()?)
         };
         let mut create = client
@@ -70,6 +84,10 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), BoxError> {
         .or_else(|e| {
             // Re-running bootstrap on a table whose TTL is already on is fine.
             let msg = format!("{e:?}");
-            if msg.contains("already enabled") { Ok(()) } else { Err(e.into()) }
+            if msg.contains("already enabled") {
+                Ok(())
+            } else {
+                Err(e.into())
+            }
         })
 }

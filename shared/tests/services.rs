@@ -1,0 +1,578 @@
+//! Services against the emulator: real DynamoDB tables and real KMS keys, one fresh stack per test.
+//! Time is injected, so expiry is tested without waiting.
+
+use shared::domain::ports::{
+    CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseReader, RandomIds, SeatClaim,
+};
+use shared::domain::{
+    Actor, Customer, DomainError, DomainPattern, Feature, Hostname, InstallationId,
+    InstallationStatus, License, LicenseId, LicenseStatus, LimitOverrides, Plan,
+};
+use shared::service::admin::{
+    IssueCommand, NewCustomer, StatusAction, Term, change_status, create_customer, issue_license,
+    lookup_customer,
+};
+use shared::service::check::Code;
+use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
+use shared::service::validate::{ValidateCommand, validate};
+use shared::testing::{Stack, TEST_ISSUER};
+use shared::token::{LicenseClaims, LicenseKey, TokenKind, sign_jwt};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+struct Issued {
+    customer: Customer,
+    license: License,
+    key: LicenseKey,
+}
+
+async fn issue(stack: &Stack, plan: Plan, tweak: impl FnOnce(&mut IssueCommand)) -> Issued {
+    let customer = create_customer(
+        &stack.store,
+        &RandomIds,
+        NewCustomer {
+            name: "Acme".into(),
+            email: "ops@acme.com".into(),
+        },
+        Actor::system("test"),
+        NOW,
+    )
+    .await
+    .expect("customer");
+    let mut cmd = IssueCommand {
+        customer_id: customer.id,
+        plan,
+        term: Term::Days(30),
+        features: None,
+        limits: LimitOverrides::default(),
+        domain_restrictions: Vec::new(),
+    };
+    tweak(&mut cmd);
+    let signer = stack.signer().await;
+    let (license, key) = issue_license(
+        &stack.store,
+        &signer,
+        &RandomIds,
+        TEST_ISSUER,
+        cmd,
+        Actor::admin(Some("alice")),
+        NOW,
+    )
+    .await
+    .expect("issue");
+    stack.calls.reset();
+    Issued {
+        customer,
+        license,
+        key,
+    }
+}
+
+fn installation(id: &str) -> InstallationId {
+    InstallationId::parse(id).expect("valid id")
+}
+
+fn validate_cmd(key: &LicenseKey, inst: &str) -> ValidateCommand {
+    ValidateCommand {
+        key: key.clone(),
+        installation_id: installation(inst),
+        domain: None,
+        feature: None,
+    }
+}
+
+fn beat_cmd(key: &LicenseKey, inst: &str) -> HeartbeatCommand {
+    HeartbeatCommand {
+        key: key.clone(),
+        installation_id: installation(inst),
+        version: "1.4.2".into(),
+        domain: None,
+    }
+}
+
+async fn code_of(stack: &Stack, cmd: &ValidateCommand, now: OffsetDateTime) -> Code {
+    let ring = stack.key_ring().await;
+    validate(&ring, &stack.store, cmd, now)
+        .await
+        .expect("validate")
+        .verdict
+        .code
+}
+
+#[tokio::test]
+async fn validate_costs_one_dynamodb_read_and_no_kms_call_on_the_warm_path() {
+    // Arrange: a license, and a ring loaded once as at cold start.
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let ring = stack.key_ring().await;
+    stack.calls.reset();
+    // Act
+    let checked = validate(&ring, &stack.store, &validate_cmd(&issued.key, "i-1"), NOW)
+        .await
+        .expect("validate");
+    // Assert
+    assert_eq!(checked.verdict.code, Code::Valid);
+    assert_eq!(
+        stack.calls.snapshot().into_iter().collect::<Vec<_>>(),
+        vec![("DynamoDB.BatchGetItem".to_owned(), 1)]
+    );
+    assert_eq!(stack.calls.count("KMS."), 0);
+}
+
+#[tokio::test]
+async fn validate_reports_expired_from_the_expiry_instant_on() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let expiry = issued.license.expires_at;
+    let cmd = validate_cmd(&issued.key, "i-1");
+    assert_eq!(
+        code_of(&stack, &cmd, expiry - Duration::seconds(1)).await,
+        Code::Valid
+    );
+    assert_eq!(code_of(&stack, &cmd, expiry).await, Code::Expired);
+    assert_eq!(
+        code_of(&stack, &cmd, expiry + Duration::days(400)).await,
+        Code::Expired
+    );
+}
+
+#[tokio::test]
+async fn validate_checks_domain_restrictions_on_label_boundaries() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Enterprise, |c| {
+        c.domain_restrictions = vec![DomainPattern::parse("*.acme.com").expect("valid")];
+    })
+    .await;
+    let with_domain = |d: Option<&str>| ValidateCommand {
+        domain: d.map(|d| Hostname::parse(d).expect("valid")),
+        ..validate_cmd(&issued.key, "i-1")
+    };
+    assert_eq!(
+        code_of(&stack, &with_domain(Some("app.ACME.com.")), NOW).await,
+        Code::Valid
+    );
+    assert_eq!(
+        code_of(&stack, &with_domain(Some("evilacme.com")), NOW).await,
+        Code::DomainMismatch
+    );
+    assert_eq!(
+        code_of(&stack, &with_domain(None), NOW).await,
+        Code::DomainMismatch
+    );
+}
+
+#[tokio::test]
+async fn validate_refuses_a_feature_outside_the_plan() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let with_feature = |f: &str| ValidateCommand {
+        feature: Some(Feature::parse(f).expect("valid")),
+        ..validate_cmd(&issued.key, "i-1")
+    };
+    assert_eq!(
+        code_of(&stack, &with_feature("workflows"), NOW).await,
+        Code::Valid
+    );
+    assert_eq!(
+        code_of(&stack, &with_feature("analytics"), NOW).await,
+        Code::FeatureNotEntitled
+    );
+}
+
+#[tokio::test]
+async fn a_validly_signed_key_for_a_license_not_on_record_is_not_found() {
+    let stack = Stack::new().await;
+    let signer = stack.signer().await;
+    let ghost = LicenseId::parse("NECTAR-STARTER-2026-GHOST000").expect("valid");
+    let claims = LicenseClaims {
+        iss: TEST_ISSUER.into(),
+        typ: TokenKind::License,
+        lic: ghost.product_line().into(),
+        jti: ghost,
+        cid: shared::domain::CustomerId::from_uuid(uuid::Uuid::new_v4()),
+        iat: NOW.unix_timestamp(),
+        exp: (NOW + Duration::days(1)).unix_timestamp(),
+        feat: vec![],
+        limits: Plan::Starter.default_limits(),
+        domain_restrictions: vec![],
+    };
+    let key = LicenseKey::new(sign_jwt(&signer, &claims).await.expect("sign"));
+    assert_eq!(
+        code_of(&stack, &validate_cmd(&key, "i-1"), NOW).await,
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
+    // Arrange
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let ring = stack.key_ring().await;
+    let cmd = validate_cmd(&issued.key, "i-1");
+    assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Valid);
+    // Act
+    let (license, changed) = change_status(
+        &stack.store,
+        &issued.license.id,
+        StatusAction::Revoke,
+        Some("chargeback".into()),
+        Actor::admin(Some("bob")),
+        NOW,
+    )
+    .await
+    .expect("revoke");
+    // Assert
+    assert!(changed);
+    assert_eq!(license.status, LicenseStatus::Revoked);
+    assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Revoked);
+    let beat = heartbeat(
+        &ring,
+        &stack.store,
+        &beat_cmd(&issued.key, "i-1"),
+        Duration::hours(1),
+        NOW,
+    )
+    .await
+    .expect("heartbeat");
+    assert_eq!(beat.verdict.code, Code::Revoked);
+    // A revoked license says REVOKED even once it is also past its expiry.
+    assert_eq!(
+        code_of(&stack, &cmd, NOW + Duration::days(365)).await,
+        Code::Revoked
+    );
+}
+
+#[tokio::test]
+async fn revoking_twice_changes_nothing_the_second_time_and_audits_once() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let revoke = || {
+        change_status(
+            &stack.store,
+            &issued.license.id,
+            StatusAction::Revoke,
+            Some("fraud".into()),
+            Actor::admin(None),
+            NOW,
+        )
+    };
+    assert!(revoke().await.expect("first").1);
+    assert!(!revoke().await.expect("second").1);
+    let (_, licenses) = lookup_customer(&stack.store, &issued.customer.id)
+        .await
+        .expect("lookup");
+    let actions: Vec<&str> = licenses[0]
+        .audit
+        .iter()
+        .map(|a| a.action.as_str())
+        .collect();
+    assert_eq!(actions, ["license.issued", "license.revoked"]);
+    let revoked = &licenses[0].audit[1];
+    assert_eq!(revoked.reason.as_deref(), Some("fraud"));
+    assert_eq!(revoked.actor.as_str(), "admin");
+    assert_eq!(
+        (revoked.from, revoked.to),
+        (Some(LicenseStatus::Active), Some(LicenseStatus::Revoked))
+    );
+}
+
+#[tokio::test]
+async fn suspend_then_reinstate_round_trips_and_a_revoked_license_cannot_come_back() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let id = &issued.license.id;
+    let act = |action| change_status(&stack.store, id, action, None, Actor::admin(None), NOW);
+    let cmd = validate_cmd(&issued.key, "i-1");
+
+    act(StatusAction::Suspend).await.expect("suspend");
+    assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Suspended);
+    act(StatusAction::Reinstate).await.expect("reinstate");
+    assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Valid);
+    act(StatusAction::Revoke).await.expect("revoke");
+    let err = act(StatusAction::Reinstate).await.expect_err("terminal");
+    assert!(matches!(
+        err,
+        DomainError::InvalidTransition {
+            action: "reinstate",
+            from: LicenseStatus::Revoked
+        }
+    ));
+}
+
+#[tokio::test]
+async fn status_changes_on_an_unknown_license_are_not_found() {
+    let stack = Stack::new().await;
+    let id = LicenseId::parse("NECTAR-STARTER-2026-NOPE0000").expect("valid");
+    let err = change_status(
+        &stack.store,
+        &id,
+        StatusAction::Revoke,
+        None,
+        Actor::admin(None),
+        NOW,
+    )
+    .await
+    .expect_err("missing");
+    assert!(matches!(err, DomainError::LicenseNotFound));
+}
+
+#[tokio::test]
+async fn issuing_checks_customer_features_and_term_before_signing() {
+    let stack = Stack::new().await;
+    let signer = stack.signer().await;
+    let base = IssueCommand {
+        customer_id: shared::domain::CustomerId::from_uuid(uuid::Uuid::new_v4()),
+        plan: Plan::Starter,
+        term: Term::Days(30),
+        features: None,
+        limits: LimitOverrides::default(),
+        domain_restrictions: vec![],
+    };
+    let run = |cmd: IssueCommand| {
+        let signer = &signer;
+        let store = &stack.store;
+        async move {
+            issue_license(
+                store,
+                signer,
+                &RandomIds,
+                TEST_ISSUER,
+                cmd,
+                Actor::admin(None),
+                NOW,
+            )
+            .await
+        }
+    };
+    assert!(matches!(
+        run(base.clone()).await,
+        Err(DomainError::CustomerNotFound)
+    ));
+    let unknown_feature = IssueCommand {
+        features: Some(vec![Feature::parse("teleportation").expect("well-formed")]),
+        ..base.clone()
+    };
+    assert!(
+        matches!(run(unknown_feature).await, Err(DomainError::UnknownFeature(f)) if f == "teleportation")
+    );
+    let past = IssueCommand {
+        term: Term::Until(NOW - Duration::days(1)),
+        ..base.clone()
+    };
+    assert!(matches!(
+        run(past).await,
+        Err(DomainError::InvalidValue {
+            field: "expiresAt",
+            ..
+        })
+    ));
+    let too_long = IssueCommand {
+        term: Term::Days(10_000),
+        ..base
+    };
+    assert!(matches!(
+        run(too_long).await,
+        Err(DomainError::InvalidValue {
+            field: "validDays",
+            ..
+        })
+    ));
+    assert_eq!(
+        stack.calls.count("KMS.Sign"),
+        0,
+        "nothing invalid reaches KMS"
+    );
+}
+
+#[tokio::test]
+async fn an_issued_license_carries_plan_defaults_overrides_and_the_human_id_format() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |c| {
+        c.limits.installations = Some(7);
+    })
+    .await;
+    let l = &issued.license;
+    assert!(l.id.as_str().starts_with("NECTAR-PROFESSIONAL-2026-"));
+    assert_eq!(l.features, Plan::Professional.default_features());
+    assert_eq!(l.limits.installations, 7);
+    assert_eq!(l.limits.users, Plan::Professional.default_limits().users);
+    assert_eq!(l.expires_at, NOW + Duration::days(30));
+    let claims = stack
+        .key_ring()
+        .await
+        .verify_license(&issued.key)
+        .expect("verifies");
+    assert_eq!(claims.jti, l.id);
+    assert_eq!(claims.cid, issued.customer.id);
+    assert_eq!(claims.exp, l.expires_at.unix_timestamp());
+    assert_eq!(claims.limits.installations, 7);
+}
+
+#[tokio::test]
+async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() {
+    // Arrange
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let ring = stack.key_ring().await;
+    let cmd = beat_cmd(&issued.key, "i-1");
+    let beat = |at| heartbeat(&ring, &stack.store, &cmd, Duration::hours(1), at);
+    // Act
+    let first = beat(NOW).await.expect("first");
+    let later = beat(NOW + Duration::minutes(61)).await.expect("second");
+    // Assert
+    assert_eq!(first.verdict.code, Code::Valid);
+    assert_eq!(first.next_due_at, NOW + Duration::hours(1));
+    let inst = later.installation.expect("recorded");
+    assert_eq!(inst.first_seen_at, NOW);
+    assert_eq!(inst.last_seen_at, NOW + Duration::minutes(61));
+    assert_eq!(inst.status, InstallationStatus::Active);
+    let (license, _) = stack
+        .store
+        .license_and_installation(&issued.license.id, &installation("i-1"))
+        .await
+        .expect("read");
+    assert_eq!(
+        license.expect("license").active_installations,
+        1,
+        "one seat, not two"
+    );
+}
+
+#[tokio::test]
+async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |c| c.limits.installations = Some(2)).await;
+    let ring = stack.key_ring().await;
+    for (inst, expected) in [
+        ("i-1", Code::Valid),
+        ("i-2", Code::Valid),
+        ("i-3", Code::InstallationLimit),
+    ] {
+        let beat = heartbeat(
+            &ring,
+            &stack.store,
+            &beat_cmd(&issued.key, inst),
+            Duration::hours(1),
+            NOW,
+        )
+        .await
+        .expect("heartbeat");
+        assert_eq!(beat.verdict.code, expected, "{inst}");
+    }
+    // Seat holders still validate; the newcomer is told why it cannot.
+    assert_eq!(
+        code_of(&stack, &validate_cmd(&issued.key, "i-1"), NOW).await,
+        Code::Valid
+    );
+    assert_eq!(
+        code_of(&stack, &validate_cmd(&issued.key, "i-3"), NOW).await,
+        Code::InstallationLimit
+    );
+}
+
+#[tokio::test]
+async fn concurrent_seat_claims_admit_exactly_the_limit() {
+    // Arrange: 24 new installations race for 5 seats.
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Enterprise, |c| {
+        c.limits.installations = Some(5)
+    })
+    .await;
+    let reports: Vec<HeartbeatReport> = (0..24)
+        .map(|i| HeartbeatReport {
+            license_id: issued.license.id.clone(),
+            installation_id: installation(&format!("node-{i}")),
+            version: "1.0.0".into(),
+            domain: None,
+            at: NOW,
+        })
+        .collect();
+    // Act
+    let claims =
+        futures::future::join_all(reports.iter().map(|r| stack.store.claim_seat(r, 5))).await;
+    // Assert
+    let seated = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(SeatClaim::Seated(_))))
+        .count();
+    let full = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(SeatClaim::SeatsFull)))
+        .count();
+    assert_eq!((seated, full), (5, 19), "{claims:?}");
+    let license = stack
+        .store
+        .license(&issued.license.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(license.active_installations, 5);
+}
+
+#[tokio::test]
+async fn the_same_installation_beating_concurrently_takes_one_seat() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let report = HeartbeatReport {
+        license_id: issued.license.id.clone(),
+        installation_id: installation("twin"),
+        version: "1.0.0".into(),
+        domain: None,
+        at: NOW,
+    };
+    let claims =
+        futures::future::join_all((0..8).map(|_| stack.store.claim_seat(&report, 3))).await;
+    assert!(
+        claims.iter().all(|c| matches!(c, Ok(SeatClaim::Seated(_)))),
+        "{claims:?}"
+    );
+    let license = stack
+        .store
+        .license(&issued.license.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(license.active_installations, 1);
+}
+
+#[tokio::test]
+async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let ring = stack.key_ring().await;
+    heartbeat(
+        &ring,
+        &stack.store,
+        &beat_cmd(&issued.key, "i-1"),
+        Duration::hours(1),
+        NOW,
+    )
+    .await
+    .expect("heartbeat");
+    let (customer, licenses) = lookup_customer(&stack.store, &issued.customer.id)
+        .await
+        .expect("lookup");
+    assert_eq!(customer, issued.customer);
+    assert_eq!(licenses.len(), 1);
+    assert_eq!(licenses[0].license.id, issued.license.id);
+    assert_eq!(licenses[0].license.active_installations, 1);
+    assert_eq!(licenses[0].installations.len(), 1);
+    assert_eq!(licenses[0].installations[0].version, "1.4.2");
+    assert_eq!(licenses[0].audit[0].actor.as_str(), "admin:alice");
+    let missing = shared::domain::CustomerId::from_uuid(uuid::Uuid::new_v4());
+    assert!(matches!(
+        lookup_customer(&stack.store, &missing).await,
+        Err(DomainError::CustomerNotFound)
+    ));
+    assert!(
+        stack
+            .store
+            .customer(&missing)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
