@@ -1,1 +1,149 @@
-//! e2e support
+//! End-to-end test support: an HTTP client for the stack `make test` serves through
+//! `cargo lambda watch` (its URL and admin token arrive in `NECTAR_E2E_*` variables).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The running stack.
+pub struct Api {
+    base: String,
+    admin_token: String,
+    http: reqwest::Client,
+    /// The signing key (alias) the stack's functions use.
+    pub signing_key: String,
+    /// The `iss` the stack's functions use.
+    pub issuer: String,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the end-to-end tests with `make test`, which starts the stack"
+        )
+    })
+}
+
+impl Api {
+    /// Connects to the stack named by the environment.
+    pub fn from_env() -> Self {
+        Self {
+            base: env("NECTAR_E2E_URL"),
+            admin_token: env("NECTAR_E2E_ADMIN_TOKEN"),
+            signing_key: env("NECTAR_E2E_SIGNING_KEY"),
+            issuer: env("NECTAR_E2E_ISSUER"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request; returns the status, the body as JSON (`Null` if it is not JSON) and the
+    /// raw headers.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("the stack answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    /// POST JSON without credentials.
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .send(
+                reqwest::Method::POST,
+                path,
+                Some(body.to_string().into_bytes()),
+                None,
+            )
+            .await;
+        (s, v)
+    }
+
+    /// POST JSON as the admin.
+    pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .send(
+                reqwest::Method::POST,
+                path,
+                Some(body.to_string().into_bytes()),
+                Some(&self.admin_token),
+            )
+            .await;
+        (s, v)
+    }
+
+    /// GET as the admin.
+    pub async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .send(reqwest::Method::GET, path, None, Some(&self.admin_token))
+            .await;
+        (s, v)
+    }
+
+    /// A new customer's id.
+    pub async fn new_customer(&self) -> String {
+        let (status, body) = self
+            .admin_post(
+                "/api/admin/customers",
+                json!({"name": "Acme Corp", "email": "ops@acme.example"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["customer"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Issues a license for a new customer; `extra` is merged into the request. Returns the
+    /// license view and the key.
+    pub async fn issue(&self, plan: &str, extra: Value) -> (Value, String) {
+        let customer = self.new_customer().await;
+        let mut body = json!({"customerId": customer, "plan": plan});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, resp) = self.admin_post("/api/admin/licenses", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{resp}");
+        (
+            resp["license"].clone(),
+            resp["licenseKey"].as_str().expect("key").to_owned(),
+        )
+    }
+
+    /// `POST /api/validate` for `key` from `installation`, with optional extra fields.
+    pub async fn validate(&self, key: &str, installation: &str, extra: Value) -> Value {
+        let mut body = json!({"licenseKey": key, "installationId": installation});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, resp) = self.post("/api/validate", body).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+        resp
+    }
+
+    /// `POST /api/heartbeat` for `key` from `installation`.
+    pub async fn heartbeat(&self, key: &str, installation: &str) -> Value {
+        let (status, resp) = self
+            .post(
+                "/api/heartbeat",
+                json!({"licenseKey": key, "installationId": installation, "version": "2.3.1"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+        resp
+    }
+}

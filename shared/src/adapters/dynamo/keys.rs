@@ -42,7 +42,7 @@ pub fn installation_sk(id: &InstallationId) -> String {
     format!("INSTALLATION#{id}")
 }
 
-/// Sort key of an audit entry; `unique` breaks ties within a second.
+/// Sort key of an audit entry; `unique` (a time-ordered UUIDv7) orders entries within a second.
 pub fn audit_sk(at: OffsetDateTime, unique: &uuid::Uuid) -> String {
     format!("AUDIT#{}#{unique}", sortable_time(at))
 }

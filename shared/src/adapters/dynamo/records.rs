@@ -223,7 +223,8 @@ impl AuditRecord {
     /// The audit item for `entry` in partition `pk`.
     pub fn new(pk: String, entry: &AuditEntry) -> Self {
         Self {
-            sk: keys::audit_sk(entry.at, &uuid::Uuid::new_v4()),
+            // v7 ids grow with real time, so entries within one (injected) second keep their order.
+            sk: keys::audit_sk(entry.at, &uuid::Uuid::now_v7()),
             pk,
             entity: ENTITY_AUDIT.into(),
             action: entry.action.clone(),
