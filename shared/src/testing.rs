@@ -165,3 +165,97 @@ pub async fn create_signing_key(kms: &aws_sdk_kms::Client) -> String {
         .map(|m| m.key_id)
         .expect("key metadata")
 }
+
+/// A license issued on a test stack, with its owner and key.
+pub struct Issued {
+    /// The owner.
+    pub customer: crate::domain::Customer,
+    /// The license as stored.
+    pub license: crate::domain::License,
+    /// Its signed key.
+    pub key: crate::token::LicenseKey,
+}
+
+impl Stack {
+    /// Creates a customer and issues them a 30-day `plan` license at `now`, adjusted by `tweak`.
+    pub async fn issue(
+        &self,
+        plan: crate::domain::Plan,
+        now: time::OffsetDateTime,
+        tweak: impl FnOnce(&mut crate::service::admin::IssueCommand),
+    ) -> Issued {
+        use crate::domain::ports::RandomIds;
+        use crate::domain::{Actor, LimitOverrides};
+        use crate::service::admin::{
+            IssueCommand, NewCustomer, Term, create_customer, issue_license,
+        };
+
+        let customer = create_customer(
+            &self.store,
+            &RandomIds,
+            NewCustomer {
+                name: "Acme".into(),
+                email: "ops@acme.com".into(),
+            },
+            Actor::system("test"),
+            now,
+        )
+        .await
+        .expect("customer");
+        let mut cmd = IssueCommand {
+            customer_id: customer.id,
+            plan,
+            term: Term::Days(30),
+            features: None,
+            limits: LimitOverrides::default(),
+            domain_restrictions: Vec::new(),
+        };
+        tweak(&mut cmd);
+        let signer = self.signer().await;
+        let (license, key) = issue_license(
+            &self.store,
+            &signer,
+            &RandomIds,
+            TEST_ISSUER,
+            cmd,
+            Actor::admin(Some("alice")),
+            now,
+        )
+        .await
+        .expect("issue");
+        self.calls.reset();
+        Issued {
+            customer,
+            license,
+            key,
+        }
+    }
+}
+
+/// The admin token handler tests authenticate with.
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token";
+
+/// An [`AdminAuth`](crate::config::AdminAuth) accepting [`TEST_ADMIN_TOKEN`].
+pub fn admin_auth() -> crate::config::AdminAuth {
+    crate::config::AdminAuth::from_hex_sha256(&crate::config::AdminAuth::hash_token(
+        TEST_ADMIN_TOKEN,
+    ))
+    .expect("valid hash")
+}
+
+/// A request from an API Gateway v2 (HTTP API) event fixture, after replacing placeholders such
+/// as `__LICENSE_KEY__` (JSON-escaped) in the fixture text.
+pub fn apigw_v2(fixture: &str, replacements: &[(&str, &str)]) -> lambda_http::Request {
+    let mut text = fixture.to_owned();
+    for (from, to) in replacements {
+        let escaped = serde_json::to_string(to).expect("string");
+        // Inside a JSON string (the body is one), the value goes in without its outer quotes.
+        text = text.replace(from, &escaped[1..escaped.len() - 1]);
+    }
+    lambda_http::request::from_str(&text).expect("a valid API Gateway v2 event")
+}
+
+/// The response body as JSON.
+pub fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).expect("a JSON body")
+}

@@ -5,69 +5,24 @@ use shared::domain::ports::{
     CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseReader, RandomIds, SeatClaim,
 };
 use shared::domain::{
-    Actor, Customer, DomainError, DomainPattern, Feature, Hostname, InstallationId,
-    InstallationStatus, License, LicenseId, LicenseStatus, LimitOverrides, Plan,
+    Actor, DomainError, DomainPattern, Feature, Hostname, InstallationId, InstallationStatus,
+    LicenseId, LicenseStatus, LimitOverrides, Plan,
 };
 use shared::service::admin::{
-    IssueCommand, NewCustomer, StatusAction, Term, change_status, create_customer, issue_license,
-    lookup_customer,
+    IssueCommand, StatusAction, Term, change_status, issue_license, lookup_customer,
 };
 use shared::service::check::Code;
 use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
 use shared::service::validate::{ValidateCommand, validate};
-use shared::testing::{Stack, TEST_ISSUER};
+use shared::testing::{Issued, Stack, TEST_ISSUER};
 use shared::token::{LicenseClaims, LicenseKey, TokenKind, sign_jwt};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
-struct Issued {
-    customer: Customer,
-    license: License,
-    key: LicenseKey,
-}
-
 async fn issue(stack: &Stack, plan: Plan, tweak: impl FnOnce(&mut IssueCommand)) -> Issued {
-    let customer = create_customer(
-        &stack.store,
-        &RandomIds,
-        NewCustomer {
-            name: "Acme".into(),
-            email: "ops@acme.com".into(),
-        },
-        Actor::system("test"),
-        NOW,
-    )
-    .await
-    .expect("customer");
-    let mut cmd = IssueCommand {
-        customer_id: customer.id,
-        plan,
-        term: Term::Days(30),
-        features: None,
-        limits: LimitOverrides::default(),
-        domain_restrictions: Vec::new(),
-    };
-    tweak(&mut cmd);
-    let signer = stack.signer().await;
-    let (license, key) = issue_license(
-        &stack.store,
-        &signer,
-        &RandomIds,
-        TEST_ISSUER,
-        cmd,
-        Actor::admin(Some("alice")),
-        NOW,
-    )
-    .await
-    .expect("issue");
-    stack.calls.reset();
-    Issued {
-        customer,
-        license,
-        key,
-    }
+    stack.issue(plan, NOW, tweak).await
 }
 
 fn installation(id: &str) -> InstallationId {

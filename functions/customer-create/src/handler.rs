@@ -46,3 +46,32 @@ async fn run<D: CustomerDirectory>(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::ports::{RandomIds, SystemClock};
+    use shared::testing::{Stack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
+
+    #[tokio::test]
+    async fn creating_a_customer_answers_201_with_its_new_id() {
+        let stack = Stack::new().await;
+        let deps = Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        };
+        let req = apigw_v2(
+            include_str!("../../../tests/fixtures/apigw_v2/customer_create.json"),
+            &[("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN)],
+        );
+        let resp = handle(&deps, req).await.expect("always Ok");
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::CREATED, "{body}");
+        assert_eq!(body["customer"]["email"], "ops@acme.example");
+        let id = shared::domain::CustomerId::parse(body["customer"]["id"].as_str().expect("id"))
+            .expect("uuid");
+        assert!(stack.store.customer(&id).await.expect("read").is_some());
+    }
+}

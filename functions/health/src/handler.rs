@@ -22,3 +22,34 @@ pub async fn handle(version: &str, req: Request) -> Result<Response<Body>, Error
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::{apigw_v2, body_json};
+
+    #[tokio::test]
+    async fn health_reports_the_deployed_version() {
+        let req = apigw_v2(
+            include_str!("../../../tests/fixtures/apigw_v2/health.json"),
+            &[],
+        );
+        let resp = handle("1.2.3", req).await.expect("always Ok");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            body_json(&resp),
+            serde_json::json!({"status": "ok", "version": "1.2.3"})
+        );
+    }
+
+    #[tokio::test]
+    async fn any_other_route_is_a_json_404() {
+        let req = apigw_v2(
+            include_str!("../../../tests/fixtures/apigw_v2/default_route.json"),
+            &[],
+        );
+        let resp = handle("1.2.3", req).await.expect("always Ok");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body_json(&resp)["error"]["code"], "ROUTE_NOT_FOUND");
+    }
+}

@@ -43,3 +43,54 @@ where
         &HeartbeatResponse::new(&beat, deps.interval, now),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::ports::SystemClock;
+    use shared::domain::{DomainPattern, Plan};
+    use shared::testing::{Stack, apigw_v2, body_json};
+
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/apigw_v2/heartbeat.json");
+
+    #[tokio::test]
+    async fn a_first_heartbeat_registers_the_installation_and_advertises_the_interval() {
+        // Arrange
+        let stack = Stack::new().await;
+        let issued = stack
+            .issue(Plan::Professional, SystemClock.now(), |c| {
+                c.domain_restrictions = vec![DomainPattern::parse("*.acme.com").expect("valid")];
+            })
+            .await;
+        let deps = Deps {
+            ring: stack.key_ring().await,
+            store: stack.store.clone(),
+            clock: Arc::new(SystemClock),
+            interval: time::Duration::minutes(10),
+        };
+        stack.calls.reset();
+        let req = apigw_v2(
+            FIXTURE,
+            &[
+                ("__LICENSE_KEY__", issued.key.expose()),
+                ("__INSTALLATION_ID__", "node-7"),
+            ],
+        );
+        // Act
+        let resp = handle(&deps, req).await.expect("always Ok");
+        // Assert
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::OK, "{body}");
+        assert_eq!(
+            (body["ok"].as_bool(), body["code"].as_str()),
+            (Some(true), Some("VALID"))
+        );
+        assert_eq!(body["installation"]["id"], "node-7");
+        assert_eq!(body["installation"]["domain"], "app.acme.com");
+        assert_eq!(body["heartbeat"]["intervalSeconds"], 600);
+        // One license+installation read, one seat claim, one installation write.
+        assert_eq!(stack.calls.count("DynamoDB.BatchGetItem"), 1);
+        assert_eq!(stack.calls.count("DynamoDB.UpdateItem"), 2);
+        assert_eq!(stack.calls.count("KMS."), 0);
+    }
+}

@@ -59,3 +59,57 @@ where
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Plan;
+    use shared::domain::ports::{RandomIds, SystemClock};
+    use shared::testing::{Stack, TEST_ADMIN_TOKEN, TEST_ISSUER, admin_auth, apigw_v2, body_json};
+    use shared::token::LicenseKey;
+
+    #[tokio::test]
+    async fn issuing_answers_201_with_a_key_that_verifies_against_the_ring() {
+        // Arrange
+        let stack = Stack::new().await;
+        let customer = stack
+            .issue(Plan::Starter, SystemClock.now(), |_| {})
+            .await
+            .customer;
+        let deps = Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+            signer: Arc::new(stack.signer().await),
+            issuer: TEST_ISSUER.into(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        };
+        stack.calls.reset();
+        let req = apigw_v2(
+            include_str!("../../../tests/fixtures/apigw_v2/license_issue.json"),
+            &[
+                ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+                ("__CUSTOMER_ID__", &customer.id.to_string()),
+            ],
+        );
+        // Act
+        let resp = handle(&deps, req).await.expect("always Ok");
+        // Assert
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::CREATED, "{body}");
+        assert_eq!(body["license"]["limits"]["installations"], 5);
+        assert_eq!(body["license"]["domainRestrictions"][0], "*.acme.example");
+        let key = LicenseKey::new(body["licenseKey"].as_str().expect("key"));
+        let claims = stack
+            .key_ring()
+            .await
+            .verify_license(&key)
+            .expect("verifies");
+        assert_eq!(claims.jti.as_str(), body["license"]["id"]);
+        assert_eq!(
+            stack.calls.count("KMS.Sign"),
+            1,
+            "one signature per license"
+        );
+    }
+}

@@ -45,3 +45,70 @@ async fn run<D: CustomerDirectory>(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Plan;
+    use shared::domain::ports::{Clock, SystemClock};
+    use shared::testing::{Stack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
+
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/apigw_v2/license_lookup.json");
+
+    #[tokio::test]
+    async fn lookup_lists_the_customers_licenses_with_seats_and_audit() {
+        let stack = Stack::new().await;
+        let issued = stack
+            .issue(Plan::Enterprise, SystemClock.now(), |_| {})
+            .await;
+        let deps = Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+        };
+        let customer = issued.customer.id.to_string();
+        let req = apigw_v2(
+            FIXTURE,
+            &[
+                ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+                ("__CUSTOMER_ID__", &customer),
+            ],
+        );
+        let resp = handle(&deps, req).await.expect("always Ok");
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::OK, "{body}");
+        assert_eq!(body["customer"]["id"], customer.as_str());
+        assert_eq!(body["licenses"][0]["id"], issued.license.id.as_str());
+        assert_eq!(body["licenses"][0]["activeInstallations"], 0);
+        assert_eq!(body["licenses"][0]["audit"][0]["action"], "license.issued");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_customer_is_404_and_a_malformed_id_is_400() {
+        let stack = Stack::new().await;
+        let deps = Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+        };
+        for (id, status, code) in [
+            (
+                "0b7f3c8e-2f0c-4c1e-9d8a-3b2f1e0d9c8b",
+                StatusCode::NOT_FOUND,
+                "CUSTOMER_NOT_FOUND",
+            ),
+            ("acme", StatusCode::BAD_REQUEST, "INVALID_FIELD"),
+        ] {
+            let req = apigw_v2(
+                FIXTURE,
+                &[
+                    ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+                    ("__CUSTOMER_ID__", id),
+                ],
+            );
+            let resp = handle(&deps, req).await.expect("always Ok");
+            assert_eq!(
+                (resp.status(), body_json(&resp)["error"]["code"].as_str()),
+                (status, Some(code))
+            );
+        }
+    }
+}

@@ -63,3 +63,71 @@ where
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Plan;
+    use shared::domain::ports::SystemClock;
+    use shared::testing::{Stack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
+
+    #[tokio::test]
+    async fn suspend_and_reinstate_take_the_license_id_and_action_from_the_route() {
+        let stack = Stack::new().await;
+        let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
+        let deps = Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+            clock: Arc::new(SystemClock),
+        };
+        let vars = [
+            ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+            ("__LICENSE_ID__", issued.license.id.as_str()),
+        ];
+        for (fixture, status) in [
+            (
+                include_str!("../../../tests/fixtures/apigw_v2/license_suspend.json"),
+                "suspended",
+            ),
+            (
+                include_str!("../../../tests/fixtures/apigw_v2/license_reinstate.json"),
+                "active",
+            ),
+        ] {
+            let resp = handle(&deps, apigw_v2(fixture, &vars))
+                .await
+                .expect("always Ok");
+            let body = body_json(&resp);
+            assert_eq!(resp.status(), StatusCode::OK, "{body}");
+            assert_eq!(body["license"]["status"], status);
+            assert_eq!(body["changed"], true);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_license_id_in_the_path_is_a_400_naming_it() {
+        let stack = Stack::new().await;
+        let deps = Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+            clock: Arc::new(SystemClock),
+        };
+        let req = apigw_v2(
+            include_str!("../../../tests/fixtures/apigw_v2/license_suspend.json"),
+            &[
+                ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+                ("__LICENSE_ID__", "bogus"),
+            ],
+        );
+        let resp = handle(&deps, req).await.expect("always Ok");
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            (
+                body["error"]["code"].as_str(),
+                body["error"]["field"].as_str()
+            ),
+            (Some("INVALID_FIELD"), Some("licenseId"))
+        );
+    }
+}

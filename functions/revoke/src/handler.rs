@@ -52,3 +52,72 @@ where
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Plan;
+    use shared::domain::ports::SystemClock;
+    use shared::testing::{Stack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
+
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/apigw_v2/revoke.json");
+
+    fn deps(stack: &Stack) -> Deps<shared::adapters::dynamo::DynamoStore> {
+        Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    #[tokio::test]
+    async fn revoke_marks_the_license_revoked_and_names_the_actor_in_the_audit_trail() {
+        let stack = Stack::new().await;
+        let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
+        let req = apigw_v2(
+            FIXTURE,
+            &[
+                ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+                ("__LICENSE_ID__", issued.license.id.as_str()),
+            ],
+        );
+        let resp = handle(&deps(&stack), req).await.expect("always Ok");
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::OK, "{body}");
+        assert_eq!(
+            (
+                body["changed"].as_bool(),
+                body["license"]["status"].as_str()
+            ),
+            (Some(true), Some("revoked"))
+        );
+        let (_, details) =
+            shared::service::admin::lookup_customer(&stack.store, &issued.customer.id)
+                .await
+                .expect("lookup");
+        let last = details[0].audit.last().expect("audit");
+        assert_eq!(last.actor.as_str(), "admin:alice@nectar.example");
+        assert_eq!(last.reason.as_deref(), Some("chargeback"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_admin_token_is_401_and_changes_nothing() {
+        let stack = Stack::new().await;
+        let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
+        let req = apigw_v2(
+            FIXTURE,
+            &[
+                ("__ADMIN_TOKEN__", "guess"),
+                ("__LICENSE_ID__", issued.license.id.as_str()),
+            ],
+        );
+        let resp = handle(&deps(&stack), req).await.expect("always Ok");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body_json(&resp)["error"]["code"], "UNAUTHORIZED");
+        assert_eq!(
+            stack.calls.count(""),
+            0,
+            "no AWS call before authentication"
+        );
+    }
+}

@@ -38,3 +38,67 @@ async fn run<R: LicenseReader>(deps: &Deps<R>, req: &Request) -> Result<Response
         &ValidateResponse::new(&checked, now),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Plan;
+    use shared::domain::ports::SystemClock;
+    use shared::testing::{Stack, apigw_v2, body_json};
+
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/apigw_v2/validate.json");
+
+    async fn deps(stack: &Stack) -> Deps<shared::adapters::dynamo::DynamoStore> {
+        Deps {
+            ring: stack.key_ring().await,
+            store: stack.store.clone(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_valid_key_from_an_api_gateway_event_answers_200_valid() {
+        // Arrange
+        let stack = Stack::new().await;
+        let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
+        let req = apigw_v2(FIXTURE, &[("__LICENSE_KEY__", issued.key.expose())]);
+        // Act
+        let resp = handle(&deps(&stack).await, req).await.expect("always Ok");
+        // Assert
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let body = body_json(&resp);
+        assert_eq!(body["valid"], true, "{body}");
+        assert_eq!(body["code"], "VALID");
+        assert_eq!(body["license"]["id"], issued.license.id.as_str());
+    }
+
+    #[tokio::test]
+    async fn a_base64_encoded_body_is_decoded_before_parsing() {
+        let stack = Stack::new().await;
+        let req = apigw_v2(
+            include_str!("../../../tests/fixtures/apigw_v2/validate_base64.json"),
+            &[],
+        );
+        let resp = handle(&deps(&stack).await, req).await.expect("always Ok");
+        let body = body_json(&resp);
+        assert_eq!(
+            (resp.status(), body["code"].as_str()),
+            (StatusCode::OK, Some("INVALID_KEY")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_truncated_body_is_a_400_malformed_json() {
+        let stack = Stack::new().await;
+        let req = apigw_v2(
+            include_str!("../../../tests/fixtures/apigw_v2/validate_malformed.json"),
+            &[],
+        );
+        let resp = handle(&deps(&stack).await, req).await.expect("always Ok");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(body_json(&resp)["error"]["code"], "MALFORMED_JSON");
+        assert_eq!(stack.calls.count(""), 0, "bad input never reaches AWS");
+    }
+}
