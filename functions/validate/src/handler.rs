@@ -92,11 +92,13 @@ mod tests {
     #[tokio::test]
     async fn a_truncated_body_is_a_400_malformed_json() {
         let stack = Stack::new().await;
+        let deps = deps(&stack).await;
+        stack.calls.reset();
         let req = apigw_v2(
             include_str!("../../../tests/fixtures/apigw_v2/validate_malformed.json"),
             &[],
         );
-        let resp = handle(&deps(&stack).await, req).await.expect("always Ok");
+        let resp = handle(&deps, req).await.expect("always Ok");
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         assert_eq!(body_json(&resp)["error"]["code"], "MALFORMED_JSON");
         assert_eq!(stack.calls.count(""), 0, "bad input never reaches AWS");
