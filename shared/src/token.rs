@@ -288,20 +288,25 @@ impl KeyRing {
         validation.set_issuer(&[self.issuer.as_str()]);
         validation.set_required_spec_claims(&["iss", "iat", "exp", "jti"]);
 
-        // Peek at the kind before typed decoding so a lease fails as WrongKind, not as Claims.
-        let kind = jsonwebtoken::decode::<KindOnly>(token, &key.decoding, &validation)
-            .map_err(classify)?
-            .claims
-            .typ;
-        let data =
-            jsonwebtoken::decode::<C>(token, &key.decoding, &validation).map_err(
-                |e| match classify(e) {
-                    KeyRejection::Claims if kind != C::KIND => KeyRejection::WrongKind,
-                    other => other,
-                },
-            )?;
-        Ok(data.claims)
+        // One signature verification per token; only when the claims fail to decode do we peek
+        // (without crypto) at the kind, so a lease is reported as WrongKind, not as Claims.
+        match jsonwebtoken::decode::<C>(token, &key.decoding, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => match classify(e) {
+                KeyRejection::Claims if peek_kind(token).is_some_and(|k| k != C::KIND) => {
+                    Err(KeyRejection::WrongKind)
+                }
+                other => Err(other),
+            },
+        }
     }
+}
+
+fn peek_kind(token: &str) -> Option<TokenKind> {
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    serde_json::from_slice::<KindOnly>(&payload)
+        .ok()
+        .map(|k| k.typ)
 }
 
 /// Claims types name the token kind they decode, so the ring can tell a mistyped token apart.
