@@ -70,8 +70,12 @@ export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_
 unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256
 
 nectar_log "cargo test"
-status=0
-cargo test --workspace || status=$?
+set +e
+cargo test --workspace 2>&1 | tee "$work/test.log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$work/test.log"
 if ((status != 0)); then
   echo "---- last lines of cargo lambda watch ----" >&2
   tail -n 40 "$work/watch.log" >&2

@@ -374,9 +374,13 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
     let ring = stack.key_ring().await;
     let cmd = beat_cmd(&issued.key, "i-1");
     let beat = |at| heartbeat(&ring, &stack.store, &cmd, Duration::hours(1), at);
+    stack.calls.reset();
     // Act
     let first = beat(NOW).await.expect("first");
+    let first_calls = stack.calls.snapshot();
+    stack.calls.reset();
     let later = beat(NOW + Duration::minutes(61)).await.expect("second");
+    let later_calls = stack.calls.snapshot();
     // Assert
     assert_eq!(first.verdict.code, Code::Valid);
     assert_eq!(first.next_due_at, NOW + Duration::hours(1));
@@ -393,6 +397,21 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
         license.expect("license").active_installations,
         1,
         "one seat, not two"
+    );
+    // First contact: read, take a seat, record the installation. Later: read, refresh.
+    let calls = |pairs: &[(&str, usize)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        first_calls,
+        calls(&[("DynamoDB.BatchGetItem", 1), ("DynamoDB.UpdateItem", 2)])
+    );
+    assert_eq!(
+        later_calls,
+        calls(&[("DynamoDB.BatchGetItem", 1), ("DynamoDB.UpdateItem", 1)])
     );
 }
 

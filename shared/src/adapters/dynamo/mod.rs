@@ -402,33 +402,46 @@ impl InstallationRegistry for DynamoStore {
         seat_limit: u64,
     ) -> Result<SeatClaim, StoreError> {
         let license_key = keys::key(keys::license_pk(&report.license_id), keys::LICENSE_SK);
-        let admitted = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(license_key.clone()))
-            .update_expression("ADD active_installations :one")
-            .condition_expression("attribute_exists(pk) AND active_installations < :limit")
-            .set_expression_attribute_values(Some(values(vec![
-                (":one", n(1)),
-                (":limit", n(seat_limit)),
-            ])))
-            .send()
-            .await;
-        match admitted {
-            Ok(_) => {}
-            Err(SdkError::ServiceError(ctx))
-                if ctx.err().is_conditional_check_failed_exception() =>
-            {
-                // Full — unless this very installation got seated meanwhile.
-                return Ok(match self.touch(report).await? {
-                    Some(i) => SeatClaim::Seated(i),
-                    None => SeatClaim::SeatsFull,
-                });
+        // A refusal is re-checked a few times: concurrent beats of this same installation may be
+        // between their steps 1 and 3, holding seats they are about to give back.
+        for attempt in 0..3u64 {
+            let admitted = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(license_key.clone()))
+                .update_expression("ADD active_installations :one")
+                .condition_expression("attribute_exists(pk) AND active_installations < :limit")
+                .set_expression_attribute_values(Some(values(vec![
+                    (":one", n(1)),
+                    (":limit", n(seat_limit)),
+                ])))
+                .send()
+                .await;
+            match admitted {
+                Ok(_) => return self.seat_installation(report, license_key).await,
+                Err(SdkError::ServiceError(ctx))
+                    if ctx.err().is_conditional_check_failed_exception() =>
+                {
+                    if let Some(i) = self.touch(report).await? {
+                        return Ok(SeatClaim::Seated(i));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 * (attempt + 1))).await;
+                }
+                Err(e) => return Err(sdk_error(e)),
             }
-            Err(e) => return Err(sdk_error(e)),
         }
+        Ok(SeatClaim::SeatsFull)
+    }
+}
 
+impl DynamoStore {
+    /// Steps 2 and 3 of [`InstallationRegistry::claim_seat`], once a seat is counted.
+    async fn seat_installation(
+        &self,
+        report: &HeartbeatReport,
+        license_key: Item,
+    ) -> Result<SeatClaim, StoreError> {
         let (set, attr_names, mut vals) = heartbeat_set(report);
         vals.extend(values(vec![
             (":active", s("active")),
