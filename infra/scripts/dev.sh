@@ -51,5 +51,8 @@ cat <<BANNER
 
 BANNER
 
-# shellcheck disable=SC2046 # one word per flag
-cargo lambda watch --concurrency 4 --invoke-address 127.0.0.1 --invoke-port "$http_port" $(nectar_watch_args)
+# RUST_LOG above is the functions' level; the emulator's own router logs only warnings.
+watch_args=$(nectar_watch_args)
+# shellcheck disable=SC2086 # one word per flag
+RUST_LOG=${NECTAR_WATCH_LOG:-warn} cargo lambda watch --concurrency 4 --invoke-address 127.0.0.1 \
+  --invoke-port "$http_port" $watch_args

@@ -47,10 +47,11 @@ export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
 
 http_port=$(nectar_free_port)
 nectar_log "starting cargo lambda watch on port $http_port"
-# shellcheck disable=SC2046 # one word per flag
 # --concurrency: several instances per function, as Lambda scales, so concurrency tests race.
-setsid cargo lambda watch --ignore-changes --concurrency 4 --invoke-address 127.0.0.1 \
-  --invoke-port "$http_port" $(nectar_watch_args) >"$work/watch.log" 2>&1 &
+watch_args=$(nectar_watch_args)
+# shellcheck disable=SC2086 # one word per flag
+RUST_LOG=warn setsid cargo lambda watch --ignore-changes --concurrency 4 --invoke-address 127.0.0.1 \
+  --invoke-port "$http_port" $watch_args >"$work/watch.log" 2>&1 &
 pids+=("$!")
 if ! nectar_wait_http "http://127.0.0.1:$http_port/health" 120; then
   cat "$work/watch.log" >&2
