@@ -28,7 +28,7 @@ nectar_log "building"
 cargo build --workspace --quiet
 
 if [[ -z ${NECTAR_ADMIN_TOKEN:-} ]]; then
-  [[ -s .nectar/admin-token ]] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >.nectar/admin-token
+  [[ -s .nectar/admin-token ]] || (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >.nectar/admin-token)
   NECTAR_ADMIN_TOKEN=$(<.nectar/admin-token)
 fi
 admin="$CARGO_TARGET_DIR/debug/nectar-admin"
@@ -36,7 +36,7 @@ export TABLE_NAME=${TABLE_NAME:-nectar-licenses}
 "$admin" bootstrap --table "$TABLE_NAME" >.nectar/stack.json
 SIGNING_KEY_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["SIGNING_KEY_ID"])' .nectar/stack.json)
 USAGE_QUEUE_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["USAGE_QUEUE_URL"])' .nectar/stack.json)
-ADMIN_TOKEN_SHA256=$("$admin" hash-token "$NECTAR_ADMIN_TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
 export SIGNING_KEY_ID USAGE_QUEUE_URL ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-info}
 
 cat <<BANNER

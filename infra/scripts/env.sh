@@ -16,16 +16,40 @@ NECTAR_TOOL_PINS="moto[server]==5.2.1 cargo-lambda==1.9.2"
 
 nectar_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# nectar_venv DIR: creates a virtualenv. Debian's python3 may lack the venv module (package
+# python3-venv); then virtualenv, installed from PyPI into the tools dir, does the same job.
+nectar_venv() {
+  local dir=$1
+  if python3 -m venv "$dir" 2>/dev/null; then
+    return 0
+  fi
+  rm -rf "$dir"
+  nectar_log "python3 -m venv is unavailable; using virtualenv from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$NECTAR_TOOLS_DIR/virtualenv" virtualenv
+  PYTHONPATH="$NECTAR_TOOLS_DIR/virtualenv" python3 -m virtualenv --quiet "$dir"
+}
+
+nectar_tools_ready() {
+  local venv=$NECTAR_TOOLS_DIR/venv
+  [[ -x $venv/bin/moto_server && -x $venv/bin/cargo-lambda && -f $venv/.pins && $(<"$venv/.pins") == "$NECTAR_TOOL_PINS" ]]
+}
+
 nectar_tools() {
-  local venv=$NECTAR_TOOLS_DIR/venv stamp=$NECTAR_TOOLS_DIR/venv/.pins
-  if [[ ! -x $venv/bin/moto_server || ! -x $venv/bin/cargo-lambda || ! -f $stamp || $(<"$stamp") != "$NECTAR_TOOL_PINS" ]]; then
-    nectar_log "installing $NECTAR_TOOL_PINS into $venv (once)"
-    mkdir -p "$NECTAR_TOOLS_DIR"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    # shellcheck disable=SC2086 # a list of requirement specifiers
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input $NECTAR_TOOL_PINS
-    printf '%s' "$NECTAR_TOOL_PINS" >"$stamp"
+  local venv=$NECTAR_TOOLS_DIR/venv
+  mkdir -p "$NECTAR_TOOLS_DIR"
+  if ! nectar_tools_ready; then
+    # `make dev` and `make test` started together must not build the same venv twice.
+    exec 8>"$NECTAR_TOOLS_DIR/venv.lock"
+    command -v flock >/dev/null 2>&1 && flock 8
+    if ! nectar_tools_ready; then
+      nectar_log "installing $NECTAR_TOOL_PINS into $venv (once)"
+      rm -rf "$venv"
+      nectar_venv "$venv"
+      # shellcheck disable=SC2086 # a list of requirement specifiers
+      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input $NECTAR_TOOL_PINS
+      printf '%s' "$NECTAR_TOOL_PINS" >"$venv/.pins"
+    fi
+    exec 8>&-
   fi
   export PATH="$venv/bin:$PATH"
 }

@@ -51,8 +51,14 @@ install_tools() {
   echo "lint-template: installing $PINS into $venv (once)" >&2
   rm -rf "$venv"
   if ! "$python" -m venv "$venv" >"$log" 2>&1; then
-    cat "$log" >&2
-    fail "'$python -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)"
+    # Debian's python3 may lack the venv module (python3-venv); virtualenv from PyPI does the job.
+    rm -rf "$venv"
+    echo "lint-template: '$python -m venv' unavailable; using virtualenv from PyPI" >&2
+    if ! { "$python" -m pip install --disable-pip-version-check --target "$tools_dir/virtualenv" virtualenv &&
+      PYTHONPATH="$tools_dir/virtualenv" "$python" -m virtualenv "$venv"; } >>"$log" 2>&1; then
+      cat "$log" >&2
+      fail "could not create a virtualenv (on Debian/Ubuntu: apt-get install python3-venv)"
+    fi
   fi
   # shellcheck disable=SC2086 # PINS is a list of requirement specifiers.
   if ! "$venv/bin/python" -m pip install --disable-pip-version-check --no-input $PINS >>"$log" 2>&1; then

@@ -42,7 +42,7 @@ export TABLE_NAME=e2e-$suffix
 "$admin" bootstrap --table "$TABLE_NAME" --key-alias "alias/e2e-$suffix" --usage-queue "e2e-$suffix" >"$work/stack.json"
 export SIGNING_KEY_ID=alias/e2e-$suffix TOKEN_ISSUER=nectar-e2e
 NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-ADMIN_TOKEN_SHA256=$("$admin" hash-token "$NECTAR_E2E_ADMIN_TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_E2E_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
 export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
 
 http_port=$(nectar_free_port)

@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 
 use crate::domain::ports::LicenseDetail;
 use crate::domain::{
-    AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, Hostname, Installation,
-    InstallationId, InstallationStatus, License, LicenseId, LicenseStatus, LimitOverrides, Limits,
-    Plan,
+    AuditEntry, Customer, CustomerId, DomainError, DomainPattern, EventId, Feature, FeatureUsage,
+    Hostname, Installation, InstallationId, InstallationStatus, License, LicenseId, LicenseStatus,
+    LimitOverrides, Limits, Period, Plan,
 };
 use crate::service::admin::{IssueCommand, NewCustomer, Term};
 use crate::service::check::Code;
@@ -43,8 +43,8 @@ fn text(field: &'static str, value: String, max: usize) -> Result<String, Domain
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValidateRequest {
-    /// The license key (a JWT).
-    pub license_key: String,
+    /// The license key (a JWT; redacted in `Debug`).
+    pub license_key: LicenseKey,
     /// The asking installation.
     pub installation_id: String,
     /// The domain it serves.
@@ -63,7 +63,7 @@ impl TryFrom<ValidateRequest> for ValidateCommand {
             text("version", v, 64)?;
         }
         Ok(Self {
-            key: LicenseKey::new(r.license_key),
+            key: r.license_key,
             installation_id: parse("installationId", InstallationId::parse(&r.installation_id))?,
             domain: r
                 .domain
@@ -81,8 +81,8 @@ impl TryFrom<ValidateRequest> for ValidateCommand {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeartbeatRequest {
-    /// The license key.
-    pub license_key: String,
+    /// The license key (redacted in `Debug`).
+    pub license_key: LicenseKey,
     /// The installation.
     pub installation_id: String,
     /// Its product version.
@@ -96,7 +96,7 @@ impl TryFrom<HeartbeatRequest> for HeartbeatCommand {
 
     fn try_from(r: HeartbeatRequest) -> Result<Self, DomainError> {
         Ok(Self {
-            key: LicenseKey::new(r.license_key),
+            key: r.license_key,
             installation_id: parse("installationId", InstallationId::parse(&r.installation_id))?,
             version: text("version", r.version, 64)?,
             domain: r
@@ -194,8 +194,11 @@ impl TryFrom<IssueLicenseRequest> for IssueCommand {
                 });
             }
             (Some(at), None) => Term::Until(
+                // Stored and shown in UTC; an instant UTC cannot represent is refused here.
                 OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| DomainError::InvalidValue {
+                    .ok()
+                    .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+                    .ok_or_else(|| DomainError::InvalidValue {
                         field: "expiresAt",
                         message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z"
                             .into(),
@@ -521,3 +524,335 @@ pub struct HealthResponse {
 
 /// `GET /.well-known/jwks.json` answer.
 pub type JwksResponse = Jwks;
+
+/// `POST /api/usage`. Events stay raw JSON here so every problem is reported per event.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UsageRequest {
+    /// The license key (redacted in `Debug`).
+    pub license_key: LicenseKey,
+    /// 1..=100 events.
+    pub events: Vec<serde_json::Value>,
+}
+
+/// A per-event problem, as returned in `error.events` with a 400.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventProblemView {
+    /// Position in `events`.
+    pub index: usize,
+    /// The event's id, when it had a readable one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Stable code.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+const EVENT_FIELDS: &[&str] = &["eventId", "feature", "quantity", "occurredAt", "metadata"];
+
+fn parse_event(
+    index: usize,
+    raw: &serde_json::Value,
+) -> Result<crate::service::usage::EventInput, EventProblemView> {
+    let id_text = raw
+        .get("eventId")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let problem = |code: &str, message: String| EventProblemView {
+        index,
+        event_id: id_text.clone(),
+        code: code.to_owned(),
+        message,
+    };
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| problem("INVALID_FIELD", "each event must be a JSON object".into()))?;
+    if let Some(unknown) = obj.keys().find(|k| !EVENT_FIELDS.contains(&k.as_str())) {
+        return Err(problem(
+            "INVALID_FIELD",
+            format!("unknown field `{unknown}`"),
+        ));
+    }
+    let event_id = id_text
+        .as_deref()
+        .ok_or_else(|| problem("INVALID_FIELD", "eventId (string) is required".into()))
+        .and_then(|s| {
+            EventId::parse(s).map_err(|e| problem("INVALID_FIELD", format!("eventId: {e}")))
+        })?;
+    let feature = obj
+        .get("feature")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| problem("INVALID_FIELD", "feature (string) is required".into()))
+        .and_then(|s| {
+            Feature::parse(s).map_err(|e| problem("INVALID_FIELD", format!("feature: {e}")))
+        })?;
+    if !crate::domain::plan::is_known_feature(&feature) {
+        return Err(problem(
+            "UNKNOWN_FEATURE",
+            format!("unknown feature `{feature}`"),
+        ));
+    }
+    let quantity = match obj.get("quantity") {
+        Some(serde_json::Value::Number(n)) => n.as_u64().filter(|q| *q >= 1).ok_or_else(|| {
+            problem(
+                "INVALID_QUANTITY",
+                format!(
+                    "quantity must be a whole number from 1 to {}",
+                    crate::domain::usage::MAX_QUANTITY
+                ),
+            )
+        })?,
+        _ => {
+            return Err(problem(
+                "INVALID_QUANTITY",
+                "quantity (positive integer) is required".into(),
+            ));
+        }
+    };
+    let occurred_at = match obj.get("occurredAt") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(|s| {
+                    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+                })
+                .ok_or_else(|| {
+                    problem(
+                        "INVALID_OCCURRED_AT",
+                        "occurredAt must be an RFC 3339 timestamp".into(),
+                    )
+                })?,
+        ),
+    };
+    match obj.get("metadata") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(m @ serde_json::Value::Object(_)) if m.to_string().len() <= 1024 => {}
+        Some(_) => {
+            return Err(problem(
+                "INVALID_FIELD",
+                "metadata must be a JSON object of at most 1 KiB".into(),
+            ));
+        }
+    }
+    Ok(crate::service::usage::EventInput {
+        event_id,
+        feature,
+        quantity,
+        occurred_at,
+    })
+}
+
+impl UsageRequest {
+    /// Parses every event; on any problem returns all of them (the request is refused whole).
+    pub fn parse(
+        self,
+        now: OffsetDateTime,
+    ) -> Result<(LicenseKey, Vec<crate::service::usage::EventInput>), Vec<EventProblemView>> {
+        use crate::service::usage::{MAX_EVENTS, check_events};
+        if self.events.is_empty() || self.events.len() > MAX_EVENTS {
+            return Err(vec![EventProblemView {
+                index: 0,
+                event_id: None,
+                code: "INVALID_EVENT_COUNT".into(),
+                message: format!("send 1 to {MAX_EVENTS} events (got {})", self.events.len()),
+            }]);
+        }
+        let mut events = Vec::with_capacity(self.events.len());
+        let mut problems = Vec::new();
+        for (i, raw) in self.events.iter().enumerate() {
+            match parse_event(i, raw) {
+                Ok(e) => events.push(e),
+                Err(p) => problems.push(p),
+            }
+        }
+        if problems.is_empty()
+            && let Err(found) = check_events(&events, now)
+        {
+            problems.extend(found.into_iter().map(|p| EventProblemView {
+                index: p.index,
+                event_id: Some(events[p.index].event_id.to_string()),
+                code: p.code.into(),
+                message: p.message,
+            }));
+        }
+        if problems.is_empty() {
+            Ok((self.license_key, events))
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Usage of one feature in a period, as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureUsageView {
+    /// The feature.
+    pub feature: Feature,
+    /// Total counted this period.
+    pub used: u64,
+    /// Monthly cap (`null`: uncapped).
+    pub limit: Option<u64>,
+    /// What is left (`null`: uncapped).
+    pub remaining: Option<u64>,
+    /// Whether the cap is reached (`validate` then answers `USAGE_EXCEEDED` for it).
+    pub exhausted: bool,
+    /// Start of the period (UTC calendar month).
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_start: OffsetDateTime,
+    /// End of the period (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_end: OffsetDateTime,
+    /// Per-day totals, day 1 first (only in statistics answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<Vec<u64>>,
+}
+
+impl FeatureUsageView {
+    /// The view of `u`, with or without its daily series.
+    pub fn new(u: &FeatureUsage, with_daily: bool) -> Self {
+        Self {
+            feature: u.feature.clone(),
+            used: u.used,
+            limit: u.limit,
+            remaining: u.remaining(),
+            exhausted: u.exhausted(),
+            period_start: u.period.start(),
+            period_end: u.period.end(),
+            daily: with_daily.then(|| u.daily.clone()),
+        }
+    }
+}
+
+/// One event's fate in a usage answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventStatusView {
+    /// The event.
+    pub event_id: String,
+    /// `accepted` (queued; counted exactly once), `rejected` (never counted) or `failed` (not
+    /// queued: send it again).
+    pub status: String,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<Code>,
+    /// Details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `POST /api/usage` answer (202, or 503 when some events could not be queued).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageResponse {
+    /// The license.
+    pub license_id: LicenseId,
+    /// Events queued.
+    pub accepted: usize,
+    /// Events refused for this license.
+    pub rejected: usize,
+    /// Events not queued (retry them).
+    pub failed: usize,
+    /// Per event, in request order.
+    pub events: Vec<EventStatusView>,
+    /// This period's usage of the features touched, before these events are counted.
+    pub usage: Vec<FeatureUsageView>,
+    /// Server time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+}
+
+impl UsageResponse {
+    /// The view of a submission at `ts`.
+    pub fn new(s: &crate::service::usage::Submitted, ts: OffsetDateTime) -> Self {
+        use crate::service::usage::EventStatus;
+        let events: Vec<EventStatusView> = s
+            .statuses
+            .iter()
+            .map(|(id, status)| {
+                let (name, code, detail) = match status {
+                    EventStatus::Accepted => ("accepted", None, None),
+                    EventStatus::Rejected(v) => ("rejected", Some(v.code), Some(v.detail.clone())),
+                    EventStatus::Failed => (
+                        "failed",
+                        None,
+                        Some("could not be queued; send it again".to_owned()),
+                    ),
+                };
+                EventStatusView {
+                    event_id: id.to_string(),
+                    status: name.into(),
+                    code,
+                    detail,
+                }
+            })
+            .collect();
+        let count = |name: &str| events.iter().filter(|e| e.status == name).count();
+        Self {
+            license_id: s.license.id.clone(),
+            accepted: count("accepted"),
+            rejected: count("rejected"),
+            failed: count("failed"),
+            usage: s
+                .usage
+                .iter()
+                .map(|u| FeatureUsageView::new(u, false))
+                .collect(),
+            events,
+            ts,
+        }
+    }
+}
+
+/// `POST /api/usage/stats`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UsageStatsRequest {
+    /// The license key (redacted in `Debug`).
+    pub license_key: LicenseKey,
+    /// `YYYY-MM` (default: the current month, UTC).
+    pub period: Option<String>,
+}
+
+/// Parses an optional `YYYY-MM`, defaulting to the month of `now`.
+pub fn parse_period(raw: Option<&str>, now: OffsetDateTime) -> Result<Period, DomainError> {
+    raw.map(|p| parse("period", Period::parse(p)))
+        .transpose()
+        .map(|p| p.unwrap_or_else(|| Period::containing(now)))
+}
+
+/// Usage statistics answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageStatsResponse {
+    /// The license.
+    pub license_id: LicenseId,
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Start of the period.
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_start: OffsetDateTime,
+    /// End of the period (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_end: OffsetDateTime,
+    /// Every entitled feature, with daily series.
+    pub features: Vec<FeatureUsageView>,
+}
+
+impl UsageStatsResponse {
+    /// The view of `usage` for `license` in `period`.
+    pub fn new(license: &License, period: Period, usage: &[FeatureUsage]) -> Self {
+        Self {
+            license_id: license.id.clone(),
+            period: period.to_string(),
+            period_start: period.start(),
+            period_end: period.end(),
+            features: usage
+                .iter()
+                .map(|u| FeatureUsageView::new(u, true))
+                .collect(),
+        }
+    }
+}

@@ -41,3 +41,14 @@ pub async fn signer(sdk: &aws_config::SdkConfig, config: &Config) -> Result<KmsS
     let kms = aws_sdk_kms::Client::new(sdk);
     Ok(KmsSigner::connect(kms, config.signing_key_id()?).await?)
 }
+
+/// The usage queue at `USAGE_QUEUE_URL`.
+pub fn usage_queue(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<crate::adapters::sqs::SqsUsageQueue, InitError> {
+    Ok(crate::adapters::sqs::SqsUsageQueue::new(
+        aws_sdk_sqs::Client::new(sdk),
+        config.usage_queue_url()?,
+    ))
+}

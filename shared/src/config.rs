@@ -32,6 +32,7 @@ pub struct Config {
     admin: Option<AdminAuth>,
     heartbeat_interval_seconds: u32,
     deployed_version: String,
+    usage_queue_url: Option<String>,
 }
 
 /// Default `iss` claim.
@@ -81,6 +82,7 @@ impl Config {
             issuer: get("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.into()),
             admin,
             heartbeat_interval_seconds,
+            usage_queue_url: get("USAGE_QUEUE_URL"),
             deployed_version: get("DEPLOYED_VERSION")
                 .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
         })
@@ -107,6 +109,13 @@ impl Config {
         ids.extend(self.verify_key_ids.iter().cloned());
         ids.dedup();
         Ok(ids)
+    }
+
+    /// `USAGE_QUEUE_URL`: the SQS queue usage events go through.
+    pub fn usage_queue_url(&self) -> Result<&str, ConfigError> {
+        self.usage_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("USAGE_QUEUE_URL"))
     }
 
     /// `TOKEN_ISSUER` (default `nectar-cloud`): the `iss` of every token.

@@ -25,6 +25,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault.
     pub field: Option<String>,
+    /// Per-item problems (e.g. which usage events are invalid), serialised as `error.events`.
+    pub events: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +40,8 @@ struct ErrorDetail<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -48,6 +52,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            events: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
+                events: self.events.as_ref(),
             },
         };
         let mut response = json(self.status, &body);
@@ -172,6 +178,37 @@ fn cause_chain(e: &dyn std::error::Error) -> Vec<String> {
         source = s.source();
     }
     chain
+}
+
+impl From<crate::service::usage::SubmitError> for ApiError {
+    fn from(e: crate::service::usage::SubmitError) -> Self {
+        use crate::service::check::Code;
+        use crate::service::usage::SubmitError;
+        match e {
+            // The key itself is not acceptable: authenticate again with a valid one.
+            SubmitError::License(v) if matches!(v.code, Code::InvalidKey | Code::NotFound) => {
+                Self::new(StatusCode::UNAUTHORIZED, v.code.as_str(), v.detail)
+            }
+            // A genuine key whose license is not in force.
+            SubmitError::License(v) => Self::new(StatusCode::FORBIDDEN, v.code.as_str(), v.detail),
+            SubmitError::Domain(d) => d.into(),
+        }
+    }
+}
+
+/// 400 `INVALID_EVENTS`, listing every problem by event index.
+pub fn invalid_events(problems: &[crate::api::EventProblemView]) -> ApiError {
+    ApiError {
+        events: serde_json::to_value(problems).ok(),
+        ..ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_EVENTS",
+            format!(
+                "{} problem(s) in events; nothing was accepted (see error.events)",
+                problems.len()
+            ),
+        )
+    }
 }
 
 /// A JSON response that no cache keeps.

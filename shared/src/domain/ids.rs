@@ -25,6 +25,12 @@ pub enum ParseError {
     /// Not a DNS host name.
     #[error("domain must be a DNS host name such as app.example.com")]
     Domain,
+    /// A usage event id outside 1..=128 chars of `[A-Za-z0-9._:-]`.
+    #[error("event id must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")]
+    EventId,
+    /// Not a `YYYY-MM` period.
+    #[error("period must be a month such as 2026-07")]
+    Period,
     /// Not a host name nor a `*.` wildcard over one.
     #[error("domain restriction must be a host name or a wildcard such as *.example.com")]
     DomainPattern,

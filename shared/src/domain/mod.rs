@@ -5,6 +5,7 @@ pub mod ids;
 pub mod license;
 pub mod plan;
 pub mod ports;
+pub mod usage;
 
 pub use error::{DomainError, StoreError};
 pub use ids::{
@@ -14,3 +15,4 @@ pub use license::{
     Actor, AuditEntry, Customer, Installation, InstallationStatus, License, LicenseStatus,
 };
 pub use plan::{LimitOverrides, Limits, Plan};
+pub use usage::{EventId, FeatureUsage, Period, UsageEvent};

@@ -55,15 +55,38 @@ impl IdSource for RandomIds {
     }
 }
 
+/// What one validation needs, read in one round trip.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The license, if on record.
+    pub license: Option<License>,
+    /// The installation, if registered.
+    pub installation: Option<Installation>,
+    /// The asked-about counter's total this period, when a counter was asked for (0 if unused).
+    pub used: Option<u64>,
+}
+
 /// Reads license state. Reads are strongly consistent: a revocation is seen by the very next read.
 #[async_trait]
 pub trait LicenseReader: Send + Sync {
+    /// The license, the installation and (when `counter` is given) that usage counter's total — in
+    /// one round trip.
+    async fn snapshot(
+        &self,
+        license: &LicenseId,
+        installation: &InstallationId,
+        counter: Option<(&crate::domain::Feature, crate::domain::Period)>,
+    ) -> Result<Snapshot, StoreError>;
+
     /// The license and, if registered, the installation — in one round trip.
     async fn license_and_installation(
         &self,
         license: &LicenseId,
         installation: &InstallationId,
-    ) -> Result<(Option<License>, Option<Installation>), StoreError>;
+    ) -> Result<(Option<License>, Option<Installation>), StoreError> {
+        let s = self.snapshot(license, installation, None).await?;
+        Ok((s.license, s.installation))
+    }
 
     /// The license alone.
     async fn license(&self, id: &LicenseId) -> Result<Option<License>, StoreError>;
@@ -153,4 +176,60 @@ pub trait CustomerDirectory: Send + Sync {
 
     /// Every license of the customer with its installations and audit trail, by license id.
     async fn licenses_of(&self, id: &CustomerId) -> Result<Vec<LicenseDetail>, StoreError>;
+}
+
+/// Why an event could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The queue refused or failed the send; the event was not queued.
+    #[error("usage queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Queues accepted usage events for counting (at least once: the counter dedupes).
+#[async_trait]
+pub trait UsageQueue: Send + Sync {
+    /// Queues `events`; one outcome per event, in order. An `Ok` event is durably queued.
+    async fn enqueue(&self, events: &[crate::domain::UsageEvent]) -> Vec<Result<(), QueueError>>;
+}
+
+/// What happened to one event given to [`UsageLedger::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Counted now.
+    Counted,
+    /// Already counted earlier (same license and event id): not counted again.
+    Duplicate,
+}
+
+/// Exactly-once usage counters: per (license, feature, month) totals with a daily series.
+#[async_trait]
+pub trait UsageLedger: Send + Sync {
+    /// Counts events that share one counter (same license, feature and period), each at most once
+    /// per `(license, event id)`: the dedupe markers and the counter change commit atomically, so
+    /// a crash or a redelivery can neither lose nor double-count. One outcome per event, in order.
+    async fn record(
+        &self,
+        events: &[crate::domain::UsageEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Recorded>, StoreError>;
+
+    /// Current totals of `features` in `period` (0 for features never used).
+    async fn usage(
+        &self,
+        license: &LicenseId,
+        features: &[crate::domain::Feature],
+        period: crate::domain::Period,
+    ) -> Result<Vec<(u64, Vec<u64>)>, StoreError>;
+
+    /// Atomically adds `quantity` if the total stays within `limit`; returns the new total, or
+    /// `None` (nothing written) when it would pass the limit.
+    async fn reserve(
+        &self,
+        license: &LicenseId,
+        feature: &crate::domain::Feature,
+        at: OffsetDateTime,
+        quantity: u64,
+        limit: u64,
+    ) -> Result<Option<u64>, StoreError>;
 }

@@ -133,6 +133,12 @@ where
                 message: "must be in the future".into(),
             });
         }
+        Term::Until(t) if t > now + Duration::days(MAX_VALID_DAYS) => {
+            return Err(DomainError::InvalidValue {
+                field: "expiresAt",
+                message: format!("must be at most {MAX_VALID_DAYS} days from now"),
+            });
+        }
         Term::Until(t) => t,
         Term::Days(d) if !(1..=MAX_VALID_DAYS).contains(&d) => {
             return Err(DomainError::InvalidValue {

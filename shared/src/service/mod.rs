@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod check;
 pub mod heartbeat;
+pub mod usage;
 pub mod validate;

@@ -1,13 +1,19 @@
 //! `validate`: is this key good for this installation (and domain, and feature) right now?
 //!
-//! Warm path cost: one DynamoDB round trip (license + installation in one `BatchGetItem`), zero
-//! KMS calls (the key ring was loaded at cold start), no writes.
+//! Warm path cost: one DynamoDB round trip (license + installation, and the usage counter when a
+//! capped feature is asked about, in one `BatchGetItem`), zero KMS calls (the key ring was loaded
+//! at cold start), no writes.
 
 use time::OffsetDateTime;
 
 use super::check::{self, Code, Verdict};
+use super::usage as usage_service;
 use crate::domain::ports::LicenseReader;
-use crate::domain::{DomainError, Feature, Hostname, InstallationId, InstallationStatus, License};
+use crate::domain::usage;
+use crate::domain::{
+    DomainError, Feature, FeatureUsage, Hostname, InstallationId, InstallationStatus, License,
+    Period,
+};
 use crate::token::{KeyRing, LicenseKey};
 
 /// A parsed validate request.
@@ -56,9 +62,16 @@ pub async fn validate<R: LicenseReader + ?Sized>(
             });
         }
     };
-    let (license, installation) = store
-        .license_and_installation(&claims.jti, &cmd.installation_id)
+    let period = Period::containing(now);
+    let counter = cmd
+        .feature
+        .as_ref()
+        .filter(|f| usage::is_capped(f))
+        .map(|f| (f, period));
+    let snapshot = store
+        .snapshot(&claims.jti, &cmd.installation_id, counter)
         .await?;
+    let (license, installation) = (snapshot.license, snapshot.installation);
     let Some(license) = license else {
         return Ok(Checked {
             verdict: Verdict::new(
@@ -77,12 +90,29 @@ pub async fn validate<R: LicenseReader + ?Sized>(
         now,
     ) {
         Err(v) => v,
-        Ok(()) if !holds_seat && license.seats_full() => check::seats_full(&license),
-        Ok(()) => Verdict::valid(),
+        Ok(()) => {
+            let exhausted = cmd
+                .feature
+                .as_ref()
+                .zip(snapshot.used)
+                .and_then(|(f, used)| {
+                    usage_service::exceeded(&FeatureUsage {
+                        feature: f.clone(),
+                        period,
+                        used,
+                        limit: usage::monthly_limit(f, &license.limits),
+                        daily: Vec::new(),
+                    })
+                });
+            match exhausted {
+                Some(v) => v,
+                None if !holds_seat && license.seats_full() => check::seats_full(&license),
+                None => Verdict::valid(),
+            }
+        }
     };
     tracing::info!(license_id = %license.id, code = ?verdict.code, "license validated");
-    Ok(Checked {
-        verdict,
-        license: Some(license),
-    })
+    // An INVALID_KEY verdict never carries license details, whatever check produced it.
+    let license = (verdict.code != Code::InvalidKey).then_some(license);
+    Ok(Checked { verdict, license })
 }

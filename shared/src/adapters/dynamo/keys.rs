@@ -6,7 +6,8 @@
 //! | license      | `LICENSE#<lid>`    | `LICENSE`                   | `CUSTOMER#<cid>` / `LICENSE#<lid>` | `STATUS#<status>` / `<expiresAt>#<lid>` |
 //! | installation | `LICENSE#<lid>`    | `INSTALLATION#<iid>`        |                             |                                 |
 //! | audit        | `LICENSE#<lid>` or `CUSTOMER#<cid>` | `AUDIT#<at>#<uuid>` |                             |                                 |
-//! | (later) usage counter | `LICENSE#<lid>` | `USAGE#<feature>#<period>` |                        |                                 |
+//! | usage counter | `LICENSE#<lid>` | `USAGE#<feature>#<YYYY-MM>` (total + `d01`..`d31`) |     |                                 |
+//! | event marker | `LICENSE#<lid>` | `EVENT#<eventId>` (TTL'd)    |                             |                                 |
 //!
 //! A license's installations and audit trail share its partition, so one query returns all of it.
 
@@ -16,7 +17,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{CustomerId, InstallationId, LicenseId, LicenseStatus};
+use crate::domain::{
+    CustomerId, EventId, Feature, InstallationId, LicenseId, LicenseStatus, Period,
+};
 
 /// Name of the customer index.
 pub const GSI1: &str = "gsi1";
@@ -47,6 +50,21 @@ pub fn audit_sk(at: OffsetDateTime, unique: &uuid::Uuid) -> String {
     format!("AUDIT#{}#{unique}", sortable_time(at))
 }
 
+/// Sort key of a usage counter: one item per feature and month, holding the total and `d01`..`d31`.
+pub fn usage_sk(feature: &Feature, period: Period) -> String {
+    format!("USAGE#{feature}#{period}")
+}
+
+/// Sort key of a usage event's dedupe marker.
+pub fn event_marker_sk(event: &EventId) -> String {
+    format!("EVENT#{event}")
+}
+
+/// Attribute holding one day's total in a usage counter (`d01`..`d31`).
+pub fn day_attribute(day: u8) -> String {
+    format!("d{day:02}")
+}
+
 /// Customer-index sort key of a license.
 pub fn license_gsi1_sk(id: &LicenseId) -> String {
     format!("LICENSE#{id}")
@@ -65,10 +83,8 @@ pub fn expiry_gsi2_sk(expires_at: OffsetDateTime, id: &LicenseId) -> String {
 /// RFC 3339 in UTC at whole seconds (`2026-01-31T12:00:00Z`): fixed width, so text order is time
 /// order. Callers pass whole-second times (see `whole_seconds`); sub-seconds are dropped here too.
 pub fn sortable_time(t: OffsetDateTime) -> String {
-    let t = t
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(t);
+    let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    let t = utc.replace_nanosecond(0).unwrap_or(utc);
     t.format(&Rfc3339).unwrap_or_default()
 }
 

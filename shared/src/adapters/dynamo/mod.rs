@@ -6,6 +6,9 @@
 pub mod keys;
 pub mod records;
 pub mod schema;
+mod usage;
+
+pub use usage::MARKER_TTL_DAYS;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,19 +24,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::records::{
-    AuditRecord, CustomerRecord, ENTITY_AUDIT, ENTITY_INSTALLATION, ENTITY_LICENSE,
+    AuditRecord, CustomerRecord, ENTITY_AUDIT, ENTITY_INSTALLATION, ENTITY_LICENSE, ENTITY_USAGE,
     InstallationRecord, LicenseRecord, Tagged,
 };
+use crate::domain::Period;
 use crate::domain::ports::{
     CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseDetail, LicenseReader,
-    LicenseWriter, SeatClaim,
+    LicenseWriter, SeatClaim, Snapshot,
 };
 use crate::domain::{
-    AuditEntry, Customer, CustomerId, Installation, InstallationId, License, LicenseId,
+    AuditEntry, Customer, CustomerId, Feature, Installation, InstallationId, License, LicenseId,
     LicenseStatus, StoreError,
 };
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The store, bound to one table (tests pass their own table name).
 #[derive(Debug, Clone)]
@@ -69,7 +73,10 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), TransactError> {
         match self
             .client
             .transact_write_items()
@@ -99,7 +106,11 @@ impl DynamoStore {
         }
     }
 
-    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -123,6 +134,8 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .set_index_name(index.map(str::to_owned))
+                // Indexes only offer eventual consistency; the table is read consistently.
+                .consistent_read(index.is_none())
                 .key_condition_expression(key_condition)
                 .set_expression_attribute_values(Some(values.clone()))
                 .set_exclusive_start_key(start.take())
@@ -138,7 +151,7 @@ impl DynamoStore {
     }
 }
 
-enum TransactError {
+pub(crate) enum TransactError {
     /// Cancelled; one reason code per item, in order (`None`, `ConditionalCheckFailed`, …).
     Cancelled(Vec<String>),
     Store(StoreError),
@@ -146,16 +159,21 @@ enum TransactError {
 
 fn classify(code: Option<&str>, source: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
     match code {
+        // Retryable by the caller: capacity, a concurrent transaction on the item (which the SDK
+        // does not retry itself), or a transient service fault.
         Some(
             "ProvisionedThroughputExceededException"
             | "ThrottlingException"
-            | "RequestLimitExceeded",
+            | "RequestLimitExceeded"
+            | "TransactionConflictException"
+            | "InternalServerError"
+            | "ServiceUnavailable",
         ) => StoreError::Throttled,
         _ => StoreError::Backend(source),
     }
 }
 
-fn sdk_error<E, R>(e: SdkError<E, R>) -> StoreError
+pub(crate) fn sdk_error<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -172,11 +190,11 @@ fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: u64) -> AttributeValue {
+pub(crate) fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -187,7 +205,7 @@ fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-fn values(pairs: Vec<(&str, AttributeValue)>) -> Item {
+pub(crate) fn values(pairs: Vec<(&str, AttributeValue)>) -> Item {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
@@ -198,17 +216,24 @@ fn time_value(t: time::OffsetDateTime) -> AttributeValue {
 #[async_trait]
 impl LicenseReader for DynamoStore {
     #[tracing::instrument(skip_all, fields(license_id = %license))]
-    async fn license_and_installation(
+    async fn snapshot(
         &self,
         license: &LicenseId,
         installation: &InstallationId,
-    ) -> Result<(Option<License>, Option<Installation>), StoreError> {
+        counter: Option<(&Feature, Period)>,
+    ) -> Result<Snapshot, StoreError> {
         let license_key = keys::key(keys::license_pk(license), keys::LICENSE_SK);
         let installation_key = keys::key(
             keys::license_pk(license),
             keys::installation_sk(installation),
         );
         let mut pending = vec![license_key, installation_key];
+        if let Some((feature, period)) = counter {
+            pending.push(keys::key(
+                keys::license_pk(license),
+                keys::usage_sk(feature, period),
+            ));
+        }
         let mut found = Vec::new();
         // BatchGetItem may leave keys unprocessed under load; retry just those, briefly.
         for attempt in 0..4u32 {
@@ -243,20 +268,34 @@ impl LicenseReader for DynamoStore {
             tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
         }
 
-        let (mut lic, mut inst) = (None, None);
+        let mut snapshot = Snapshot {
+            used: counter.map(|_| 0),
+            ..Snapshot::default()
+        };
         for item in found {
             let tag: Tagged = from_item(item.clone())?;
             match tag.entity.as_str() {
-                ENTITY_LICENSE => lic = Some(License::try_from(from_item::<LicenseRecord>(item)?)?),
+                ENTITY_LICENSE => {
+                    snapshot.license = Some(License::try_from(from_item::<LicenseRecord>(item)?)?);
+                }
                 ENTITY_INSTALLATION => {
-                    inst = Some(Installation::try_from(from_item::<InstallationRecord>(
-                        item,
-                    )?)?);
+                    snapshot.installation =
+                        Some(Installation::try_from(from_item::<InstallationRecord>(
+                            item,
+                        )?)?);
+                }
+                ENTITY_USAGE => {
+                    snapshot.used = Some(
+                        item.get("used")
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0),
+                    );
                 }
                 other => return Err(StoreError::Corrupt(format!("unexpected entity {other}"))),
             }
         }
-        Ok((lic, inst))
+        Ok(snapshot)
     }
 
     #[tracing::instrument(skip_all, fields(license_id = %id))]
@@ -394,7 +433,7 @@ impl InstallationRegistry for DynamoStore {
     ///
     /// Single-item conditional writes are atomic on DynamoDB and on the emulator alike (a
     /// two-item transaction is not atomic on the emulator under concurrency). A crash between 1 and
-    /// 2 over-counts by one seat — never over-admits; the lifecycle job recounts seats.
+    /// 2 over-counts by one seat — never over-admits; any error after step 1 gives the seat back.
     #[tracing::instrument(skip_all, fields(license_id = %report.license_id, installation_id = %report.installation_id))]
     async fn claim_seat(
         &self,
@@ -478,24 +517,40 @@ impl DynamoStore {
             Err(SdkError::ServiceError(ctx))
                 if ctx.err().is_conditional_check_failed_exception() =>
             {
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(license_key))
-                    .update_expression("ADD active_installations :minus_one")
-                    .set_expression_attribute_values(Some(values(vec![(
-                        ":minus_one",
-                        AttributeValue::N("-1".into()),
-                    )])))
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
+                self.release_seat(license_key).await;
                 Ok(match self.touch(report).await? {
                     Some(i) => SeatClaim::Seated(i),
                     None => SeatClaim::SeatsFull,
                 })
             }
-            Err(e) => Err(sdk_error(e)),
+            Err(e) => {
+                // The seat was counted but the installation not recorded: give it back.
+                self.release_seat(license_key).await;
+                Err(sdk_error(e))
+            }
+        }
+    }
+
+    /// Best-effort `ADD active_installations -1`; a failure is logged (the count then stays one
+    /// high) rather than masking the original error.
+    async fn release_seat(&self, license_key: Item) {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(license_key))
+            .update_expression("ADD active_installations :minus_one")
+            .set_expression_attribute_values(Some(values(vec![(
+                ":minus_one",
+                AttributeValue::N("-1".into()),
+            )])))
+            .send()
+            .await;
+        if let Err(e) = released {
+            tracing::error!(
+                error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e),
+                "could not release a seat"
+            );
         }
     }
 }

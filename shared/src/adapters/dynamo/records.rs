@@ -19,6 +19,8 @@ pub const ENTITY_INSTALLATION: &str = "installation";
 pub const ENTITY_CUSTOMER: &str = "customer";
 /// See [`ENTITY_LICENSE`].
 pub const ENTITY_AUDIT: &str = "audit";
+/// See [`ENTITY_LICENSE`]: a usage counter (license, feature, month).
+pub const ENTITY_USAGE: &str = "usage";
 
 /// Only the tag, to route a partition's items.
 #[derive(Debug, Deserialize)]

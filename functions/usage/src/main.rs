@@ -1,0 +1,23 @@
+//! `POST /api/usage`: wiring only. Key ring, table and queue clients are built once.
+
+mod handler;
+
+use std::sync::Arc;
+
+use lambda_http::{Error, run, service_fn};
+use shared::config::Config;
+use shared::domain::ports::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = shared::aws::sdk_config().await;
+    let deps = handler::Deps {
+        ring: shared::aws::key_ring(&sdk, &config).await?,
+        store: shared::aws::store(&sdk, &config)?,
+        queue: shared::aws::usage_queue(&sdk, &config)?,
+        clock: Arc::new(SystemClock),
+    };
+    run(service_fn(|req| handler::handle(&deps, req))).await
+}
