@@ -1,10 +1,9 @@
-//! Usage handler: parse every event → `service::usage::submit` → 202 (or 503 naming the events
-//! that could not be queued).
+//! Usage handler: parse every event → `service::usage::submit` → 202 (or 503, with `Retry-After`,
+//! naming the events that could not be queued).
 
 use std::sync::Arc;
 
-use lambda_http::http::header::RETRY_AFTER;
-use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{UsageRequest, UsageResponse};
 use shared::domain::ports::{Clock, LicenseReader, UsageLedger, UsageQueue};
@@ -44,18 +43,22 @@ where
         .parse(now)
         .map_err(|problems| http::invalid_events(&problems))?;
     let submitted = submit(&deps.ring, &deps.store, &deps.queue, &key, events, now).await?;
+    let view = UsageResponse::new(&submitted, now);
     if submitted.any_failed() {
-        let mut response = http::json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &UsageResponse::new(&submitted, now),
-        );
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return Ok(response);
+        // Nothing is half-accepted silently: the 503 names every event's fate; the client
+        // resends the failed ones (resending accepted ones is harmless: they are deduplicated).
+        return Err(ApiError {
+            events: serde_json::to_value(&view.events).ok(),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "USAGE_QUEUE_UNAVAILABLE",
+                format!(
+                    "{} of {} events could not be queued; send them again (see error.events)",
+                    view.failed,
+                    view.events.len()
+                ),
+            )
+        });
     }
-    Ok(http::json(
-        StatusCode::ACCEPTED,
-        &UsageResponse::new(&submitted, now),
-    ))
+    Ok(http::json(StatusCode::ACCEPTED, &view))
 }

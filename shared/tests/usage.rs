@@ -1,0 +1,481 @@
+//! Usage metering against the emulator: exact counting under duplicates, poison messages, crashes
+//! and redelivery; atomic reservations; statistics; USAGE_EXCEEDED in validate.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use shared::adapters::sqs::SqsUsageQueue;
+use shared::domain::ports::{Recorded, UsageLedger};
+use shared::domain::{
+    EventId, Feature, InstallationId, LicenseId, Period, Plan, StoreError, UsageEvent,
+};
+use shared::service::check::Code;
+use shared::service::usage::{
+    EventInput, EventStatus, Message, Reservation, process_batch, reserve, statistics, submit,
+};
+use shared::service::validate::{ValidateCommand, validate};
+use shared::testing::Stack;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2026-07-15 12:00 UTC);
+
+fn feature(name: &str) -> Feature {
+    Feature::parse(name).expect("valid feature")
+}
+
+fn event(license: &LicenseId, id: &str, quantity: u64, at: OffsetDateTime) -> UsageEvent {
+    UsageEvent {
+        license_id: license.clone(),
+        event_id: EventId::parse(id).expect("valid id"),
+        feature: feature("workflows"),
+        quantity,
+        occurred_at: at,
+    }
+}
+
+fn message(n: usize, e: &UsageEvent) -> Message {
+    Message {
+        id: format!("msg-{n}"),
+        body: serde_json::to_string(e).expect("json"),
+    }
+}
+
+async fn used(stack: &Stack, license: &LicenseId, period: Period) -> (u64, Vec<u64>) {
+    stack
+        .store
+        .usage(license, &[feature("workflows")], period)
+        .await
+        .expect("usage")
+        .remove(0)
+}
+
+#[tokio::test]
+async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_sum() {
+    // Arrange: 900 distinct events (quantities 1..=5 over three days), and 100 of them sent again
+    // — some in the same batch, most in later batches, as client re-sends and SQS redeliveries.
+    let stack = Stack::new().await;
+    let issued = stack.issue(Plan::Enterprise, NOW, |_| {}).await;
+    let id = &issued.license.id;
+    let distinct: Vec<UsageEvent> = (0..900)
+        .map(|i| {
+            event(
+                id,
+                &format!("evt-{i}"),
+                (i % 5) as u64 + 1,
+                NOW - Duration::days((i % 3) as i64),
+            )
+        })
+        .collect();
+    let mut stream = distinct.clone();
+    for k in 0..100 {
+        stream.insert((k * 9 + 5).min(stream.len()), distinct[k * 7].clone());
+    }
+    let expected: u64 = distinct.iter().map(|e| e.quantity).sum();
+    // Act: batches of 100, as the event source mapping delivers them (BatchSize 100 with a
+    // batching window in template.yaml).
+    let mut counted = 0;
+    let mut duplicates = 0;
+    for (b, chunk) in stream.chunks(100).enumerate() {
+        let messages: Vec<Message> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, e)| message(b * 100 + i, e))
+            .collect();
+        let outcome = process_batch(&stack.store, &messages, NOW).await;
+        assert!(outcome.failed.is_empty(), "batch {b}: {outcome:?}");
+        counted += outcome.counted;
+        duplicates += outcome.duplicates;
+    }
+    // Assert
+    let (total, daily) = used(&stack, id, Period::containing(NOW)).await;
+    assert_eq!(total, expected);
+    assert_eq!((counted, duplicates), (900, 100));
+    assert_eq!(
+        daily.iter().sum::<u64>(),
+        expected,
+        "the daily series adds up to the total"
+    );
+    assert_eq!(daily.len(), 31, "July has 31 days");
+    assert!(
+        daily[12] > 0 && daily[13] > 0 && daily[14] > 0 && daily[15] == 0,
+        "{daily:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_fails_alone_while_its_batch_mates_are_counted() {
+    let stack = Stack::new().await;
+    let issued = stack.issue(Plan::Enterprise, NOW, |_| {}).await;
+    let id = &issued.license.id;
+    let mut messages: Vec<Message> = (0..4)
+        .map(|i| message(i, &event(id, &format!("e{i}"), 2, NOW)))
+        .collect();
+    messages.insert(
+        2,
+        Message {
+            id: "poison".into(),
+            body: "{\"licenseId\": 42".into(),
+        },
+    );
+    messages.push(Message {
+        id: "zero".into(),
+        body: serde_json::to_string(&event(id, "z", 0, NOW)).expect("json"),
+    });
+    let outcome = process_batch(&stack.store, &messages, NOW).await;
+    assert_eq!(outcome.failed, vec!["poison".to_owned(), "zero".to_owned()]);
+    assert_eq!(outcome.counted, 4);
+    assert_eq!(used(&stack, id, Period::containing(NOW)).await.0, 8);
+}
+
+/// A ledger that crashes after `survive` successful writes, as a processor dying mid-batch.
+struct Crashing<'a> {
+    inner: &'a shared::adapters::dynamo::DynamoStore,
+    survive: usize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl UsageLedger for Crashing<'_> {
+    async fn record(
+        &self,
+        events: &[UsageEvent],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.survive {
+            return Err(StoreError::Backend("process killed".into()));
+        }
+        self.inner.record(events, now).await
+    }
+    async fn usage(
+        &self,
+        l: &LicenseId,
+        f: &[Feature],
+        p: Period,
+    ) -> Result<Vec<(u64, Vec<u64>)>, StoreError> {
+        self.inner.usage(l, f, p).await
+    }
+    async fn reserve(
+        &self,
+        l: &LicenseId,
+        f: &Feature,
+        at: OffsetDateTime,
+        q: u64,
+        limit: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.reserve(l, f, at, q, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_mid_batch_then_redelivery_still_counts_every_event_once() {
+    // Arrange: one batch touching three counters (three licenses).
+    let stack = Stack::new().await;
+    let licenses: Vec<LicenseId> =
+        futures::future::join_all((0..3).map(|_| stack.issue(Plan::Enterprise, NOW, |_| {})))
+            .await
+            .into_iter()
+            .map(|i| i.license.id)
+            .collect();
+    let events: Vec<UsageEvent> = (0..12)
+        .map(|i| event(&licenses[i % 3], &format!("c{i}"), 1 + i as u64, NOW))
+        .collect();
+    let messages: Vec<Message> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| message(i, e))
+        .collect();
+    // Act: the first run dies after one counter's write; SQS then redelivers the whole batch
+    // (the runtime reported no partial success), and a healthy run processes it.
+    let crashing = Crashing {
+        inner: &stack.store,
+        survive: 1,
+        calls: AtomicUsize::new(0),
+    };
+    let first = process_batch(&crashing, &messages, NOW).await;
+    let second = process_batch(&stack.store, &messages, NOW).await;
+    let third = process_batch(&stack.store, &messages, NOW).await;
+    // Assert
+    assert_eq!(
+        first.failed.len(),
+        8,
+        "two of three groups failed: {first:?}"
+    );
+    assert_eq!((second.counted, second.duplicates), (8, 4));
+    assert_eq!((third.counted, third.duplicates), (0, 12));
+    for (k, license) in licenses.iter().enumerate() {
+        let expected: u64 = events
+            .iter()
+            .filter(|e| &e.license_id == license)
+            .map(|e| e.quantity)
+            .sum();
+        assert_eq!(
+            used(&stack, license, Period::containing(NOW)).await.0,
+            expected,
+            "license {k}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_reservations_against_a_limit_of_twenty_admit_exactly_twenty() {
+    let stack = Stack::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.limits.workflows_per_month = Some(20)
+        })
+        .await;
+    let workflows = feature("workflows");
+    // The emulator's UpdateItem is not atomic when it *creates* an item (it replaces whatever a
+    // concurrent request created), unlike DynamoDB; so the month's counter is created by the
+    // first reservation, then 99 more race for the rest.
+    let first = reserve(&stack.store, &issued.license, &workflows, 1, NOW).await;
+    let rest = futures::future::join_all(
+        (0..99).map(|_| reserve(&stack.store, &issued.license, &workflows, 1, NOW)),
+    )
+    .await;
+    let results: Vec<_> = std::iter::once(first).chain(rest).collect();
+    let granted = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Reservation::Granted { .. })))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Reservation::Exceeded { limit: 20 })))
+        .count();
+    assert_eq!((granted, refused), (20, 80), "{results:?}");
+    assert_eq!(
+        used(&stack, &issued.license.id, Period::containing(NOW))
+            .await
+            .0,
+        20
+    );
+    let mut totals: Vec<u64> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Reservation::Granted { used, .. }) => Some(*used),
+            _ => None,
+        })
+        .collect();
+    totals.sort_unstable();
+    assert_eq!(
+        totals,
+        (1..=20).collect::<Vec<_>>(),
+        "each grant saw its own total"
+    );
+}
+
+#[tokio::test]
+async fn a_reservation_larger_than_what_is_left_is_refused_whole() {
+    let stack = Stack::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.limits.workflows_per_month = Some(10)
+        })
+        .await;
+    let workflows = feature("workflows");
+    assert_eq!(
+        reserve(&stack.store, &issued.license, &workflows, 7, NOW)
+            .await
+            .expect("reserve"),
+        Reservation::Granted {
+            used: 7,
+            remaining: 3,
+            limit: 10
+        }
+    );
+    assert_eq!(
+        reserve(&stack.store, &issued.license, &workflows, 4, NOW)
+            .await
+            .expect("reserve"),
+        Reservation::Exceeded { limit: 10 }
+    );
+    assert_eq!(
+        reserve(&stack.store, &issued.license, &workflows, 11, NOW)
+            .await
+            .expect("reserve"),
+        Reservation::Exceeded { limit: 10 }
+    );
+    assert!(
+        reserve(
+            &stack.store,
+            &issued.license,
+            &feature("api_access"),
+            1,
+            NOW
+        )
+        .await
+        .is_err(),
+        "uncapped features are not reservable"
+    );
+    assert_eq!(
+        used(&stack, &issued.license.id, Period::containing(NOW))
+            .await
+            .0,
+        7
+    );
+}
+
+#[tokio::test]
+async fn validate_says_usage_exceeded_once_the_limit_is_reached_and_valid_again_next_month() {
+    // Arrange: a limit of 5, and 6 units reported asynchronously (reports may pass the limit).
+    let stack = Stack::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.limits.workflows_per_month = Some(5)
+        })
+        .await;
+    let ring = stack.key_ring().await;
+    let cmd = |f: &str| ValidateCommand {
+        key: issued.key.clone(),
+        installation_id: InstallationId::parse("i-1").expect("valid"),
+        domain: None,
+        feature: Some(feature(f)),
+    };
+    let code = |c: ValidateCommand, at| {
+        let (ring, store) = (&ring, &stack.store);
+        async move {
+            validate(ring, store, &c, at)
+                .await
+                .expect("validate")
+                .verdict
+                .code
+        }
+    };
+    let id = &issued.license.id;
+    let msgs: Vec<Message> = (0..3)
+        .map(|i| message(i, &event(id, &format!("u{i}"), 2, NOW)))
+        .collect();
+    assert_eq!(code(cmd("workflows"), NOW).await, Code::Valid);
+    // Act
+    stack.calls.reset();
+    process_batch(&stack.store, &msgs, NOW).await;
+    // Assert: counted past the limit, never dropped; validate refuses the feature, not the rest.
+    assert_eq!(used(&stack, id, Period::containing(NOW)).await.0, 6);
+    stack.calls.reset();
+    assert_eq!(code(cmd("workflows"), NOW).await, Code::UsageExceeded);
+    assert_eq!(
+        stack.calls.count("DynamoDB."),
+        1,
+        "counter read in the same round trip"
+    );
+    assert_eq!(code(cmd("api_access"), NOW).await, Code::Valid);
+    let next_month = Period::containing(NOW).end() + Duration::hours(1);
+    assert_eq!(code(cmd("workflows"), next_month).await, Code::Valid);
+}
+
+#[tokio::test]
+async fn statistics_report_used_limit_remaining_and_the_daily_series_per_feature() {
+    let stack = Stack::new().await;
+    let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
+    let id = &issued.license.id;
+    let mut api = event(id, "a1", 4, NOW - Duration::days(1));
+    api.feature = feature("api_access");
+    let batch = [
+        event(id, "w1", 3, NOW),
+        event(id, "w2", 2, NOW - Duration::days(2)),
+        api,
+    ];
+    let msgs: Vec<Message> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, e)| message(i, e))
+        .collect();
+    process_batch(&stack.store, &msgs, NOW).await;
+    let stats = statistics(&stack.store, &issued.license, Period::containing(NOW))
+        .await
+        .expect("stats");
+    let by_name = |n: &str| {
+        stats
+            .iter()
+            .find(|u| u.feature.as_str() == n)
+            .expect("feature listed")
+    };
+    let w = by_name("workflows");
+    assert_eq!(
+        (w.used, w.limit, w.remaining()),
+        (5, Some(10_000), Some(9_995))
+    );
+    assert_eq!((w.daily[12], w.daily[14]), (2, 3));
+    let a = by_name("api_access");
+    assert_eq!((a.used, a.limit, a.remaining()), (4, None, None));
+    assert_eq!(
+        by_name("integrations").used,
+        0,
+        "entitled but unused features are listed with 0"
+    );
+    assert_eq!(stats.len(), issued.license.features.len());
+}
+
+#[tokio::test]
+async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures_honestly() {
+    let stack = Stack::new().await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
+    let ring = stack.key_ring().await;
+    let sqs = aws_sdk_sqs::Client::new(&shared::testing::emulator().await);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(shared::testing::unique("usage"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let input = |id: &str, f: &str| EventInput {
+        event_id: EventId::parse(id).expect("valid"),
+        feature: feature(f),
+        quantity: 1,
+        occurred_at: None,
+    };
+    // A working queue: one accepted, one rejected (starter has no analytics).
+    let queue = SqsUsageQueue::new(sqs.clone(), &queue_url);
+    let submitted = submit(
+        &ring,
+        &stack.store,
+        &queue,
+        &issued.key,
+        vec![input("a", "workflows"), input("b", "analytics")],
+        NOW,
+    )
+    .await
+    .map_err(|_| "submit failed")
+    .expect("submitted");
+    assert_eq!(submitted.statuses[0].1, EventStatus::Accepted);
+    assert!(
+        matches!(&submitted.statuses[1].1, EventStatus::Rejected(v) if v.code == Code::FeatureNotEntitled)
+    );
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    let bodies: Vec<UsageEvent> = received
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| serde_json::from_str(m.body.as_deref()?).ok())
+        .collect();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0].event_id.as_str(), "a");
+    assert_eq!(
+        bodies[0].occurred_at, NOW,
+        "occurredAt defaults to the time of receipt"
+    );
+    // A queue that does not exist: nothing is silently half-accepted.
+    let broken = SqsUsageQueue::new(sqs, format!("{queue_url}-missing"));
+    let submitted = submit(
+        &ring,
+        &stack.store,
+        &broken,
+        &issued.key,
+        vec![input("c", "workflows")],
+        NOW,
+    )
+    .await
+    .map_err(|_| "submit failed")
+    .expect("submitted");
+    assert!(submitted.any_failed());
+    assert_eq!(submitted.statuses[0].1, EventStatus::Failed);
+}
