@@ -147,3 +147,44 @@ impl Api {
         resp
     }
 }
+
+impl Api {
+    /// `POST /api/usage` with `events`.
+    pub async fn usage(&self, key: &str, events: Value) -> (StatusCode, Value) {
+        self.post("/api/usage", json!({"licenseKey": key, "events": events}))
+            .await
+    }
+
+    /// `POST /api/usage/stats`: this month's usage of `feature`.
+    pub async fn used(&self, key: &str, feature: &str) -> u64 {
+        let (status, body) = self
+            .post("/api/usage/stats", json!({"licenseKey": key}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["features"]
+            .as_array()
+            .and_then(|fs| fs.iter().find(|f| f["feature"] == feature))
+            .and_then(|f| f["used"].as_u64())
+            .unwrap_or_else(|| panic!("feature {feature} in {body}"))
+    }
+
+    /// Polls `used` until it equals `expected` (counting is asynchronous), for at most `secs`.
+    pub async fn wait_used(&self, key: &str, feature: &str, expected: u64, secs: u64) -> u64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let now = self.used(key, feature).await;
+            if now == expected || std::time::Instant::now() > deadline {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The usage queue and its dead-letter queue, as the stack was bootstrapped.
+    pub fn usage_queues(&self) -> (String, String) {
+        (
+            env("NECTAR_E2E_USAGE_QUEUE_URL"),
+            env("NECTAR_E2E_USAGE_DLQ_URL"),
+        )
+    }
+}

@@ -51,6 +51,12 @@ cat <<BANNER
 
 BANNER
 
+# The SQS → usage-processor trigger (AWS runs it for us; locally this relay does).
+"$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$http_port" \
+  --visibility-timeout 30 >.nectar/relay.log 2>&1 &
+relay_pid=$!
+trap 'kill $relay_pid 2>/dev/null || true; [[ -n ${NECTAR_EMULATOR_PID:-} ]] && kill -- "-$NECTAR_EMULATOR_PID" 2>/dev/null || true' EXIT
+
 # RUST_LOG above is the functions' level; the emulator's own router logs only warnings.
 watch_args=$(nectar_watch_args)
 # shellcheck disable=SC2086 # one word per flag

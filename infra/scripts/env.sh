@@ -11,6 +11,9 @@ export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}
 # The emulator accepts any credentials; the SDK only needs some.
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+# The emulator's transactions are not isolated from one another (a cancelled one restores a
+# snapshot of the whole table); the local usage-processor therefore writes one counter at a time.
+export USAGE_GROUP_CONCURRENCY=${USAGE_GROUP_CONCURRENCY:-1}
 
 NECTAR_TOOL_PINS="moto[server]==5.2.1 cargo-lambda==1.9.2"
 
@@ -83,7 +86,7 @@ nectar_start_emulator() {
 nectar_watch_args() {
   local v
   for v in AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY TABLE_NAME \
-    SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL RUST_LOG; do
+    SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL USAGE_GROUP_CONCURRENCY RUST_LOG; do
     [[ -n ${!v:-} ]] && printf -- '--env-var %s=%s ' "$v" "${!v}"
   done
 }

@@ -39,7 +39,13 @@ fi
 suffix=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
 admin="$CARGO_TARGET_DIR/debug/nectar-admin"
 export TABLE_NAME=e2e-$suffix
-"$admin" bootstrap --table "$TABLE_NAME" --key-alias "alias/e2e-$suffix" --usage-queue "e2e-$suffix" >"$work/stack.json"
+# maxReceiveCount 2 (AWS stack: 5) so a poison message reaches the DLQ within seconds.
+"$admin" bootstrap --table "$TABLE_NAME" --key-alias "alias/e2e-$suffix" --usage-queue "e2e-$suffix" \
+  --max-receive-count 2 >"$work/stack.json"
+stack() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/stack.json" "$1"; }
+USAGE_QUEUE_URL=$(stack USAGE_QUEUE_URL)
+USAGE_DLQ_URL=$(stack USAGE_DLQ_URL)
+export USAGE_QUEUE_URL
 export SIGNING_KEY_ID=alias/e2e-$suffix TOKEN_ISSUER=nectar-e2e
 NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_E2E_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
@@ -58,17 +64,25 @@ if ! nectar_wait_http "http://127.0.0.1:$http_port/health" 120; then
   exit 1
 fi
 
+# The SQS → usage-processor trigger, as AWS would run it (short visibility timeout for tests).
+setsid "$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$http_port" \
+  --visibility-timeout 2 >"$work/relay.log" 2>&1 &
+pids+=("$!")
+
 # Start every function once now: `cargo lambda watch` builds a function on its first request, and
 # that build must not wait on the cargo lock that `cargo test` holds.
 for route in api/validate api/heartbeat api/revoke api/license/x api/admin/customers \
-  api/admin/licenses api/admin/licenses/x/suspend .well-known/jwks.json; do
+  api/admin/licenses api/admin/licenses/x/suspend .well-known/jwks.json api/usage api/usage/stats; do
   curl -s -o /dev/null --max-time 300 -X POST "http://127.0.0.1:$http_port/$route" || true
 done
+curl -s -o /dev/null --max-time 300 -X POST -d '{"Records":[]}' \
+  "http://127.0.0.1:$http_port/2015-03-31/functions/usage-processor/invocations" || true
 
 export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_E2E_SIGNING_KEY=$SIGNING_KEY_ID \
-  NECTAR_E2E_ISSUER=$TOKEN_ISSUER NECTAR_E2E_TABLE=$TABLE_NAME
+  NECTAR_E2E_ISSUER=$TOKEN_ISSUER NECTAR_E2E_TABLE=$TABLE_NAME \
+  NECTAR_E2E_USAGE_QUEUE_URL=$USAGE_QUEUE_URL NECTAR_E2E_USAGE_DLQ_URL=$USAGE_DLQ_URL
 # The functions' configuration must not leak into the tests' own processes.
-unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256
+unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL
 
 nectar_log "cargo test"
 set +e
@@ -80,5 +94,7 @@ awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d fai
 if ((status != 0)); then
   echo "---- last lines of cargo lambda watch ----" >&2
   tail -n 40 "$work/watch.log" >&2
+  echo "---- last lines of the SQS relay ----" >&2
+  tail -n 20 "$work/relay.log" >&2
 fi
 exit "$status"

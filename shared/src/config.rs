@@ -33,10 +33,13 @@ pub struct Config {
     heartbeat_interval_seconds: u32,
     deployed_version: String,
     usage_queue_url: Option<String>,
+    usage_group_concurrency: usize,
 }
 
 /// Default `iss` claim.
 pub const DEFAULT_ISSUER: &str = "nectar-cloud";
+/// Default number of usage counters the processor writes at once.
+pub const DEFAULT_USAGE_GROUP_CONCURRENCY: usize = 8;
 /// Default heartbeat interval: hourly, as the installation agent beats.
 pub const DEFAULT_HEARTBEAT_INTERVAL_SECONDS: u32 = 3600;
 
@@ -83,6 +86,18 @@ impl Config {
             admin,
             heartbeat_interval_seconds,
             usage_queue_url: get("USAGE_QUEUE_URL"),
+            usage_group_concurrency: match get("USAGE_GROUP_CONCURRENCY") {
+                None => DEFAULT_USAGE_GROUP_CONCURRENCY,
+                Some(v) => {
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1..=32).contains(n))
+                        .ok_or(ConfigError::Invalid {
+                            name: "USAGE_GROUP_CONCURRENCY",
+                            why: "must be a whole number from 1 to 32",
+                        })?
+                }
+            },
             deployed_version: get("DEPLOYED_VERSION")
                 .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
         })
@@ -116,6 +131,13 @@ impl Config {
         self.usage_queue_url
             .as_deref()
             .ok_or(ConfigError::Missing("USAGE_QUEUE_URL"))
+    }
+
+    /// `USAGE_GROUP_CONCURRENCY` (1..=32, default 8): counters written at once per batch. The
+    /// local stack sets 1: the emulator's transactions are not isolated from each other (a
+    /// cancelled one restores a snapshot of the whole table), which DynamoDB's are.
+    pub fn usage_group_concurrency(&self) -> usize {
+        self.usage_group_concurrency
     }
 
     /// `TOKEN_ISSUER` (default `nectar-cloud`): the `iss` of every token.

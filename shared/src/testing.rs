@@ -34,11 +34,14 @@ impl CallCounter {
         }
     }
 
-    /// Calls whose name starts with `prefix` (e.g. `KMS.`).
+    /// Calls whose name starts with `prefix` (e.g. `KMS.`); the derived `.items` / `.failed`
+    /// tallies are not calls and are left out.
     pub fn count(&self, prefix: &str) -> usize {
         self.snapshot()
             .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| {
+                k.starts_with(prefix) && !k.ends_with(".items") && !k.ends_with(".failed")
+            })
             .map(|(_, v)| v)
             .sum()
     }
@@ -51,7 +54,7 @@ impl Intercept for CallCounter {
 
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -59,11 +62,54 @@ impl Intercept for CallCounter {
             .load::<Metadata>()
             .map(|m| format!("{}.{}", m.service(), m.name()))
             .unwrap_or_else(|| "unknown".into());
+        // Items written by a transaction count separately: that is the write cost, not the call.
+        let items = context
+            .input()
+            .downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>()
+            .map(|i| i.transact_items().len());
         if let Ok(mut c) = self.calls.lock() {
+            if let Some(n) = items {
+                *c.entry(format!("{name}.items")).or_default() += n;
+            }
             *c.entry(name).or_default() += 1;
+        }
+        cfg.interceptor_state().store_put(Attempted {
+            items: items.unwrap_or(0),
+        });
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Failed calls (e.g. a transaction cancelled by a condition) wrote nothing.
+        if matches!(context.output_or_error(), Some(Err(_))) {
+            let name = cfg
+                .load::<Metadata>()
+                .map(|m| format!("{}.{}", m.service(), m.name()))
+                .unwrap_or_else(|| "unknown".into());
+            let items = cfg.load::<Attempted>().map(|a| a.items).unwrap_or(0);
+            if let Ok(mut c) = self.calls.lock() {
+                *c.entry(format!("{name}.failed")).or_default() += 1;
+                if items > 0 {
+                    *c.entry(format!("{name}.failed.items")).or_default() += items;
+                }
+            }
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Clone)]
+struct Attempted {
+    items: usize,
+}
+
+impl aws_smithy_types::config_bag::Storable for Attempted {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
 /// A unique, readable resource name for one test.

@@ -94,6 +94,7 @@ mod tests {
         );
         // Act
         let resp = handle(&deps, req).await.expect("always Ok");
+        let calls: Vec<(String, usize)> = stack.calls.snapshot().into_iter().collect();
         // Assert
         let body = body_json(&resp);
         assert_eq!(resp.status(), StatusCode::CREATED, "{body}");
@@ -106,10 +107,16 @@ mod tests {
             .verify_license(&key)
             .expect("verifies");
         assert_eq!(claims.jti.as_str(), body["license"]["id"]);
+        let expected = [
+            ("DynamoDB.GetItem", 1),
+            ("DynamoDB.TransactWriteItems", 1),
+            ("DynamoDB.TransactWriteItems.items", 2),
+            ("KMS.Sign", 1),
+        ];
         assert_eq!(
-            stack.calls.count("KMS.Sign"),
-            1,
-            "one signature per license"
+            calls,
+            expected.map(|(k, v)| (k.to_owned(), v)),
+            "customer check, one signature, one write of license + audit entry"
         );
     }
 }

@@ -10,6 +10,7 @@ use shared::service::usage::{Message, process_batch};
 pub async fn handle<L: UsageLedger>(
     ledger: &L,
     clock: &dyn Clock,
+    parallelism: usize,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let mut unreadable = Vec::new();
@@ -27,7 +28,7 @@ pub async fn handle<L: UsageLedger>(
             (None, _) => None,
         })
         .collect();
-    let outcome = process_batch(ledger, &messages, clock.now()).await;
+    let outcome = process_batch(ledger, &messages, clock.now(), parallelism).await;
     tracing::info!(
         counted = outcome.counted,
         duplicates = outcome.duplicates,

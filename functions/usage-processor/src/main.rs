@@ -13,8 +13,9 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
     let store = shared::aws::store(&sdk, &config)?;
+    let parallelism = config.usage_group_concurrency();
     run(service_fn(|event| {
-        handler::handle(&store, &SystemClock, event)
+        handler::handle(&store, &SystemClock, parallelism, event)
     }))
     .await
 }

@@ -94,10 +94,11 @@ enum Command {
         /// Base URL of `cargo lambda watch` (its Lambda Invoke API).
         #[arg(long, default_value = "http://127.0.0.1:9000")]
         invoke_url: String,
-        #[arg(long, default_value_t = 10)]
+        /// Messages per invocation (template.yaml: BatchSize 100).
+        #[arg(long, default_value_t = 100)]
         batch_size: i32,
-        /// Seconds a received message stays hidden (the template's queue uses 60).
-        #[arg(long, default_value_t = 60)]
+        /// Seconds a received message stays hidden (template.yaml's queue: 180).
+        #[arg(long, default_value_t = 180)]
         visibility_timeout: i32,
         /// Exit after the queue has been empty this many seconds (default: run until stopped).
         #[arg(long)]

@@ -19,7 +19,7 @@ pub struct Relay {
     pub function: String,
     /// Base URL of the Lambda Invoke API (`cargo lambda watch`).
     pub invoke_url: String,
-    /// Messages per invocation (SQS returns at most 10 per receive).
+    /// Messages per invocation (collected over several receives of at most 10).
     pub batch_size: i32,
     /// How long a received message stays hidden before SQS redelivers it.
     pub visibility_timeout: i32,
@@ -72,6 +72,47 @@ pub fn to_delete<'a>(
 }
 
 impl Relay {
+    /// One batch: receives (10 at most per call, as SQS allows) until `batch_size` messages or the
+    /// one-second batching window is over, like `MaximumBatchingWindowInSeconds: 1`.
+    async fn collect(&self, sqs: &aws_sdk_sqs::Client) -> Vec<Message> {
+        let window = tokio::time::Instant::now() + Duration::from_secs(1);
+        let mut batch: Vec<Message> = Vec::new();
+        while batch.len() < self.batch_size.max(1) as usize {
+            let want = (self.batch_size as usize - batch.len()).clamp(1, 10) as i32;
+            let received = sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(want)
+                .visibility_timeout(self.visibility_timeout)
+                .wait_time_seconds(if batch.is_empty() { 1 } else { 0 })
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            match received {
+                Ok(out) => {
+                    let got = out.messages.unwrap_or_default();
+                    let empty = got.is_empty();
+                    batch.extend(got);
+                    if (empty && !batch.is_empty()) || tokio::time::Instant::now() >= window {
+                        break;
+                    }
+                    if empty {
+                        return batch;
+                    }
+                }
+                Err(e) => {
+                    eprintln!(
+                        "relay: receive failed: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+        batch
+    }
+
     /// Relays until stopped (or, with `idle_exit`, until the queue stays empty that long).
     pub async fn run(
         &self,
@@ -97,26 +138,7 @@ impl Relay {
         );
         let mut idle_since = tokio::time::Instant::now();
         loop {
-            let received = sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(self.batch_size.clamp(1, 10))
-                .visibility_timeout(self.visibility_timeout)
-                .wait_time_seconds(1)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await;
-            let messages = match received {
-                Ok(out) => out.messages.unwrap_or_default(),
-                Err(e) => {
-                    eprintln!(
-                        "relay: receive failed: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
-                    );
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let messages = self.collect(sqs).await;
             if messages.is_empty() {
                 if idle_exit.is_some_and(|d| idle_since.elapsed() >= d) {
                     return Ok(());

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use time::{Duration, OffsetDateTime};
 
 use super::check::{self, Code, Verdict};
@@ -270,14 +270,15 @@ pub struct BatchOutcome {
 }
 
 /// `usage-processor`: counts a batch of queued events exactly once. Events are grouped per counter
-/// (license, feature, month) so N events for one counter cost one counter write; groups are
-/// written concurrently. A poison message, or a group whose write fails, fails only its own
-/// messages.
+/// (license, feature, month) so N events for one counter cost one counter write; up to
+/// `parallelism` groups (distinct counters) are written at once. A poison message, or a group whose
+/// write fails, fails only its own messages.
 #[tracing::instrument(skip_all, fields(messages = messages.len()))]
 pub async fn process_batch<L: UsageLedger + ?Sized>(
     ledger: &L,
     messages: &[Message],
     now: OffsetDateTime,
+    parallelism: usize,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     let mut groups: BTreeMap<(String, String, Period), Vec<(String, UsageEvent)>> = BTreeMap::new();
@@ -293,10 +294,12 @@ pub async fn process_batch<L: UsageLedger + ?Sized>(
             }
         }
     }
-    let results = join_all(groups.into_values().map(|group| async move {
+    let results: Vec<_> = stream::iter(groups.into_values().map(|group| async move {
         let events: Vec<UsageEvent> = group.iter().map(|(_, e)| e.clone()).collect();
         (group, ledger.record(&events, now).await)
     }))
+    .buffer_unordered(parallelism.max(1))
+    .collect()
     .await;
     for (group, result) in results {
         match result {

@@ -7,7 +7,7 @@
 //! | installation | `LICENSE#<lid>`    | `INSTALLATION#<iid>`        |                             |                                 |
 //! | audit        | `LICENSE#<lid>` or `CUSTOMER#<cid>` | `AUDIT#<at>#<uuid>` |                             |                                 |
 //! | usage counter | `LICENSE#<lid>` | `USAGE#<feature>#<YYYY-MM>` (total + `d01`..`d31`) |     |                                 |
-//! | event marker | `LICENSE#<lid>` | `EVENT#<eventId>` (TTL'd)    |                             |                                 |
+//! | event marker | `EVENT#<lid>#<eventId>` | `EVENT` (TTL'd)        |                             |                                 |
 //!
 //! A license's installations and audit trail share its partition, so one query returns all of it.
 
@@ -55,10 +55,15 @@ pub fn usage_sk(feature: &Feature, period: Period) -> String {
     format!("USAGE#{feature}#{period}")
 }
 
-/// Sort key of a usage event's dedupe marker.
-pub fn event_marker_sk(event: &EventId) -> String {
-    format!("EVENT#{event}")
+/// Partition of a usage event's dedupe marker: one partition per event, so a license reporting
+/// thousands of events a second is not throttled on a single hot partition (and license lookups
+/// never page through markers).
+pub fn event_marker_pk(license: &LicenseId, event: &EventId) -> String {
+    format!("EVENT#{license}#{event}")
 }
+
+/// Sort key of a dedupe marker.
+pub const EVENT_MARKER_SK: &str = "EVENT";
 
 /// Attribute holding one day's total in a usage counter (`d01`..`d31`).
 pub fn day_attribute(day: u8) -> String {

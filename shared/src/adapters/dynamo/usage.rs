@@ -35,8 +35,8 @@ impl DynamoStore {
     fn marker(&self, e: &UsageEvent, now: OffsetDateTime) -> Result<TransactWriteItem, StoreError> {
         let expires = (now + time::Duration::days(MARKER_TTL_DAYS)).unix_timestamp();
         let item: Item = [
-            ("pk", s(keys::license_pk(&e.license_id))),
-            ("sk", s(keys::event_marker_sk(&e.event_id))),
+            ("pk", s(keys::event_marker_pk(&e.license_id, &e.event_id))),
+            ("sk", s(keys::EVENT_MARKER_SK)),
             ("entity", s("usage_event")),
             ("feature", s(e.feature.as_str())),
             ("quantity", n(e.quantity)),
