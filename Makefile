@@ -1,5 +1,5 @@
 # The two commands a new engineer needs; both work on a fresh machine with Rust and Python.
-.PHONY: dev test bench lint
+.PHONY: dev test bench bench-usage lint
 
 dev: ## run the whole stack locally (emulator + every function on http://127.0.0.1:9000)
 	bash infra/scripts/dev.sh
@@ -9,6 +9,9 @@ test: ## every check and test, against an emulator it starts itself
 
 bench: ## benchmarks (offline key verification)
 	bash infra/scripts/bench.sh
+
+bench-usage: ## usage-processor writes per event and throughput (against the emulator)
+	bash infra/scripts/bench-usage.sh
 
 lint: ## template.yaml and docs/openapi.yaml only
 	bash infra/scripts/lint-template.sh

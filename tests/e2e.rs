@@ -382,6 +382,12 @@ async fn bad_input_gets_a_stable_4xx_never_a_5xx() {
         ),
         (
             "/api/validate",
+            br#"["key","node-1"]"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+        ),
+        (
+            "/api/validate",
             br#"{"installationId":"i"}"#.to_vec(),
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
