@@ -277,3 +277,47 @@ async fn usage_needs_a_valid_key_and_a_license_in_force() {
         (StatusCode::BAD_REQUEST, Some("period"))
     );
 }
+
+#[tokio::test]
+async fn gauges_reported_on_heartbeat_are_summed_and_flagged_over_limit_in_statistics() {
+    let api = Api::from_env();
+    let (license, key) = api
+        .issue(
+            "starter",
+            json!({"limits": {"installations": 2, "users": 5}}),
+        )
+        .await;
+    for (inst, users) in [("g-1", 3), ("g-2", 4)] {
+        let (status, body) = api
+            .post(
+                "/api/heartbeat",
+                json!({"licenseKey": key, "installationId": inst, "version": "1.0.0", "gauges": {"users": users, "storage_gb": 1}}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::OK, Some("VALID")),
+            "{body}"
+        );
+        assert_eq!(body["installation"]["gauges"]["users"], users);
+    }
+    let (status, stats) = api
+        .post("/api/usage/stats", json!({"licenseKey": key}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats["gauges"],
+        json!([
+            {"gauge": "users", "value": 7, "limit": 5, "overLimit": true},
+            {"gauge": "storage_gb", "value": 2, "limit": license["limits"]["storage_gb"], "overLimit": false}
+        ])
+    );
+    let (status, body) = api
+        .post("/api/heartbeat", json!({"licenseKey": key, "installationId": "g-1", "version": "1.0.0", "gauges": {"seats": 1}}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")),
+        "{body}"
+    );
+}

@@ -89,6 +89,9 @@ pub struct HeartbeatRequest {
     pub version: String,
     /// The domain it serves.
     pub domain: Option<String>,
+    /// Current gauge readings (`users`, `storage_gb`).
+    #[serde(default)]
+    pub gauges: Option<crate::domain::Gauges>,
 }
 
 impl TryFrom<HeartbeatRequest> for HeartbeatCommand {
@@ -99,6 +102,7 @@ impl TryFrom<HeartbeatRequest> for HeartbeatCommand {
             key: r.license_key,
             installation_id: parse("installationId", InstallationId::parse(&r.installation_id))?,
             version: text("version", r.version, 64)?,
+            gauges: r.gauges.unwrap_or_default(),
             domain: r
                 .domain
                 .map(|d| parse("domain", Hostname::parse(&d)))
@@ -296,6 +300,8 @@ pub struct InstallationView {
     /// Latest heartbeat.
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen_at: OffsetDateTime,
+    /// Latest gauge readings.
+    pub gauges: crate::domain::Gauges,
 }
 
 impl From<&Installation> for InstallationView {
@@ -307,6 +313,7 @@ impl From<&Installation> for InstallationView {
             domain: i.domain.clone(),
             first_seen_at: i.first_seen_at,
             last_seen_at: i.last_seen_at,
+            gauges: i.gauges,
         }
     }
 }
@@ -839,12 +846,42 @@ pub struct UsageStatsResponse {
     pub period_end: OffsetDateTime,
     /// Every entitled feature, with daily series.
     pub features: Vec<FeatureUsageView>,
+    /// Gauges summed over the active installations' latest readings.
+    pub gauges: Vec<GaugeView>,
+}
+
+/// A gauge of a license, as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GaugeView {
+    /// `users` or `storage_gb`.
+    pub gauge: String,
+    /// Sum over the active installations' latest readings.
+    pub value: u64,
+    /// The license's limit.
+    pub limit: u64,
+    /// Whether the sum is above the limit.
+    pub over_limit: bool,
 }
 
 impl UsageStatsResponse {
     /// The view of `usage` for `license` in `period`.
-    pub fn new(license: &License, period: Period, usage: &[FeatureUsage]) -> Self {
+    pub fn new(
+        license: &License,
+        period: Period,
+        usage: &[FeatureUsage],
+        gauges: &[crate::domain::GaugeUsage],
+    ) -> Self {
         Self {
+            gauges: gauges
+                .iter()
+                .map(|g| GaugeView {
+                    gauge: g.gauge.to_owned(),
+                    value: g.value,
+                    limit: g.limit,
+                    over_limit: g.over_limit(),
+                })
+                .collect(),
             license_id: license.id.clone(),
             period: period.to_string(),
             period_start: period.start(),

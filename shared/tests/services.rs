@@ -44,6 +44,7 @@ fn beat_cmd(key: &LicenseKey, inst: &str) -> HeartbeatCommand {
         installation_id: installation(inst),
         version: "1.4.2".into(),
         domain: None,
+        gauges: Default::default(),
     }
 }
 
@@ -461,6 +462,7 @@ async fn concurrent_seat_claims_admit_exactly_the_limit() {
             installation_id: installation(&format!("node-{i}")),
             version: "1.0.0".into(),
             domain: None,
+            gauges: Default::default(),
             at: NOW,
         })
         .collect();
@@ -495,6 +497,7 @@ async fn the_same_installation_beating_concurrently_takes_one_seat() {
         installation_id: installation("twin"),
         version: "1.0.0".into(),
         domain: None,
+        gauges: Default::default(),
         at: NOW,
     };
     let claims =
@@ -524,6 +527,7 @@ async fn duplicate_beats_that_momentarily_fill_the_license_still_settle_on_one_s
         installation_id: installation("twin"),
         version: "1.0.0".into(),
         domain: None,
+        gauges: Default::default(),
         at: NOW,
     };
     let claims =

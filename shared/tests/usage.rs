@@ -485,3 +485,54 @@ async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures
     assert!(submitted.any_failed());
     assert_eq!(submitted.statuses[0].1, EventStatus::Failed);
 }
+
+#[tokio::test]
+async fn gauges_keep_each_installations_latest_reading_and_sum_the_active_ones() {
+    use shared::domain::Gauges;
+    use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
+    use shared::service::usage::gauges;
+
+    // Arrange: users limit 5 (starter).
+    let stack = Stack::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| c.limits.installations = Some(3))
+        .await;
+    let ring = stack.key_ring().await;
+    let beat = |inst: &str, users: Option<u64>, storage: Option<u64>| {
+        let cmd = HeartbeatCommand {
+            key: issued.key.clone(),
+            installation_id: InstallationId::parse(inst).expect("valid"),
+            version: "1.0.0".into(),
+            domain: None,
+            gauges: Gauges {
+                users,
+                storage_gb: storage,
+            },
+        };
+        let (ring, store) = (&ring, &stack.store);
+        async move {
+            heartbeat(ring, store, &cmd, Duration::hours(1), NOW)
+                .await
+                .expect("beat");
+        }
+    };
+    let read = || async {
+        gauges(&stack.store, &issued.license)
+            .await
+            .expect("gauges")
+            .into_iter()
+            .map(|g| (g.gauge, g.value, g.over_limit()))
+            .collect::<Vec<_>>()
+    };
+    // Act + Assert
+    beat("a", Some(3), Some(4)).await;
+    beat("b", Some(2), None).await;
+    assert_eq!(
+        read().await,
+        [("users", 5, false), ("storage_gb", 4, false)]
+    );
+    beat("b", Some(4), None).await; // b's latest reading replaces its previous one
+    assert_eq!(read().await, [("users", 7, true), ("storage_gb", 4, false)]);
+    beat("a", None, None).await; // a beat without readings keeps a's readings
+    assert_eq!(read().await, [("users", 7, true), ("storage_gb", 4, false)]);
+}

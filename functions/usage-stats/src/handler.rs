@@ -8,10 +8,10 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::api::{UsageStatsRequest, UsageStatsResponse, parse_period};
 use shared::config::AdminAuth;
-use shared::domain::ports::{Clock, LicenseReader, UsageLedger};
+use shared::domain::ports::{Clock, InstallationRegistry, LicenseReader, UsageLedger};
 use shared::domain::{DomainError, LicenseId};
 use shared::http::{self, ApiError};
-use shared::service::usage::{authorize, statistics};
+use shared::service::usage::{authorize, gauges, statistics};
 use shared::token::KeyRing;
 
 /// What the handler needs.
@@ -29,14 +29,14 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + UsageLedger,
+    S: LicenseReader + UsageLedger + InstallationRegistry,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + UsageLedger,
+    S: LicenseReader + UsageLedger + InstallationRegistry,
 {
     let now = deps.clock.now();
     let (license, period) = if req
@@ -71,8 +71,9 @@ where
         (license, period)
     };
     let usage = statistics(&deps.store, &license, period).await?;
+    let gauges = gauges(&deps.store, &license).await?;
     Ok(http::json(
         StatusCode::OK,
-        &UsageStatsResponse::new(&license, period, &usage),
+        &UsageStatsResponse::new(&license, period, &usage, &gauges),
     ))
 }

@@ -113,6 +113,8 @@ pub struct Installation {
     pub first_seen_at: OffsetDateTime,
     /// Latest heartbeat.
     pub last_seen_at: OffsetDateTime,
+    /// Latest gauge readings reported.
+    pub gauges: super::usage::Gauges,
 }
 
 /// A paying organisation.

@@ -15,4 +15,4 @@ pub use license::{
     Actor, AuditEntry, Customer, Installation, InstallationStatus, License, LicenseStatus,
 };
 pub use plan::{LimitOverrides, Limits, Plan};
-pub use usage::{EventId, FeatureUsage, Period, UsageEvent};
+pub use usage::{EventId, FeatureUsage, GaugeUsage, Gauges, Period, UsageEvent};

@@ -121,6 +121,8 @@ pub struct HeartbeatReport {
     pub version: String,
     /// The domain it serves, if it said.
     pub domain: Option<Hostname>,
+    /// Gauge readings, if it reported any (absent ones keep their previous value).
+    pub gauges: crate::domain::Gauges,
     /// Server time of the heartbeat.
     pub at: OffsetDateTime,
 }
@@ -148,6 +150,9 @@ pub trait InstallationRegistry: Send + Sync {
         report: &HeartbeatReport,
         seat_limit: u64,
     ) -> Result<SeatClaim, StoreError>;
+
+    /// Every installation of the license, active and inactive (strongly consistent).
+    async fn installations(&self, license: &LicenseId) -> Result<Vec<Installation>, StoreError>;
 }
 
 /// A license with everything support needs to see about it.

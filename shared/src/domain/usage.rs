@@ -52,6 +52,60 @@ impl fmt::Display for EventId {
     }
 }
 
+/// Point-in-time readings an installation reports on its heartbeat. Gauges are not counters:
+/// only the latest reading per installation matters, and a license's value is the sum over its
+/// active installations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gauges {
+    /// Named users of the installation (limit: `limits.users`).
+    pub users: Option<u64>,
+    /// Storage used, in GB (limit: `limits.storage_gb`).
+    pub storage_gb: Option<u64>,
+}
+
+/// A license's gauge: the sum over its active installations, against its limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaugeUsage {
+    /// `users` or `storage_gb`.
+    pub gauge: &'static str,
+    /// Sum of the latest readings of the active installations.
+    pub value: u64,
+    /// The license's limit.
+    pub limit: u64,
+}
+
+impl GaugeUsage {
+    /// Whether the sum is above the limit.
+    pub fn over_limit(&self) -> bool {
+        self.value > self.limit
+    }
+}
+
+/// Sums the latest readings of `installations` (active ones only) against `limits`.
+pub fn gauge_usage<'a>(
+    installations: impl IntoIterator<Item = &'a Gauges>,
+    limits: &Limits,
+) -> Vec<GaugeUsage> {
+    let (mut users, mut storage) = (0u64, 0u64);
+    for g in installations {
+        users = users.saturating_add(g.users.unwrap_or(0));
+        storage = storage.saturating_add(g.storage_gb.unwrap_or(0));
+    }
+    vec![
+        GaugeUsage {
+            gauge: "users",
+            value: users,
+            limit: limits.users,
+        },
+        GaugeUsage {
+            gauge: "storage_gb",
+            value: storage,
+            limit: limits.storage_gb,
+        },
+    ]
+}
+
 /// Largest quantity one event may carry: bounds the damage of a client bug.
 pub const MAX_QUANTITY: u64 = 1_000_000;
 

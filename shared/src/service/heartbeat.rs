@@ -23,6 +23,8 @@ pub struct HeartbeatCommand {
     pub version: String,
     /// The domain it serves.
     pub domain: Option<Hostname>,
+    /// Gauge readings (`users`, `storage_gb`), if reported.
+    pub gauges: crate::domain::Gauges,
 }
 
 /// The answer to a heartbeat.
@@ -83,6 +85,7 @@ where
         installation_id: cmd.installation_id.clone(),
         version: cmd.version.clone(),
         domain: cmd.domain.clone(),
+        gauges: cmd.gauges,
         at: whole_seconds(now),
     };
     let holds_seat = installation

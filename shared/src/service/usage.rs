@@ -249,6 +249,21 @@ pub async fn statistics<L: UsageLedger + ?Sized>(
     usage_of(ledger, license, &features, period).await
 }
 
+/// The license's gauges: latest readings of its active installations, summed, against its limits.
+pub async fn gauges<R: crate::domain::ports::InstallationRegistry + ?Sized>(
+    registry: &R,
+    license: &License,
+) -> Result<Vec<crate::domain::GaugeUsage>, DomainError> {
+    let installations = registry.installations(&license.id).await?;
+    Ok(crate::domain::usage::gauge_usage(
+        installations
+            .iter()
+            .filter(|i| i.status == crate::domain::InstallationStatus::Active)
+            .map(|i| &i.gauges),
+        &license.limits,
+    ))
+}
+
 /// A queue message as the processor sees it.
 #[derive(Debug, Clone)]
 pub struct Message {

@@ -382,6 +382,14 @@ fn heartbeat_set(report: &HeartbeatReport) -> (String, HashMap<String, String>, 
         (":version", s(report.version.clone())),
         (":one", n(1)),
     ]);
+    if let Some(users) = report.gauges.users {
+        set.push("gauge_users = :gauge_users");
+        vals.insert(":gauge_users".into(), n(users));
+    }
+    if let Some(storage) = report.gauges.storage_gb {
+        set.push("gauge_storage_gb = :gauge_storage_gb");
+        vals.insert(":gauge_storage_gb".into(), n(storage));
+    }
     if let Some(domain) = &report.domain {
         set.push("#domain = :domain");
         vals.insert(":domain".into(), s(domain.as_str()));
@@ -392,6 +400,10 @@ fn heartbeat_set(report: &HeartbeatReport) -> (String, HashMap<String, String>, 
 
 #[async_trait]
 impl InstallationRegistry for DynamoStore {
+    async fn installations(&self, license: &LicenseId) -> Result<Vec<Installation>, StoreError> {
+        self.installations_of(license).await
+    }
+
     #[tracing::instrument(skip_all, fields(license_id = %report.license_id, installation_id = %report.installation_id))]
     async fn touch(&self, report: &HeartbeatReport) -> Result<Option<Installation>, StoreError> {
         let (set, attr_names, mut vals) = heartbeat_set(report);
@@ -529,6 +541,22 @@ impl DynamoStore {
                 Err(sdk_error(e))
             }
         }
+    }
+
+    /// Every installation of the license (one partition query, consistent).
+    async fn installations_of(&self, license: &LicenseId) -> Result<Vec<Installation>, StoreError> {
+        self.query_all(
+            None,
+            "pk = :pk AND begins_with(sk, :prefix)",
+            values(vec![
+                (":pk", s(keys::license_pk(license))),
+                (":prefix", s("INSTALLATION#")),
+            ]),
+        )
+        .await?
+        .into_iter()
+        .map(|item| Installation::try_from(from_item::<InstallationRecord>(item)?))
+        .collect()
     }
 
     /// Best-effort `ADD active_installations -1`; a failure is logged (the count then stays one

@@ -138,6 +138,10 @@ pub struct InstallationRecord {
     pub last_seen_at: OffsetDateTime,
     #[serde(default)]
     pub heartbeats: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gauge_users: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gauge_storage_gb: Option<u64>,
 }
 
 impl TryFrom<InstallationRecord> for Installation {
@@ -159,6 +163,10 @@ impl TryFrom<InstallationRecord> for Installation {
                 .map_err(|_| corrupt("domain", &where_))?,
             first_seen_at: r.first_seen_at,
             last_seen_at: r.last_seen_at,
+            gauges: crate::domain::Gauges {
+                users: r.gauge_users,
+                storage_gb: r.gauge_storage_gb,
+            },
         })
     }
 }
