@@ -85,8 +85,16 @@ async fn issue_validate_heartbeat_revoke_then_validate_says_revoked() {
         .iter()
         .filter_map(|a| a["action"].as_str())
         .collect();
-    assert_eq!(actions, ["license.issued", "license.revoked"]);
-    assert_eq!(l["audit"][1]["reason"], "chargeback");
+    assert_eq!(
+        actions,
+        [
+            "license.issued",
+            "installation.activated",
+            "license.revoked"
+        ]
+    );
+    assert_eq!(l["audit"][1]["actor"], "installation:inst-a");
+    assert_eq!(l["audit"][2]["reason"], "chargeback");
 }
 
 #[tokio::test]

@@ -408,7 +408,11 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
     };
     assert_eq!(
         first_calls,
-        calls(&[("DynamoDB.BatchGetItem", 1), ("DynamoDB.UpdateItem", 2)])
+        calls(&[
+            ("DynamoDB.BatchGetItem", 1),
+            ("DynamoDB.PutItem", 1),
+            ("DynamoDB.UpdateItem", 2)
+        ])
     );
     assert_eq!(
         later_calls,

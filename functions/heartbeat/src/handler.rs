@@ -5,7 +5,7 @@ use std::sync::Arc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{HeartbeatRequest, HeartbeatResponse};
-use shared::domain::ports::{Clock, InstallationRegistry, LicenseReader};
+use shared::domain::ports::{AuditLog, Clock, InstallationRegistry, LicenseReader};
 use shared::http::{self, ApiError};
 use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
 use shared::token::KeyRing;
@@ -25,14 +25,14 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + InstallationRegistry,
+    S: LicenseReader + InstallationRegistry + AuditLog,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + InstallationRegistry,
+    S: LicenseReader + InstallationRegistry + AuditLog,
 {
     http::require_method(req, &Method::POST)?;
     let cmd = HeartbeatCommand::try_from(http::parse_json::<HeartbeatRequest>(req)?)?;
@@ -88,9 +88,10 @@ mod tests {
         assert_eq!(body["installation"]["id"], "node-7");
         assert_eq!(body["installation"]["domain"], "app.acme.com");
         assert_eq!(body["heartbeat"]["intervalSeconds"], 600);
-        // One license+installation read, one seat claim, one installation write.
+        // One license+installation read, one seat claim, one installation write, one audit entry.
         assert_eq!(stack.calls.count("DynamoDB.BatchGetItem"), 1);
         assert_eq!(stack.calls.count("DynamoDB.UpdateItem"), 2);
+        assert_eq!(stack.calls.count("DynamoDB.PutItem"), 1);
         assert_eq!(stack.calls.count("KMS."), 0);
     }
 }

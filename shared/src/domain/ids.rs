@@ -130,13 +130,19 @@ impl LicenseId {
     }
 }
 
+/// Whether `raw` is 1..=128 characters of `[A-Za-z0-9._:-]`: the charset of client-chosen ids
+/// (installation ids, usage event ids), which fits UUIDs, host names and k8s pod names.
+pub(crate) fn is_client_id(raw: &str) -> bool {
+    (1..=128).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
 impl InstallationId {
     /// 1..=128 characters of `[A-Za-z0-9._:-]`: UUIDs, host names and k8s pod ids all fit.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let ok = (1..=128).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        let ok = is_client_id(raw);
         if ok {
             Ok(Self(raw.to_owned()))
         } else {

@@ -150,6 +150,11 @@ impl Actor {
         }
     }
 
+    /// An installation acting through its heartbeat.
+    pub fn installation(id: &super::ids::InstallationId) -> Self {
+        Self(format!("installation:{id}"))
+    }
+
     /// A non-human caller, such as the CLI or a scheduled job.
     pub fn system(name: &str) -> Self {
         Self(format!("system:{name}"))

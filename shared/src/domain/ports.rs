@@ -110,6 +110,14 @@ pub trait LicenseWriter: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Appends audit entries for changes that are not license status changes (those are written in
+/// the same transaction as the change, by [`LicenseWriter`]).
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends `entry` to the license's audit trail.
+    async fn append(&self, license: &LicenseId, entry: &AuditEntry) -> Result<(), StoreError>;
+}
+
 /// What an installation reports on a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatReport {

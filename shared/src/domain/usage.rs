@@ -16,11 +16,7 @@ pub struct EventId(String);
 impl EventId {
     /// Parses an event id.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let ok = (1..=128).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        if ok {
+        if super::ids::is_client_id(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(ParseError::EventId)

@@ -6,7 +6,10 @@ use time::{Duration, OffsetDateTime};
 
 use super::check::{self, Code, Verdict};
 use crate::domain::license::whole_seconds;
-use crate::domain::ports::{HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim};
+use crate::domain::ports::{
+    AuditLog, HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim,
+};
+use crate::domain::{Actor, AuditEntry};
 use crate::domain::{
     DomainError, Hostname, Installation, InstallationId, InstallationStatus, License,
 };
@@ -50,7 +53,7 @@ pub async fn heartbeat<S>(
     now: OffsetDateTime,
 ) -> Result<Beat, DomainError>
 where
-    S: LicenseReader + InstallationRegistry + ?Sized,
+    S: LicenseReader + InstallationRegistry + AuditLog + ?Sized,
 {
     let next_due_at = now + interval;
     let answer = |verdict: Verdict, license: Option<License>, installation| Beat {
@@ -106,6 +109,22 @@ where
             SeatClaim::Seated(mut i) => {
                 if let Some(before) = &installation {
                     i.first_seen_at = before.first_seen_at;
+                }
+                let why = match &installation {
+                    None => "first heartbeat",
+                    Some(_) => "heartbeat after its seat was released",
+                };
+                let entry = AuditEntry {
+                    action: "installation.activated".into(),
+                    actor: Actor::installation(&cmd.installation_id),
+                    reason: Some(format!("{why}; version {}", cmd.version)),
+                    from: None,
+                    to: None,
+                    at: report.at,
+                };
+                // The seat is taken either way; a lost audit entry must not fail the beat.
+                if let Err(e) = store.append(&license.id, &entry).await {
+                    tracing::error!(error = %e, license_id = %license.id, "audit entry not written");
                 }
                 Some(i)
             }

@@ -73,6 +73,42 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Strongly consistent `BatchGetItem` of up to 100 keys in one round trip; keys DynamoDB
+    /// leaves unprocessed under load are retried briefly, then reported as throttling.
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut pending = keys;
+        let mut found = Vec::new();
+        for attempt in 0..4u32 {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Backend(e.into()))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(found);
+            }
+            tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+        }
+        Err(StoreError::Throttled)
+    }
+
     pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
@@ -234,39 +270,7 @@ impl LicenseReader for DynamoStore {
                 keys::usage_sk(feature, period),
             ));
         }
-        let mut found = Vec::new();
-        // BatchGetItem may leave keys unprocessed under load; retry just those, briefly.
-        for attempt in 0..4u32 {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::Backend(e.into()))?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            found.extend(
-                out.responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default(),
-            );
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-            if attempt == 3 {
-                return Err(StoreError::Throttled);
-            }
-            tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-        }
+        let found = self.batch_get(pending).await?;
 
         let mut snapshot = Snapshot {
             used: counter.map(|_| 0),
@@ -580,6 +584,23 @@ impl DynamoStore {
                 "could not release a seat"
             );
         }
+    }
+}
+
+#[async_trait]
+impl crate::domain::ports::AuditLog for DynamoStore {
+    #[tracing::instrument(skip_all, fields(license_id = %license, action = %entry.action))]
+    async fn append(&self, license: &LicenseId, entry: &AuditEntry) -> Result<(), StoreError> {
+        let record = AuditRecord::new(keys::license_pk(license), entry);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
     }
 }
 

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use super::records::ENTITY_USAGE;
@@ -193,43 +191,15 @@ impl UsageLedger for DynamoStore {
             .iter()
             .map(|f| counter_key(license, f, period))
             .collect();
-        let mut found: HashMap<String, Item> = HashMap::new();
-        let mut pending = wanted.clone();
-        for attempt in 0..4u32 {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::Backend(e.into()))?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(self.table(), request)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(self.table()))
-                .unwrap_or_default()
-            {
-                if let Some(AttributeValue::S(sk)) = item.get("sk") {
-                    found.insert(sk.clone(), item);
-                }
-            }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(self.table()))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-            if attempt == 3 {
-                return Err(StoreError::Throttled);
-            }
-            tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-        }
+        let found: HashMap<String, Item> = self
+            .batch_get(wanted)
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get("sk") {
+                Some(AttributeValue::S(sk)) => Some((sk.clone(), item)),
+                _ => None,
+            })
+            .collect();
         let days = (period.end() - period.start()).whole_days() as u8;
         Ok(features
             .iter()
