@@ -11,9 +11,6 @@ export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}
 # The emulator accepts any credentials; the SDK only needs some.
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
-# The emulator's transactions are not isolated from one another (a cancelled one restores a
-# snapshot of the whole table); the local usage-processor therefore writes one counter at a time.
-export USAGE_GROUP_CONCURRENCY=${USAGE_GROUP_CONCURRENCY:-1}
 
 NECTAR_TOOL_PINS="moto[server]==5.2.1 cargo-lambda==1.9.2"
 
@@ -73,10 +70,11 @@ nectar_wait_http() {
   done
 }
 
-# nectar_start_emulator PORT LOG: starts moto server on 127.0.0.1:PORT; sets NECTAR_EMULATOR_PID.
+# nectar_start_emulator PORT LOG: starts moto server on 127.0.0.1:PORT, with DynamoDB requests
+# serialized as DynamoDB itself applies them (see moto_server.py); sets NECTAR_EMULATOR_PID.
 nectar_start_emulator() {
   local port=$1 log=$2
-  setsid moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  setsid "$NECTAR_TOOLS_DIR/venv/bin/python" "$NECTAR_ROOT/infra/scripts/moto_server.py" 127.0.0.1 "$port" >"$log" 2>&1 &
   NECTAR_EMULATOR_PID=$!
   nectar_wait_http "http://127.0.0.1:$port/moto-api/" 30
   export AWS_ENDPOINT_URL=http://127.0.0.1:$port

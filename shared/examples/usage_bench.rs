@@ -77,7 +77,13 @@ async fn main() {
     let started = Instant::now();
     let (mut counted, mut duplicates) = (0, 0);
     for batch in messages.chunks(BATCH) {
-        let outcome = process_batch(&stack.store, batch, now, 1).await;
+        let outcome = process_batch(
+            &stack.store,
+            batch,
+            now,
+            shared::config::DEFAULT_USAGE_GROUP_CONCURRENCY,
+        )
+        .await;
         assert!(outcome.failed.is_empty(), "{outcome:?}");
         counted += outcome.counted;
         duplicates += outcome.duplicates;

@@ -133,9 +133,7 @@ impl Config {
             .ok_or(ConfigError::Missing("USAGE_QUEUE_URL"))
     }
 
-    /// `USAGE_GROUP_CONCURRENCY` (1..=32, default 8): counters written at once per batch. The
-    /// local stack sets 1: the emulator's transactions are not isolated from each other (a
-    /// cancelled one restores a snapshot of the whole table), which DynamoDB's are.
+    /// `USAGE_GROUP_CONCURRENCY` (1..=32, default 8): counters written at once per batch.
     pub fn usage_group_concurrency(&self) -> usize {
         self.usage_group_concurrency
     }

@@ -20,10 +20,8 @@ use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-07-15 12:00 UTC);
 
-/// One counter at a time: the emulator's transactions are not isolated from one another (a
-/// cancelled transaction restores a snapshot of the whole table, erasing concurrent commits).
-/// DynamoDB's are, so production writes several counters at once (`USAGE_GROUP_CONCURRENCY`).
-const EMULATOR_SAFE: usize = 1;
+/// The processor's production setting: several counters written at once.
+const PARALLELISM: usize = shared::config::DEFAULT_USAGE_GROUP_CONCURRENCY;
 
 fn feature(name: &str) -> Feature {
     Feature::parse(name).expect("valid feature")
@@ -87,7 +85,7 @@ async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_su
             .enumerate()
             .map(|(i, e)| message(b * 100 + i, e))
             .collect();
-        let outcome = process_batch(&stack.store, &messages, NOW, EMULATOR_SAFE).await;
+        let outcome = process_batch(&stack.store, &messages, NOW, PARALLELISM).await;
         assert!(outcome.failed.is_empty(), "batch {b}: {outcome:?}");
         counted += outcome.counted;
         duplicates += outcome.duplicates;
@@ -127,7 +125,7 @@ async fn a_poison_message_fails_alone_while_its_batch_mates_are_counted() {
         id: "zero".into(),
         body: serde_json::to_string(&event(id, "z", 0, NOW)).expect("json"),
     });
-    let outcome = process_batch(&stack.store, &messages, NOW, EMULATOR_SAFE).await;
+    let outcome = process_batch(&stack.store, &messages, NOW, PARALLELISM).await;
     assert_eq!(outcome.failed, vec!["poison".to_owned(), "zero".to_owned()]);
     assert_eq!(outcome.counted, 4);
     assert_eq!(used(&stack, id, Period::containing(NOW)).await.0, 8);
@@ -197,9 +195,9 @@ async fn a_crash_mid_batch_then_redelivery_still_counts_every_event_once() {
         survive: 1,
         calls: AtomicUsize::new(0),
     };
-    let first = process_batch(&crashing, &messages, NOW, EMULATOR_SAFE).await;
-    let second = process_batch(&stack.store, &messages, NOW, EMULATOR_SAFE).await;
-    let third = process_batch(&stack.store, &messages, NOW, EMULATOR_SAFE).await;
+    let first = process_batch(&crashing, &messages, NOW, PARALLELISM).await;
+    let second = process_batch(&stack.store, &messages, NOW, PARALLELISM).await;
+    let third = process_batch(&stack.store, &messages, NOW, PARALLELISM).await;
     // Assert
     assert_eq!(
         first.failed.len(),
@@ -231,15 +229,10 @@ async fn a_hundred_concurrent_reservations_against_a_limit_of_twenty_admit_exact
         })
         .await;
     let workflows = feature("workflows");
-    // The emulator's UpdateItem is not atomic when it *creates* an item (it replaces whatever a
-    // concurrent request created), unlike DynamoDB; so the month's counter is created by the
-    // first reservation, then 99 more race for the rest.
-    let first = reserve(&stack.store, &issued.license, &workflows, 1, NOW).await;
-    let rest = futures::future::join_all(
-        (0..99).map(|_| reserve(&stack.store, &issued.license, &workflows, 1, NOW)),
+    let results = futures::future::join_all(
+        (0..100).map(|_| reserve(&stack.store, &issued.license, &workflows, 1, NOW)),
     )
     .await;
-    let results: Vec<_> = std::iter::once(first).chain(rest).collect();
     let granted = results
         .iter()
         .filter(|r| matches!(r, Ok(Reservation::Granted { .. })))
@@ -355,7 +348,7 @@ async fn validate_says_usage_exceeded_once_the_limit_is_reached_and_valid_again_
     assert_eq!(code(cmd("workflows"), NOW).await, Code::Valid);
     // Act
     stack.calls.reset();
-    process_batch(&stack.store, &msgs, NOW, EMULATOR_SAFE).await;
+    process_batch(&stack.store, &msgs, NOW, PARALLELISM).await;
     // Assert: counted past the limit, never dropped; validate refuses the feature, not the rest.
     assert_eq!(used(&stack, id, Period::containing(NOW)).await.0, 6);
     stack.calls.reset();
@@ -387,7 +380,7 @@ async fn statistics_report_used_limit_remaining_and_the_daily_series_per_feature
         .enumerate()
         .map(|(i, e)| message(i, e))
         .collect();
-    process_batch(&stack.store, &msgs, NOW, EMULATOR_SAFE).await;
+    process_batch(&stack.store, &msgs, NOW, PARALLELISM).await;
     let stats = statistics(&stack.store, &issued.license, Period::containing(NOW))
         .await
         .expect("stats");

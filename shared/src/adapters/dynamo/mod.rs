@@ -447,9 +447,10 @@ impl InstallationRegistry for DynamoStore {
     /// 3. if step 2 finds it already active (a concurrent beat of the same installation won),
     ///    give the seat back.
     ///
-    /// Single-item conditional writes are atomic on DynamoDB and on the emulator alike (a
-    /// two-item transaction is not atomic on the emulator under concurrency). A crash between 1 and
-    /// 2 over-counts by one seat — never over-admits; any error after step 1 gives the seat back.
+    /// Single-item conditional writes cost half a transaction and do not conflict with each other
+    /// the way transactions on one license item would when many installations start together.
+    /// A crash between 1 and 2 over-counts by one seat — never over-admits; any error after step 1
+    /// gives the seat back.
     #[tracing::instrument(skip_all, fields(license_id = %report.license_id, installation_id = %report.installation_id))]
     async fn claim_seat(
         &self,
