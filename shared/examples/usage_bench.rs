@@ -59,6 +59,7 @@ async fn main() {
                 feature: Feature::parse(feature).expect("feature"),
                 quantity: next() % 5 + 1,
                 occurred_at: now - time::Duration::days((next() % 3) as i64),
+                metadata: None,
             });
             n += 1;
         }

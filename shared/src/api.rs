@@ -633,21 +633,26 @@ fn parse_event(
                 })?,
         ),
     };
-    match obj.get("metadata") {
-        None | Some(serde_json::Value::Null) => {}
-        Some(m @ serde_json::Value::Object(_)) if m.to_string().len() <= 1024 => {}
+    let metadata = match obj.get("metadata") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Object(m))
+            if serde_json::Value::Object(m.clone()).to_string().len() <= 1024 =>
+        {
+            Some(m.clone())
+        }
         Some(_) => {
             return Err(problem(
                 "INVALID_FIELD",
                 "metadata must be a JSON object of at most 1 KiB".into(),
             ));
         }
-    }
+    };
     Ok(crate::service::usage::EventInput {
         event_id,
         feature,
         quantity,
         occurred_at,
+        metadata,
     })
 }
 

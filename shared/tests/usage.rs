@@ -34,6 +34,7 @@ fn event(license: &LicenseId, id: &str, quantity: u64, at: OffsetDateTime) -> Us
         feature: feature("workflows"),
         quantity,
         occurred_at: at,
+        metadata: None,
     }
 }
 
@@ -425,15 +426,18 @@ async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures
         feature: feature(f),
         quantity: 1,
         occurred_at: None,
+        metadata: None,
     };
     // A working queue: one accepted, one rejected (starter has no analytics).
     let queue = SqsUsageQueue::new(sqs.clone(), &queue_url);
+    let mut with_meta = input("a", "workflows");
+    with_meta.metadata = serde_json::json!({"run": "wf-42"}).as_object().cloned();
     let submitted = submit(
         &ring,
         &stack.store,
         &queue,
         &issued.key,
-        vec![input("a", "workflows"), input("b", "analytics")],
+        vec![with_meta, input("b", "analytics")],
         NOW,
     )
     .await
@@ -461,6 +465,37 @@ async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures
     assert_eq!(
         bodies[0].occurred_at, NOW,
         "occurredAt defaults to the time of receipt"
+    );
+    // Metadata travels with the event and is kept on its marker for billing reconciliation.
+    assert_eq!(
+        bodies[0].metadata.as_ref().and_then(|m| m.get("run")),
+        Some(&serde_json::json!("wf-42"))
+    );
+    process_batch(&stack.store, &[message(0, &bodies[0])], NOW, PARALLELISM).await;
+    let marker = stack
+        .dynamo
+        .get_item()
+        .table_name(stack.store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENT#{}#a", issued.license.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("EVENT".into()),
+        )
+        .send()
+        .await
+        .expect("get marker")
+        .item
+        .expect("marker exists");
+    let kept = marker
+        .get("metadata")
+        .and_then(|v| v.as_s().ok())
+        .expect("metadata kept");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(kept).expect("json"),
+        serde_json::json!({"run": "wf-42"})
     );
     // A queue that does not exist: nothing is silently half-accepted.
     let broken = SqsUsageQueue::new(sqs, format!("{queue_url}-missing"));

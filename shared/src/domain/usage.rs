@@ -197,6 +197,9 @@ pub struct UsageEvent {
     /// When it happened (defaults to when we received it); decides the period and day.
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
+    /// The client's own details (≤ 1 KiB), kept with the event for billing reconciliation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl UsageEvent {

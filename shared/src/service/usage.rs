@@ -35,6 +35,8 @@ pub struct EventInput {
     pub quantity: u64,
     /// When; `None` means now.
     pub occurred_at: Option<OffsetDateTime>,
+    /// Client details to keep with the event.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Why one event of a request is malformed (the whole request is refused with 400).
@@ -188,6 +190,7 @@ where
                 feature: e.feature,
                 quantity: e.quantity,
                 occurred_at: e.occurred_at.unwrap_or(now),
+                metadata: e.metadata,
             });
             statuses.push((e.event_id, EventStatus::Accepted));
         } else {
@@ -411,6 +414,7 @@ mod tests {
             feature: Feature::parse("workflows").expect("valid"),
             quantity,
             occurred_at: at,
+            metadata: None,
         }
     }
 

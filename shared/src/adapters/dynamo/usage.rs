@@ -32,7 +32,7 @@ fn counter_key(license: &LicenseId, feature: &Feature, period: Period) -> Item {
 impl DynamoStore {
     fn marker(&self, e: &UsageEvent, now: OffsetDateTime) -> Result<TransactWriteItem, StoreError> {
         let expires = (now + time::Duration::days(MARKER_TTL_DAYS)).unix_timestamp();
-        let item: Item = [
+        let mut item: Item = [
             ("pk", s(keys::event_marker_pk(&e.license_id, &e.event_id))),
             ("sk", s(keys::EVENT_MARKER_SK)),
             ("entity", s("usage_event")),
@@ -45,6 +45,12 @@ impl DynamoStore {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(meta) = &e.metadata {
+            item.insert(
+                "metadata".into(),
+                s(serde_json::Value::Object(meta.clone()).to_string()),
+            );
+        }
         self.put(item, Some("attribute_not_exists(pk)"))
     }
 
