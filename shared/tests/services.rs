@@ -492,18 +492,23 @@ async fn concurrent_seat_claims_admit_exactly_the_limit() {
     assert_eq!(license.active_installations, 5);
 }
 
-#[tokio::test]
-async fn the_same_installation_beating_concurrently_takes_one_seat() {
-    let stack = Stack::new().await;
-    let issued = issue(&stack, Plan::Professional, |_| {}).await;
-    let report = HeartbeatReport {
+/// The report of one installation ("twin") that several concurrent beats will share.
+fn twin(issued: &Issued) -> HeartbeatReport {
+    HeartbeatReport {
         license_id: issued.license.id.clone(),
         installation_id: installation("twin"),
         version: "1.0.0".into(),
         domain: None,
         gauges: Default::default(),
         at: NOW,
-    };
+    }
+}
+
+#[tokio::test]
+async fn the_same_installation_beating_concurrently_takes_one_seat() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let report = twin(&issued);
     let claims =
         futures::future::join_all((0..8).map(|_| stack.store.claim_seat(&report, 10))).await;
     assert!(
@@ -526,14 +531,7 @@ async fn duplicate_beats_that_momentarily_fill_the_license_still_settle_on_one_s
     // must still settle on exactly one, held by the installation.
     let stack = Stack::new().await;
     let issued = issue(&stack, Plan::Professional, |_| {}).await;
-    let report = HeartbeatReport {
-        license_id: issued.license.id.clone(),
-        installation_id: installation("twin"),
-        version: "1.0.0".into(),
-        domain: None,
-        gauges: Default::default(),
-        at: NOW,
-    };
+    let report = twin(&issued);
     let claims =
         futures::future::join_all((0..8).map(|_| stack.store.claim_seat(&report, 3))).await;
     assert!(claims.iter().all(Result::is_ok), "{claims:?}");
