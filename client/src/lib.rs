@@ -1,0 +1,1 @@
+//! Installation-side client: offline lease verification, heartbeats, persisted state, Cloud API calls.

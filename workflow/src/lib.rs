@@ -1,0 +1,1 @@
+//! License-free workflow engine: graph validation and execution with jq expressions, HTTP and analytics nodes.
