@@ -84,9 +84,11 @@ export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_
 # The functions' configuration must not leak into the tests' own processes.
 unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL
 
-nectar_log "cargo test"
+# NECTAR_TEST_ARGS narrows the run while developing, e.g. "-p e2e --test agent"; CI runs everything.
+read -r -a test_args <<<"${NECTAR_TEST_ARGS:---workspace}"
+nectar_log "cargo test ${test_args[*]}"
 set +e
-cargo test --workspace 2>&1 | tee "$work/test.log"
+cargo test "${test_args[@]}" 2>&1 | tee "$work/test.log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run, summed over every test binary.
