@@ -1,0 +1,754 @@
+//! The installation's license client: answers `check(feature)` from the cached, verified lease
+//! without any network call, keeps the lease fresh with background heartbeats, locks on a
+//! conclusive server verdict, watches the clock for rollbacks, and persists what it learns.
+//!
+//! Hot path: `check` reads the clock once, bumps the trusted-time high-water mark (one atomic),
+//! takes a read lock and compares a few integers and strings. Signatures are verified once, when
+//! a lease is installed, never per check.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::{Clock, rfc3339};
+use crate::decision::{Decision, LockReason};
+use crate::persist::PersistError;
+use crate::schedule::Schedule;
+use crate::server::{
+    Gauges, HeartbeatRequest, LicenseServer, NetError, SIGNAL_CLOCK_TAMPERED, UsageEvent,
+    UsageOutcome, UsageRequest, ValidateRequest, ValidateResponse,
+};
+use crate::state::{Lock, State, StateStore};
+use crate::token::{Jwks, JwksError, LeaseClaims, LicenseClaims, Limits, TokenError, TrustedKeys};
+
+/// Default tolerance for the local clock going backwards before it counts as tampering.
+pub const DEFAULT_CLOCK_TOLERANCE_SECS: i64 = 300;
+
+/// How often the trusted-time high-water mark is persisted between heartbeats, so a rollback
+/// made while the installation is stopped is still noticed on restart.
+const PERSIST_EVERY: Duration = Duration::from_secs(300);
+
+/// What the client needs to know. `Debug` hides the license key.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The license key (a JWT).
+    pub license_key: String,
+    /// This installation's id; generated once (UUID) and persisted when `None`.
+    pub installation_id: Option<String>,
+    /// Product version reported on heartbeat.
+    pub version: String,
+    /// The domain this installation serves (checked against the license's restrictions).
+    pub domain: Option<String>,
+    /// Where the state file lives.
+    pub state_dir: PathBuf,
+    /// The operator's JWKS pin; `None`: fetch the server's once and pin it (trust on first use).
+    pub jwks: Option<Jwks>,
+    /// How far local time may go back before it counts as tampering, in seconds.
+    pub clock_tolerance_secs: i64,
+    /// Heartbeat timing.
+    pub schedule: Schedule,
+}
+
+impl ClientConfig {
+    /// A configuration with defaults for everything but the key and the state directory.
+    pub fn new(license_key: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            license_key: license_key.into(),
+            installation_id: None,
+            version: env!("CARGO_PKG_VERSION").into(),
+            domain: None,
+            state_dir: state_dir.into(),
+            jwks: None,
+            clock_tolerance_secs: DEFAULT_CLOCK_TOLERANCE_SECS,
+            schedule: Schedule::default(),
+        }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("license_key", &"<redacted>")
+            .field("installation_id", &self.installation_id)
+            .field("version", &self.version)
+            .field("domain", &self.domain)
+            .field("state_dir", &self.state_dir)
+            .field("jwks_pinned", &self.jwks.is_some())
+            .field("clock_tolerance_secs", &self.clock_tolerance_secs)
+            .finish()
+    }
+}
+
+/// Why the client could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The configured installation id has characters the server refuses.
+    #[error("installation id must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")]
+    InstallationId,
+    /// The JWKS (configured or fetched) has no usable key.
+    #[error("the JWKS cannot be used: {0}")]
+    Jwks(#[from] JwksError),
+    /// The server could not be asked.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The server's lease did not verify against the pinned keys.
+    #[error("the lease from the server was rejected: {0}")]
+    LeaseRejected(TokenError),
+    /// The state could not be written.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+}
+
+/// A verified lease.
+#[derive(Clone)]
+struct Lease {
+    token: String,
+    claims: LeaseClaims,
+}
+
+struct Inner {
+    keys: Option<TrustedKeys>,
+    license: Option<Result<LicenseClaims, TokenError>>,
+    lease: Option<Lease>,
+    lock: Option<Lock>,
+    last_heartbeat_at: Option<i64>,
+    interval: Option<i64>,
+}
+
+/// What a heartbeat achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReport {
+    /// Whether the server said `VALID`.
+    pub ok: bool,
+    /// The server's code.
+    pub code: String,
+    /// Its sentence.
+    pub detail: String,
+    /// The server's interval until the next beat.
+    pub interval: Duration,
+    /// Whether a lease (new or the same) was installed.
+    pub lease_installed: bool,
+    /// Signals sent with this beat.
+    pub signals: Vec<String>,
+}
+
+/// A snapshot of the installation's license state, for status pages and the agent's
+/// `GET /v1/license`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseStatus {
+    /// This installation.
+    pub installation_id: String,
+    /// `active`, `grace`, `expired`, `license_expired`, `locked`, `clock_tampered` or `no_lease`.
+    pub status: &'static str,
+    /// Why new work may or may not start (a [`Decision::reason`]).
+    pub reason: &'static str,
+    /// License id.
+    pub license_id: Option<String>,
+    /// Plan.
+    pub plan: Option<String>,
+    /// License expiry (RFC 3339).
+    pub license_expires_at: Option<String>,
+    /// Lease expiry (RFC 3339).
+    pub lease_expires_at: Option<String>,
+    /// End of the offline grace for running work (RFC 3339).
+    pub grace_ends_at: Option<String>,
+    /// Whether the lease has expired and its grace is running.
+    pub in_grace: bool,
+    /// Entitled features.
+    pub features: Vec<String>,
+    /// Limits.
+    pub limits: Option<Limits>,
+    /// The server's lock, if any.
+    pub lock: Option<Lock>,
+    /// Last heartbeat the server answered (RFC 3339).
+    pub last_heartbeat_at: Option<String>,
+    /// Whether the local clock is behind trusted time by more than the tolerance.
+    pub clock_tampered: bool,
+    /// The license key's own verdict against the pinned keys (`null`: not checked yet).
+    pub license_key_error: Option<String>,
+}
+
+/// The license client. Share it as `Arc<LicenseClient>`.
+pub struct LicenseClient {
+    config: ClientConfig,
+    installation_id: String,
+    key_id: String,
+    operator_pinned: bool,
+    clock: Arc<dyn Clock>,
+    server: Arc<dyn LicenseServer>,
+    store: StateStore,
+    inner: RwLock<Inner>,
+    high_water: AtomicI64,
+    tamper_pending: AtomicBool,
+    tampered_now: AtomicBool,
+    calls: AtomicU64,
+    gauges: Mutex<Option<Gauges>>,
+    save_lock: Mutex<()>,
+    beat_lock: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for LicenseClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LicenseClient")
+            .field("installation_id", &self.installation_id)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Same charset as the server's installation ids.
+fn valid_installation_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// A short fingerprint of the key, so state learnt under one key is not applied to another.
+fn fingerprint(key: &str) -> String {
+    hex::encode(&Sha256::digest(key.as_bytes())[..8])
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // A panic while holding the lock cannot leave Inner half-updated in a way that matters:
+    // every write replaces whole fields. So a poisoned lock is still read.
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl LicenseClient {
+    /// Builds the client from its configuration and persisted state. No network: the JWKS is
+    /// fetched (when not configured) on the first heartbeat. A damaged state file is ignored
+    /// with a warning; a persisted lease is verified again before it is trusted.
+    pub fn new(
+        config: ClientConfig,
+        clock: Arc<dyn Clock>,
+        server: Arc<dyn LicenseServer>,
+    ) -> Result<Self, ClientError> {
+        let store = StateStore::in_dir(&config.state_dir);
+        let mut state = store.load();
+        let key_id = fingerprint(&config.license_key);
+        if state.key_id.as_deref().is_some_and(|k| k != key_id) {
+            // A new key (renewal, replacement): what the old one earned or lost does not carry.
+            tracing::info!("license key changed; dropping the previous lease and lock");
+            state.lease = None;
+            state.lock = None;
+            state.last_heartbeat_at = None;
+        }
+        let installation_id = match config.installation_id.clone().or(state.installation_id) {
+            Some(id) if valid_installation_id(&id) => id,
+            Some(_) => return Err(ClientError::InstallationId),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let operator_pinned = config.jwks.is_some();
+        let keys = match config.jwks.clone() {
+            Some(jwks) => Some(TrustedKeys::from_jwks(jwks)?),
+            None => state.jwks.and_then(|j| match TrustedKeys::from_jwks(j) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pinned JWKS in the state is unusable; refetching");
+                    None
+                }
+            }),
+        };
+        let license = keys.as_ref().map(|k| k.verify_license(&config.license_key));
+        let mut inner = Inner {
+            keys,
+            license,
+            lease: None,
+            lock: state.lock,
+            last_heartbeat_at: state.last_heartbeat_at,
+            interval: state.heartbeat_interval,
+        };
+        if let Some(token) = state.lease {
+            match accept_lease(&inner, &installation_id, &token) {
+                Ok(lease) => inner.lease = Some(lease),
+                Err(e) => tracing::warn!(error = %e, "persisted lease rejected; discarding it"),
+            }
+        }
+        let client = Self {
+            installation_id,
+            key_id,
+            operator_pinned,
+            clock,
+            server,
+            store,
+            inner: RwLock::new(inner),
+            high_water: AtomicI64::new(state.high_water),
+            tamper_pending: AtomicBool::new(state.tamper_pending),
+            tampered_now: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            gauges: Mutex::new(None),
+            save_lock: Mutex::new(()),
+            beat_lock: tokio::sync::Mutex::new(()),
+            config,
+        };
+        // Noticing a rollback that happened while stopped, and persisting a generated id.
+        client.observe_time();
+        client.save()?;
+        Ok(client)
+    }
+
+    /// This installation's id.
+    pub fn installation_id(&self) -> &str {
+        &self.installation_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Calls made to the license server so far (heartbeat, validate, JWKS, usage).
+    pub fn network_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The license key's claims, once verified against the pinned keys.
+    pub fn license(&self) -> Option<Result<LicenseClaims, TokenError>> {
+        read(&self.inner).license.clone()
+    }
+
+    /// The pinned keys, if any.
+    pub fn trusted_keys(&self) -> Option<TrustedKeys> {
+        read(&self.inner).keys.clone()
+    }
+
+    /// Whether a verified lease is held (expired or not).
+    pub fn has_lease(&self) -> bool {
+        read(&self.inner).lease.is_some()
+    }
+
+    /// Gauge readings to send with the following heartbeats.
+    pub fn set_gauges(&self, gauges: Gauges) {
+        *guard(&self.gauges) = Some(gauges);
+    }
+
+    /// Reads the clock, raises the high-water mark, and says whether local time is behind
+    /// trusted time by more than the tolerance. Returns `(trusted now, tampered)`.
+    fn observe_time(&self) -> (i64, bool) {
+        let now = self.clock.now();
+        let mut prev = self.high_water.load(Ordering::Relaxed);
+        if now > prev {
+            prev = self.high_water.fetch_max(now, Ordering::Relaxed);
+        }
+        let tampered = now < prev.saturating_sub(self.config.clock_tolerance_secs);
+        // One report per rollback episode; heartbeats also signal while it lasts.
+        let was = self.tampered_now.load(Ordering::Relaxed);
+        if tampered != was {
+            self.tampered_now.store(tampered, Ordering::Relaxed);
+        }
+        if tampered && !was {
+            self.tamper_pending.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                local = now,
+                trusted = prev,
+                "local clock is behind trusted time; treating the lease as expired"
+            );
+        }
+        (prev.max(now), tampered)
+    }
+
+    /// May new work using `feature` start now? Answered from the cached lease, no network.
+    pub fn check(&self, feature: &str) -> Decision {
+        self.decide(Some(feature), false)
+    }
+
+    /// May work using `feature` that is already running go on? Like [`LicenseClient::check`],
+    /// but an expired lease still in its grace period answers [`Decision::Grace`].
+    pub fn check_running(&self, feature: &str) -> Decision {
+        self.decide(Some(feature), true)
+    }
+
+    /// Starts licensed work: `Ok` with a guard whose [`WorkGuard::check`] keeps answering
+    /// through the grace period, or the refusal.
+    pub fn start_work(self: &Arc<Self>, feature: &str) -> Result<WorkGuard, Decision> {
+        match self.check(feature) {
+            Decision::Allowed => Ok(WorkGuard {
+                client: Arc::clone(self),
+                feature: feature.to_owned(),
+            }),
+            refused => Err(refused),
+        }
+    }
+
+    fn decide(&self, feature: Option<&str>, running: bool) -> Decision {
+        let (trusted, tampered) = self.observe_time();
+        let inner = read(&self.inner);
+        if let Some(lock) = &inner.lock {
+            return Decision::Locked(lock.reason);
+        }
+        let Some(lease) = &inner.lease else {
+            return Decision::NoLease;
+        };
+        let c = &lease.claims;
+        if trusted >= c.lexp {
+            return Decision::LicenseExpired;
+        }
+        let entitled = feature.is_none_or(|f| c.feat.iter().any(|x| x == f));
+        // A rolled-back clock cannot prove the lease is still valid: treat it as expired. The
+        // high-water mark still tells how far into the grace period trusted time is.
+        if tampered || trusted >= c.exp {
+            let ends_at = c.exp.saturating_add(c.grace);
+            let in_grace = trusted < ends_at;
+            if running && in_grace && entitled {
+                return Decision::Grace { ends_at };
+            }
+            if tampered {
+                return Decision::ClockTampered;
+            }
+            return Decision::LeaseExpired { in_grace };
+        }
+        if entitled {
+            Decision::Allowed
+        } else {
+            Decision::NotEntitled
+        }
+    }
+
+    /// A snapshot for status pages.
+    pub fn status(&self) -> LicenseStatus {
+        let decision = self.decide(None, false);
+        let (_, tampered) = self.observe_time();
+        let inner = read(&self.inner);
+        let lease = inner.lease.as_ref().map(|l| &l.claims);
+        let license = inner.license.as_ref().and_then(|l| l.as_ref().ok());
+        let status = match decision {
+            Decision::Allowed => "active",
+            Decision::LeaseExpired { in_grace: true } | Decision::Grace { .. } => "grace",
+            Decision::LeaseExpired { in_grace: false } => "expired",
+            Decision::LicenseExpired => "license_expired",
+            Decision::Locked(_) => "locked",
+            Decision::ClockTampered => "clock_tampered",
+            Decision::NoLease | Decision::NotEntitled => "no_lease",
+        };
+        LicenseStatus {
+            installation_id: self.installation_id.clone(),
+            status,
+            reason: decision.reason(),
+            license_id: lease
+                .map(|c| c.lid.clone())
+                .or_else(|| license.map(|l| l.jti.clone())),
+            plan: lease
+                .map(|c| c.plan.clone())
+                .or_else(|| license.and_then(LicenseClaims::plan)),
+            license_expires_at: lease
+                .map(|c| c.lexp)
+                .or_else(|| license.map(|l| l.exp))
+                .and_then(rfc3339),
+            lease_expires_at: lease.and_then(|c| rfc3339(c.exp)),
+            grace_ends_at: lease.and_then(|c| rfc3339(c.exp.saturating_add(c.grace))),
+            in_grace: matches!(decision, Decision::LeaseExpired { in_grace: true }),
+            features: lease.map(|c| c.feat.clone()).unwrap_or_default(),
+            limits: lease.map(|c| c.limits),
+            lock: inner.lock.clone(),
+            last_heartbeat_at: inner.last_heartbeat_at.and_then(rfc3339),
+            clock_tampered: tampered,
+            license_key_error: inner
+                .license
+                .as_ref()
+                .and_then(|l| l.as_ref().err())
+                .map(ToString::to_string),
+        }
+    }
+
+    fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pins the server's JWKS if nothing is pinned yet (trust on first use), then verifies the
+    /// license key against it.
+    pub async fn ensure_keys(&self) -> Result<(), ClientError> {
+        if read(&self.inner).keys.is_some() {
+            return Ok(());
+        }
+        self.repin().await
+    }
+
+    async fn repin(&self) -> Result<(), ClientError> {
+        self.count_call();
+        let keys = TrustedKeys::from_jwks(self.server.jwks().await?)?;
+        tracing::info!(keys = ?keys, "pinned the license server's JWKS (trust on first use)");
+        {
+            let mut inner = write(&self.inner);
+            inner.license = Some(keys.verify_license(&self.config.license_key));
+            inner.keys = Some(keys);
+        }
+        self.save()?;
+        Ok(())
+    }
+
+    /// One heartbeat: reports the installation (and a pending clock-tamper signal), installs the
+    /// returned lease, and locks on a conclusive verdict (`REVOKED`, `SUSPENDED`, …).
+    pub async fn heartbeat(&self) -> Result<HeartbeatReport, ClientError> {
+        let _one_at_a_time = self.beat_lock.lock().await;
+        self.ensure_keys().await?;
+        let (_, tampered) = self.observe_time();
+        let signals: Vec<String> = if tampered || self.tamper_pending.load(Ordering::Relaxed) {
+            vec![SIGNAL_CLOCK_TAMPERED.to_owned()]
+        } else {
+            Vec::new()
+        };
+        let request = HeartbeatRequest {
+            license_key: self.config.license_key.clone(),
+            installation_id: self.installation_id.clone(),
+            version: self.config.version.clone(),
+            domain: self.config.domain.clone(),
+            gauges: *guard(&self.gauges),
+            signals: signals.clone(),
+        };
+        self.count_call();
+        let response = self.server.heartbeat(&request).await?;
+        self.high_water
+            .fetch_max(response.ts.unix_timestamp(), Ordering::Relaxed);
+        let (trusted, _) = self.observe_time();
+        if !signals.is_empty() {
+            // Delivered; while the clock stays behind, later beats signal again anyway.
+            self.tamper_pending.store(false, Ordering::Relaxed);
+        }
+
+        let mut rejected = None;
+        let mut lease_installed = false;
+        let mut token = response.lease.as_ref().map(|l| l.token.clone());
+        if response.ok
+            && let Some(t) = &token
+        {
+            let stale_pin = matches!(
+                accept_lease(&read(&self.inner), &self.installation_id, t),
+                Err(TokenError::UnknownKey)
+            );
+            if stale_pin && !self.operator_pinned {
+                // The server rotated its signing key since we pinned on first use.
+                tracing::info!("lease signed by an unpinned key; refreshing the JWKS pin");
+                self.repin().await?;
+            }
+        }
+        {
+            let mut inner = write(&self.inner);
+            inner.last_heartbeat_at = Some(trusted);
+            inner.interval = Some(response.heartbeat.interval_seconds);
+            if response.ok {
+                if inner.lock.take().is_some() {
+                    tracing::info!(code = %response.code, "license server lifted the lock");
+                }
+                if let Some(t) = token.take() {
+                    match accept_lease(&inner, &self.installation_id, &t) {
+                        Ok(lease) => {
+                            inner.lease = Some(lease);
+                            lease_installed = true;
+                        }
+                        Err(e) => rejected = Some(e),
+                    }
+                }
+            } else if let Some(reason) = LockReason::from_code(&response.code) {
+                tracing::warn!(code = %response.code, detail = %response.detail, "license server locked this installation");
+                inner.lock = Some(Lock {
+                    reason,
+                    detail: response.detail.clone(),
+                    at: trusted,
+                });
+                inner.lease = None;
+            } else {
+                tracing::warn!(code = %response.code, detail = %response.detail, "heartbeat refused; the current lease runs out on its own");
+            }
+        }
+        self.save()?;
+        if let Some(e) = rejected {
+            tracing::warn!(error = %e, "lease from the server rejected");
+            return Err(ClientError::LeaseRejected(e));
+        }
+        Ok(HeartbeatReport {
+            ok: response.ok,
+            code: response.code,
+            detail: response.detail,
+            interval: Duration::from_secs(
+                u64::try_from(response.heartbeat.interval_seconds)
+                    .unwrap_or(3_600)
+                    .max(1),
+            ),
+            lease_installed,
+            signals,
+        })
+    }
+
+    /// Asks the server to validate the key (optionally for a feature): the online check.
+    pub async fn validate_online(
+        &self,
+        feature: Option<&str>,
+    ) -> Result<ValidateResponse, NetError> {
+        self.count_call();
+        self.server
+            .validate(&ValidateRequest {
+                license_key: self.config.license_key.clone(),
+                installation_id: self.installation_id.clone(),
+                domain: self.config.domain.clone(),
+                feature: feature.map(str::to_owned),
+                version: Some(self.config.version.clone()),
+            })
+            .await
+    }
+
+    /// Sends usage events (1..=100) to the server; resending is safe (deduplicated by id).
+    pub async fn submit_usage(&self, events: Vec<UsageEvent>) -> Result<UsageOutcome, NetError> {
+        self.count_call();
+        self.server
+            .usage(&UsageRequest {
+                license_key: self.config.license_key.clone(),
+                events,
+            })
+            .await
+    }
+
+    fn snapshot(&self) -> State {
+        let inner = read(&self.inner);
+        State {
+            installation_id: Some(self.installation_id.clone()),
+            key_id: Some(self.key_id.clone()),
+            lease: inner.lease.as_ref().map(|l| l.token.clone()),
+            // An operator's pin lives in their configuration; only a learnt pin is ours to keep.
+            jwks: if self.operator_pinned {
+                None
+            } else {
+                inner.keys.as_ref().map(|k| k.jwks().clone())
+            },
+            high_water: self.high_water.load(Ordering::Relaxed),
+            lock: inner.lock.clone(),
+            tamper_pending: self.tamper_pending.load(Ordering::Relaxed),
+            last_heartbeat_at: inner.last_heartbeat_at,
+            heartbeat_interval: inner.interval,
+        }
+    }
+
+    /// Persists the state now (atomically).
+    pub fn save(&self) -> Result<(), PersistError> {
+        // Snapshots are taken and written under one lock, so files land in snapshot order.
+        let _ordered = guard(&self.save_lock);
+        self.store.save(&self.snapshot())
+    }
+
+    /// How long to wait before the first heartbeat: none on a cold start, else what remains of
+    /// the interval since the last answered beat (a restart does not cost a network call).
+    fn initial_delay(&self) -> Duration {
+        let (trusted, tampered) = self.observe_time();
+        let inner = read(&self.inner);
+        if tampered || inner.lease.is_none() || inner.lock.is_some() {
+            return Duration::ZERO;
+        }
+        match (inner.last_heartbeat_at, inner.interval) {
+            (Some(last), Some(interval)) => {
+                let remaining = last.saturating_add(interval).saturating_sub(trusted);
+                Duration::from_secs(u64::try_from(remaining.clamp(0, interval)).unwrap_or(0))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Starts the background tasks: heartbeats (interval ±10 %, capped exponential backoff on
+    /// failure) and periodic persistence of trusted time. They stop when the handle is dropped.
+    pub fn spawn_background(self: &Arc<Self>) -> Background {
+        let beats = {
+            let client = Arc::clone(self);
+            tokio::spawn(async move { client.heartbeat_loop().await })
+        };
+        let persist = {
+            let client = Arc::clone(self);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(PERSIST_EVERY).await;
+                    client.observe_time();
+                    if let Err(e) = client.save() {
+                        tracing::warn!(error = %e, "could not persist the state");
+                    }
+                }
+            })
+        };
+        Background {
+            tasks: vec![beats, persist],
+        }
+    }
+
+    async fn heartbeat_loop(&self) {
+        let schedule = self.config.schedule;
+        let mut delay = self.initial_delay();
+        let mut failures = 0u32;
+        loop {
+            tokio::time::sleep(delay).await;
+            delay = match self.heartbeat().await {
+                Ok(report) => {
+                    failures = 0;
+                    tracing::debug!(code = %report.code, "heartbeat answered");
+                    schedule.after_success(report.interval, rand::random())
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let retry = schedule.after_failure(failures, rand::random());
+                    tracing::warn!(error = %e, failures, retry_in_secs = retry.as_secs(), "heartbeat failed");
+                    retry
+                }
+            };
+        }
+    }
+}
+
+/// Verifies a lease token for this installation and binds it to the license key's identity.
+fn accept_lease(inner: &Inner, installation_id: &str, token: &str) -> Result<Lease, TokenError> {
+    let keys = inner.keys.as_ref().ok_or(TokenError::UnknownKey)?;
+    let claims = keys.verify_lease(token, installation_id)?;
+    if let Some(Ok(license)) = &inner.license
+        && (claims.lid != license.jti || claims.iss != license.iss)
+    {
+        return Err(TokenError::WrongLicense);
+    }
+    Ok(Lease {
+        token: token.to_owned(),
+        claims,
+    })
+}
+
+/// Background tasks of a client; dropping it stops them.
+#[derive(Debug)]
+pub struct Background {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Licensed work in progress: started under a valid lease, it stays allowed through the
+/// offline grace period, while new work is refused.
+#[derive(Debug)]
+pub struct WorkGuard {
+    client: Arc<LicenseClient>,
+    feature: String,
+}
+
+impl WorkGuard {
+    /// Whether the work may go on ([`Decision::Allowed`] or [`Decision::Grace`]).
+    pub fn check(&self) -> Decision {
+        self.client.check_running(&self.feature)
+    }
+
+    /// The feature the work uses.
+    pub fn feature(&self) -> &str {
+        &self.feature
+    }
+}

@@ -1,0 +1,464 @@
+//! The license server as the installation sees it: wire types (the client's own: installations
+//! must not depend on the server crate) and the [`LicenseServer`] port, with its HTTP adapter.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::token::Jwks;
+
+/// Gauge readings reported on heartbeat (an omitted gauge keeps its last value on the server).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gauges {
+    /// Named users now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
+    /// Storage used now, in GB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_gb: Option<u64>,
+}
+
+/// The signal sent on the next heartbeat after the local clock went backwards.
+pub const SIGNAL_CLOCK_TAMPERED: &str = "CLOCK_TAMPERED";
+
+/// `POST /api/heartbeat` body. No `Debug`: it holds the license key.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    /// The license key.
+    pub license_key: String,
+    /// This installation.
+    pub installation_id: String,
+    /// Product version.
+    pub version: String,
+    /// The domain served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Gauge readings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gauges: Option<Gauges>,
+    /// Signals such as [`SIGNAL_CLOCK_TAMPERED`]; omitted when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<String>,
+}
+
+/// Heartbeat timing advice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatTiming {
+    /// Seconds between heartbeats.
+    pub interval_seconds: i64,
+    /// When the next one is due.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_due_at: time::OffsetDateTime,
+}
+
+/// A lease handed out with a successful heartbeat. `Debug` hides the token.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseGrant {
+    /// The lease (compact JWS).
+    pub token: String,
+    /// Issue time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub issued_at: Option<time::OffsetDateTime>,
+    /// Expiry.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+impl fmt::Debug for LeaseGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseGrant")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// `POST /api/heartbeat` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// Whether `code` is `VALID`.
+    pub ok: bool,
+    /// The verdict (`VALID`, `REVOKED`, …).
+    pub code: String,
+    /// A sentence for humans.
+    #[serde(default)]
+    pub detail: String,
+    /// Server time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: time::OffsetDateTime,
+    /// The license view, when the key verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<serde_json::Value>,
+    /// When to beat next.
+    pub heartbeat: HeartbeatTiming,
+    /// The lease (only when `ok`, and only from servers that issue leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseGrant>,
+}
+
+/// `POST /api/validate` body. No `Debug`: it holds the license key.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateRequest {
+    /// The license key.
+    pub license_key: String,
+    /// This installation.
+    pub installation_id: String,
+    /// The domain served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// A feature to check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    /// Product version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `POST /api/validate` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidateResponse {
+    /// Whether `code` is `VALID`.
+    pub valid: bool,
+    /// The verdict.
+    pub code: String,
+    /// A sentence for humans.
+    #[serde(default)]
+    pub detail: String,
+    /// Server time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: time::OffsetDateTime,
+    /// The license view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<serde_json::Value>,
+}
+
+/// One usage event as sent to `POST /api/usage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageEvent {
+    /// Idempotency key: the server counts an id once, however often it is sent.
+    pub event_id: String,
+    /// The feature used.
+    pub feature: String,
+    /// How much (1..=1,000,000).
+    pub quantity: u64,
+    /// When it happened (RFC 3339); kept from acceptance, so late delivery keeps the real time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<String>,
+    /// Free-form object ≤ 1 KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// `POST /api/usage` body. No `Debug`: it holds the license key.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRequest {
+    /// The license key.
+    pub license_key: String,
+    /// 1..=100 events.
+    pub events: Vec<UsageEvent>,
+}
+
+/// One event's fate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventStatus {
+    /// The event.
+    pub event_id: String,
+    /// `accepted`, `rejected` or `failed`.
+    pub status: String,
+    /// Why it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// What became of a usage submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageOutcome {
+    /// 202, or 503 `USAGE_QUEUE_UNAVAILABLE`: every event's fate (resend the `failed` ones).
+    Statuses(Vec<EventStatus>),
+    /// 400 `INVALID_EVENTS`: these event ids can never be accepted (nothing was accepted).
+    Invalid(Vec<String>),
+}
+
+/// The `{"error": {...}}` envelope of every error answer.
+#[derive(Debug, Clone, Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ErrorBody {
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    events: Option<Vec<serde_json::Value>>,
+}
+
+/// Why a call to the server did not produce an answer we can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    /// Not reached, timed out, or the connection broke.
+    #[error("license server unreachable: {0}")]
+    Unreachable(String),
+    /// An error status with the server's code.
+    #[error("license server answered {status} {code}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The server's stable code.
+        code: String,
+        /// Its message.
+        message: String,
+        /// `Retry-After` seconds, when given.
+        retry_after: Option<u64>,
+    },
+    /// A body we could not read.
+    #[error("license server answer unreadable: {0}")]
+    Decode(String),
+}
+
+/// The license server's endpoints an installation calls.
+#[async_trait]
+pub trait LicenseServer: Send + Sync {
+    /// `POST /api/heartbeat`.
+    async fn heartbeat(&self, req: &HeartbeatRequest) -> Result<HeartbeatResponse, NetError>;
+    /// `POST /api/validate`.
+    async fn validate(&self, req: &ValidateRequest) -> Result<ValidateResponse, NetError>;
+    /// `GET /.well-known/jwks.json`.
+    async fn jwks(&self) -> Result<Jwks, NetError>;
+    /// `POST /api/usage`.
+    async fn usage(&self, req: &UsageRequest) -> Result<UsageOutcome, NetError>;
+}
+
+/// The HTTP adapter.
+#[derive(Debug, Clone)]
+pub struct HttpLicenseServer {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl HttpLicenseServer {
+    /// A client for the server at `base_url` (e.g. `https://license.nectar.example`).
+    pub fn new(base_url: &str) -> Result<Self, NetError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("nectar-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NetError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, Option<u64>, bytes_body::Body), NetError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| NetError::Unreachable(without_url(&e)))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| NetError::Unreachable(without_url(&e)))?;
+        Ok((status, retry_after, bytes_body::Body(body.to_vec())))
+    }
+
+    async fn post_json<B: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, NetError> {
+        let (status, retry_after, body) = self
+            .send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await?;
+        if status != 200 {
+            return Err(error_of(status, retry_after, &body.0));
+        }
+        serde_json::from_slice(&body.0).map_err(|e| NetError::Decode(e.to_string()))
+    }
+}
+
+mod bytes_body {
+    /// A response body (kept out of `Debug` output: it may echo tokens).
+    pub struct Body(pub Vec<u8>);
+}
+
+/// reqwest errors print the URL; ours hold no secrets, but keep messages short and stable.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "<server>");
+    }
+    s
+}
+
+/// Maps an error answer to [`NetError::Status`] (code from the JSON envelope when present).
+pub fn error_of(status: u16, retry_after: Option<u64>, body: &[u8]) -> NetError {
+    let (code, message) = match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(e) => (e.error.code, e.error.message),
+        Err(_) => (format!("HTTP_{status}"), String::new()),
+    };
+    NetError::Status {
+        status,
+        code,
+        message,
+        retry_after,
+    }
+}
+
+#[async_trait]
+impl LicenseServer for HttpLicenseServer {
+    async fn heartbeat(&self, req: &HeartbeatRequest) -> Result<HeartbeatResponse, NetError> {
+        self.post_json("/api/heartbeat", req).await
+    }
+
+    async fn validate(&self, req: &ValidateRequest) -> Result<ValidateResponse, NetError> {
+        self.post_json("/api/validate", req).await
+    }
+
+    async fn jwks(&self) -> Result<Jwks, NetError> {
+        let (status, retry_after, body) = self
+            .send(
+                self.http
+                    .get(format!("{}/.well-known/jwks.json", self.base)),
+            )
+            .await?;
+        if status != 200 {
+            return Err(error_of(status, retry_after, &body.0));
+        }
+        serde_json::from_slice(&body.0).map_err(|e| NetError::Decode(e.to_string()))
+    }
+
+    async fn usage(&self, req: &UsageRequest) -> Result<UsageOutcome, NetError> {
+        let (status, retry_after, body) = self
+            .send(self.http.post(format!("{}/api/usage", self.base)).json(req))
+            .await?;
+        usage_outcome(status, retry_after, &body.0)
+    }
+}
+
+#[derive(Deserialize)]
+struct UsageAnswer {
+    events: Vec<EventStatus>,
+}
+
+/// Interprets a `POST /api/usage` answer: 202 and 503 name every event's fate, 400
+/// `INVALID_EVENTS` names the events that can never be accepted, anything else is an error.
+pub fn usage_outcome(
+    status: u16,
+    retry_after: Option<u64>,
+    body: &[u8],
+) -> Result<UsageOutcome, NetError> {
+    let decode = |e: serde_json::Error| NetError::Decode(e.to_string());
+    match status {
+        202 => {
+            let answer: UsageAnswer = serde_json::from_slice(body).map_err(decode)?;
+            Ok(UsageOutcome::Statuses(answer.events))
+        }
+        503 | 400 => {
+            let Ok(env) = serde_json::from_slice::<ErrorEnvelope>(body) else {
+                return Err(error_of(status, retry_after, body));
+            };
+            match (env.error.code.as_str(), env.error.events) {
+                ("USAGE_QUEUE_UNAVAILABLE", Some(events)) => Ok(UsageOutcome::Statuses(
+                    events
+                        .into_iter()
+                        .filter_map(|e| serde_json::from_value(e).ok())
+                        .collect(),
+                )),
+                ("INVALID_EVENTS", Some(events)) => Ok(UsageOutcome::Invalid(
+                    events
+                        .iter()
+                        .filter_map(|e| e["eventId"].as_str().map(str::to_owned))
+                        .collect(),
+                )),
+                _ => Err(error_of(status, retry_after, body)),
+            }
+        }
+        _ => Err(error_of(status, retry_after, body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_requests_omit_empty_signals_and_absent_fields() {
+        let req = HeartbeatRequest {
+            license_key: "k".into(),
+            installation_id: "i".into(),
+            version: "1".into(),
+            domain: None,
+            gauges: None,
+            signals: vec![],
+        };
+        let json = serde_json::to_value(&req).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"licenseKey": "k", "installationId": "i", "version": "1"})
+        );
+        let tampered = HeartbeatRequest {
+            signals: vec![SIGNAL_CLOCK_TAMPERED.into()],
+            ..req
+        };
+        assert_eq!(
+            serde_json::to_value(&tampered).expect("json")["signals"],
+            serde_json::json!(["CLOCK_TAMPERED"])
+        );
+    }
+
+    #[test]
+    fn usage_answers_map_to_per_event_fates() {
+        let accepted = br#"{"events":[{"eventId":"a","status":"accepted"},{"eventId":"b","status":"rejected","code":"FEATURE_NOT_ENTITLED"}]}"#;
+        assert_eq!(
+            usage_outcome(202, None, accepted).expect("202"),
+            UsageOutcome::Statuses(vec![
+                EventStatus {
+                    event_id: "a".into(),
+                    status: "accepted".into(),
+                    code: None
+                },
+                EventStatus {
+                    event_id: "b".into(),
+                    status: "rejected".into(),
+                    code: Some("FEATURE_NOT_ENTITLED".into())
+                },
+            ])
+        );
+        let partial = br#"{"error":{"code":"USAGE_QUEUE_UNAVAILABLE","message":"m","events":[{"eventId":"a","status":"failed"}]}}"#;
+        assert!(matches!(
+            usage_outcome(503, Some(1), partial),
+            Ok(UsageOutcome::Statuses(s)) if s[0].status == "failed"
+        ));
+        let invalid = br#"{"error":{"code":"INVALID_EVENTS","message":"m","events":[{"index":0,"eventId":"x","code":"INVALID_OCCURRED_AT","message":"old"}]}}"#;
+        assert_eq!(
+            usage_outcome(400, None, invalid).expect("400"),
+            UsageOutcome::Invalid(vec!["x".into()])
+        );
+        let revoked = br#"{"error":{"code":"REVOKED","message":"gone"}}"#;
+        assert!(matches!(
+            usage_outcome(403, None, revoked),
+            Err(NetError::Status { status: 403, ref code, .. }) if code == "REVOKED"
+        ));
+    }
+}

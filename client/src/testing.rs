@@ -1,0 +1,279 @@
+//! Test support, public so benchmarks, the agent's tests and the end-to-end tests can use it: a
+//! local ES256 signer standing in for the license server's KMS key, and claim builders.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p256::ecdsa::SigningKey;
+use p256::ecdsa::signature::Signer;
+use serde_json::{Value, json};
+
+use crate::token::{Jwk, Jwks, TrustedKeys};
+
+/// The issuer test tokens name.
+pub const TEST_ISSUER: &str = "nectar-test";
+/// The license id test tokens name.
+pub const TEST_LICENSE_ID: &str = "NECTAR-PROFESSIONAL-2026-TEST0001";
+
+/// An in-memory ES256 key that signs tokens as the license server does.
+pub struct TestSigner {
+    kid: String,
+    key: SigningKey,
+}
+
+impl TestSigner {
+    /// A fresh random key named `kid`.
+    pub fn random(kid: &str) -> Self {
+        let mut bytes = [0u8; 32];
+        loop {
+            rand::fill(&mut bytes);
+            if let Ok(key) = SigningKey::from_slice(&bytes) {
+                return Self {
+                    kid: kid.to_owned(),
+                    key,
+                };
+            }
+        }
+    }
+
+    /// The public key as a JWKS.
+    pub fn jwks(&self) -> Jwks {
+        let point = self.key.verifying_key().to_sec1_point(false);
+        let coord = |c: Option<&[u8]>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
+        Jwks {
+            keys: vec![Jwk {
+                kty: "EC".into(),
+                crv: "P-256".into(),
+                x: coord(point.x().map(|x| x.as_slice())),
+                y: coord(point.y().map(|y| y.as_slice())),
+                kid: self.kid.clone(),
+                alg: Some("ES256".into()),
+                use_: Some("sig".into()),
+            }],
+        }
+    }
+
+    /// The public key, pinned.
+    pub fn trusted_keys(&self) -> TrustedKeys {
+        match TrustedKeys::from_jwks(self.jwks()) {
+            Ok(keys) => keys,
+            // A key we generated always yields a usable JWK.
+            Err(e) => panic!("test signer JWKS is unusable: {e}"),
+        }
+    }
+
+    /// Signs `claims` as a compact ES256 JWS with header `{alg, typ: "JWT", kid}`.
+    pub fn sign(&self, claims: &Value) -> String {
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
+}
+
+/// Lease claims for installation `iid`, valid from `iat` to `exp`, professional plan, 72 h grace.
+pub fn lease_claims(iid: &str, iat: i64, exp: i64) -> Value {
+    json!({
+        "iss": TEST_ISSUER,
+        "typ": "lease",
+        "jti": format!("lease-{iat}"),
+        "lid": TEST_LICENSE_ID,
+        "iid": iid,
+        "cid": "0b7f3c8e-2f0c-4c1e-9d8a-3b2f1e0d9c8b",
+        "plan": "professional",
+        "status": "active",
+        "feat": ["workflows", "api_access", "integrations", "audit_logs"],
+        "limits": {"workflows_per_month": 10_000, "users": 25, "storage_gb": 100, "installations": 3},
+        "iat": iat,
+        "exp": exp,
+        "ts": iat,
+        "lexp": iat + 365 * 86_400,
+        "grace": 72 * 3_600,
+    })
+}
+
+/// License-key claims valid from `iat` to `exp`, restricted to `domains` (empty: any).
+pub fn license_claims(iat: i64, exp: i64, domains: &[&str]) -> Value {
+    json!({
+        "iss": TEST_ISSUER,
+        "typ": "license",
+        "jti": TEST_LICENSE_ID,
+        "lic": "NECTAR-PROFESSIONAL-2026",
+        "cid": "0b7f3c8e-2f0c-4c1e-9d8a-3b2f1e0d9c8b",
+        "iat": iat,
+        "exp": exp,
+        "feat": ["workflows", "api_access", "integrations", "audit_logs"],
+        "limits": {"workflows_per_month": 10_000, "users": 25, "storage_gb": 100, "installations": 3},
+        "domain_restrictions": domains,
+    })
+}
+
+/// An in-memory license server: signs leases with its [`TestSigner`], answers heartbeats with a
+/// settable code, deduplicates usage by event id, and can be made unreachable.
+pub struct FakeServer {
+    /// The server's signing key.
+    pub signer: TestSigner,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    reachable: std::sync::atomic::AtomicBool,
+    code: std::sync::Mutex<String>,
+    lease_ttl: i64,
+    grace: i64,
+    heartbeats: std::sync::Mutex<Vec<Value>>,
+    counted: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    usage_calls: std::sync::atomic::AtomicU64,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl FakeServer {
+    /// A reachable server answering `VALID` with 72 h leases and 72 h grace, keeping time by
+    /// `clock` (its own: the installation's clock may be rolled back independently).
+    pub fn new(clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        Self {
+            signer: TestSigner::random("fake-k1"),
+            clock,
+            reachable: true.into(),
+            code: std::sync::Mutex::new("VALID".into()),
+            lease_ttl: 72 * 3_600,
+            grace: 72 * 3_600,
+            heartbeats: std::sync::Mutex::new(Vec::new()),
+            counted: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            usage_calls: 0.into(),
+        }
+    }
+
+    /// A license key this server accepts, valid for a year from now.
+    pub fn license_key(&self) -> String {
+        let now = self.clock.now();
+        self.signer
+            .sign(&license_claims(now, now + 365 * 86_400, &[]))
+    }
+
+    /// Makes every call fail as unreachable (or work again).
+    pub fn set_reachable(&self, reachable: bool) {
+        self.reachable
+            .store(reachable, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The code heartbeats answer from now on (`VALID`, `REVOKED`, …).
+    pub fn set_code(&self, code: &str) {
+        *lock(&self.code) = code.into();
+    }
+
+    /// Every heartbeat body received, license key removed.
+    pub fn heartbeat_requests(&self) -> Vec<Value> {
+        lock(&self.heartbeats).clone()
+    }
+
+    /// Usage counted per event id (each id once, whatever the resends).
+    pub fn counted_usage(&self) -> std::collections::BTreeMap<String, u64> {
+        lock(&self.counted).clone()
+    }
+
+    /// `POST /api/usage` calls received.
+    pub fn usage_calls(&self) -> u64 {
+        self.usage_calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn check_reachable(&self) -> Result<(), crate::server::NetError> {
+        if self.reachable.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(crate::server::NetError::Unreachable(
+                "connection refused".into(),
+            ))
+        }
+    }
+
+    fn ts(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(self.clock.now())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::server::LicenseServer for FakeServer {
+    async fn heartbeat(
+        &self,
+        req: &crate::server::HeartbeatRequest,
+    ) -> Result<crate::server::HeartbeatResponse, crate::server::NetError> {
+        self.check_reachable()?;
+        let mut body = serde_json::to_value(req).unwrap_or(Value::Null);
+        if let Some(o) = body.as_object_mut() {
+            o.remove("licenseKey");
+        }
+        lock(&self.heartbeats).push(body);
+        let now = self.clock.now();
+        let code = lock(&self.code).clone();
+        let ok = code == "VALID";
+        let lease = ok.then(|| {
+            let mut claims = lease_claims(&req.installation_id, now, now + self.lease_ttl);
+            claims["grace"] = self.grace.into();
+            crate::server::LeaseGrant {
+                token: self.signer.sign(&claims),
+                issued_at: None,
+                expires_at: None,
+            }
+        });
+        Ok(crate::server::HeartbeatResponse {
+            ok,
+            detail: format!("the license is {code}"),
+            code,
+            ts: self.ts(),
+            license: None,
+            heartbeat: crate::server::HeartbeatTiming {
+                interval_seconds: 3_600,
+                next_due_at: self.ts() + time::Duration::hours(1),
+            },
+            lease,
+        })
+    }
+
+    async fn validate(
+        &self,
+        _req: &crate::server::ValidateRequest,
+    ) -> Result<crate::server::ValidateResponse, crate::server::NetError> {
+        self.check_reachable()?;
+        let code = lock(&self.code).clone();
+        Ok(crate::server::ValidateResponse {
+            valid: code == "VALID",
+            detail: String::new(),
+            code,
+            ts: self.ts(),
+            license: None,
+        })
+    }
+
+    async fn jwks(&self) -> Result<Jwks, crate::server::NetError> {
+        self.check_reachable()?;
+        Ok(self.signer.jwks())
+    }
+
+    async fn usage(
+        &self,
+        req: &crate::server::UsageRequest,
+    ) -> Result<crate::server::UsageOutcome, crate::server::NetError> {
+        self.check_reachable()?;
+        self.usage_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut counted = lock(&self.counted);
+        let statuses = req
+            .events
+            .iter()
+            .map(|e| {
+                counted.entry(e.event_id.clone()).or_insert(e.quantity);
+                crate::server::EventStatus {
+                    event_id: e.event_id.clone(),
+                    status: "accepted".into(),
+                    code: None,
+                }
+            })
+            .collect();
+        Ok(crate::server::UsageOutcome::Statuses(statuses))
+    }
+}
