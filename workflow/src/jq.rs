@@ -1,33 +1,41 @@
 //! jq expressions (via jaq): compilation with a process-wide cache, `{{ jq }}` string templates,
-//! and evaluation on a per-run worker thread so that a runaway program can be abandoned at the
+//! and evaluation on a per-run worker thread so that a runaway program can be given up at the
 //! run's deadline.
 //!
-//! jaq evaluates synchronously and has no fuel or interruption hook, so a program such as
-//! `last(range(1e12))` cannot be stopped from the outside. Evaluation therefore happens on a
+//! jaq evaluates synchronously and has no fuel or interruption hook, so evaluation happens on a
 //! dedicated OS thread (one per run, reused for every expression of that run); the async side
-//! waits for the answer only until the deadline and then gives up with [`EvalError::Deadline`].
-//! Between results the worker checks a cancel flag, the deadline and the result cap, so
-//! generators that *produce* results (`range(1e12)`, `repeat(.)`) stop promptly; a program
-//! that computes for long without producing a result keeps its thread busy until it ends
-//! (counted by [`abandoned_evaluations`], so a host can recycle the process).
+//! waits for the answer only until the deadline and then gives up with [`EvalError::Deadline`],
+//! raising the job's cancel flag. The worker stops at the next of these checkpoints:
 //!
-//! Recursion inside jaq is not depth-limited and a stack overflow aborts the process, so
-//! user-defined functions (`def`) are refused unless the policy allows them, and the worker
-//! runs with a large stack (reserved, only touched pages are committed).
+//! * between results (with the result cap of collecting expressions);
+//! * inside every unbounded generator of the language — `range`, `repeat`, `recurse`, `while`,
+//!   `until` are redefined to pass through a native checkpoint, so `last(range(1e12))` or
+//!   `reduce repeat(.) as $x (0; .)` stop within one iteration instead of computing on.
+//!
+//! Without `def`, every other construct is bounded by the size of its input and program. A
+//! function definition could recurse without end — and jaq does not bound recursion depth, so a
+//! stack overflow would abort the whole process — hence `def` is refused unless the policy
+//! allows it. The worker has a large stack (reserved, only touched pages are committed) for
+//! deep but finite recursion. [`runaway_evaluations`] reports evaluations given up whose thread
+//! has not stopped yet.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Instant;
 
+use jaq_core::box_iter::box_once;
 use jaq_core::load::lex::{StrPart, Tok, Token};
 use jaq_core::load::{Arena, File, Loader, lex};
-use jaq_core::{Compiler, Ctx, Vars, data};
+use jaq_core::native::{self, v};
+use jaq_core::{Compiler, Ctx, Cv, DataT, Error, Exn, RunPtr, ValT, ValXs, Vars, data};
 use jaq_json::{Num, Val};
 use serde_json::{Map, Number, Value};
 
-type Filter = jaq_core::Filter<data::JustLut<Val>>;
+type Data = data::JustLut<Val>;
+type Filter = jaq_core::Filter<Data>;
 
 /// Compiled programs kept for reuse across runs of a warm process; cleared when full.
 const CACHE_CAPACITY: usize = 1024;
@@ -36,14 +44,107 @@ const MAX_DEPTH: usize = 128;
 /// Stack of the evaluation thread: deep but finite jq recursion must not abort the process.
 const WORKER_STACK_BYTES: usize = 256 * 1024 * 1024;
 
-static ABANDONED: AtomicU64 = AtomicU64::new(0);
+static RUNAWAY: AtomicUsize = AtomicUsize::new(0);
 
-/// Number of jq evaluations given up at a deadline since the process started.
-///
-/// Their threads may still be computing; a host that sees this grow may want to recycle the
-/// process once the current response is sent.
-pub fn abandoned_evaluations() -> u64 {
-    ABANDONED.load(Ordering::Relaxed)
+const GIVEN_UP: &str = "evaluation given up at the deadline";
+
+/// Evaluations given up at a deadline whose thread is still computing (it stops at its next
+/// checkpoint, see the module docs). Stays above zero only for a program that computes long
+/// without reaching one; a host may then want to recycle the process after responding.
+pub fn runaway_evaluations() -> usize {
+    RUNAWAY.load(Ordering::Relaxed)
+}
+
+/// Job states: the worker moves RUNNING → FINISHED, the waiting side RUNNING → ABANDONED;
+/// whichever comes second knows the outcome, so the runaway gauge stays exact.
+const RUNNING: u8 = 0;
+const ABANDONED: u8 = 1;
+const FINISHED: u8 = 2;
+
+thread_local! {
+    /// State of the job the current worker thread is evaluating.
+    static CURRENT: RefCell<Option<Arc<AtomicU8>>> = const { RefCell::new(None) };
+}
+
+fn cancelled() -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|state| state.load(Ordering::Relaxed) == ABANDONED)
+    })
+}
+
+/// Generators redefined to pass through a checkpoint on every iteration; the originals are in
+/// jaq-core's `defs.jq`. Later definitions shadow earlier ones.
+const GUARDED_DEFS: &str = r#"
+def range(from; upto; by): __nectar_range(from; upto; by);
+def range(from; upto): range(from; upto; 1);
+def range(upto): range(0; upto);
+def repeat(f): def rec: f, (__nectar_checkpoint | rec); rec;
+def recurse(f): def rec: ., (f | __nectar_checkpoint | rec); rec;
+def recurse: recurse(.[]?);
+def recurse(f; cond): recurse(f | select(cond));
+def while(cond; update): def rec: if cond then ., (update | __nectar_checkpoint | rec) else empty end; rec;
+def until(cond; update): def rec: if cond then . else update | __nectar_checkpoint | rec end; rec;
+"#;
+
+fn given_up<'a, V: ValT>() -> Exn<'a, V> {
+    Exn::from(Error::str(GIVEN_UP))
+}
+
+fn checkpoint<'a, D: DataT>(cv: Cv<'a, D>) -> ValXs<'a, D::V<'a>>
+where
+    for<'b> D::V<'b>: ValT,
+{
+    if cancelled() {
+        box_once(Err(given_up()))
+    } else {
+        box_once(Ok(cv.1))
+    }
+}
+
+/// jaq-core's native `range/3` with a checkpoint per element.
+fn guarded_range<'a, D: DataT>(mut cv: Cv<'a, D>) -> ValXs<'a, D::V<'a>>
+where
+    for<'b> D::V<'b>: ValT,
+{
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let by = cv.0.pop_var();
+    let upto = cv.0.pop_var();
+    let from = cv.0.pop_var();
+    let direction = by.partial_cmp(&0isize.into()).unwrap_or(Equal);
+    let mut next = Some(from);
+    Box::new(std::iter::from_fn(move || {
+        let x = next.take()?;
+        if cancelled() {
+            return Some(Err(given_up()));
+        }
+        let more = match direction {
+            Greater => x < upto,
+            Less => x > upto,
+            Equal => x != upto,
+        };
+        if !more {
+            return None;
+        }
+        match x.clone() + by.clone() {
+            Ok(following) => next = Some(following),
+            Err(e) => return Some(Err(Exn::from(e))),
+        }
+        Some(Ok(x))
+    }))
+}
+
+/// Generic like jaq's own natives: with a concrete data type the compiler cannot match the fn
+/// items against the higher-ranked `RunPtr`.
+fn guards<D: DataT>() -> [jaq_core::native::Fun<D>; 2]
+where
+    for<'a> D::V<'a>: ValT,
+{
+    [
+        native::run(("__nectar_range", v(3), guarded_range::<D> as RunPtr<D>)),
+        native::run(("__nectar_checkpoint", v(0), checkpoint::<D> as RunPtr<D>)),
+    ]
 }
 
 /// A compiled jq program together with its source.
@@ -105,12 +206,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn compile_uncached(code: &str) -> Result<Filter, String> {
+    let guarded = jaq_core::load::parse(GUARDED_DEFS, |p| p.defs()).unwrap_or_default();
     let defs = jaq_core::defs()
         .chain(jaq_std::defs())
-        .chain(jaq_json::defs());
+        .chain(jaq_json::defs())
+        .chain(guarded);
     let funs = jaq_core::funs()
         .chain(jaq_std::funs())
-        .chain(jaq_json::funs());
+        .chain(jaq_json::funs())
+        .chain(guards());
     let arena = Arena::default();
     let modules = Loader::new(defs)
         .load(&arena, File { code, path: () })
@@ -283,7 +387,7 @@ struct Job {
     input: Value,
     take: Take,
     deadline: Instant,
-    cancel: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
     reply: tokio::sync::oneshot::Sender<Result<Vec<Value>, String>>,
 }
 
@@ -302,14 +406,14 @@ impl JqWorker {
         take: Take,
         deadline: tokio::time::Instant,
     ) -> Result<Vec<Value>, EvalError> {
-        let cancel = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(AtomicU8::new(RUNNING));
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             filter: Arc::clone(&jq.filter),
             input,
             take,
             deadline: deadline.into_std(),
-            cancel: Arc::clone(&cancel),
+            state: Arc::clone(&state),
             reply,
         };
         self.sender()?.send(job).map_err(|_| worker_gone())?;
@@ -317,8 +421,14 @@ impl JqWorker {
             Ok(Ok(result)) => result.map_err(EvalError::Runtime),
             Ok(Err(_)) => Err(worker_gone()),
             Err(_) => {
-                cancel.store(true, Ordering::Relaxed);
-                ABANDONED.fetch_add(1, Ordering::Relaxed);
+                // Counted first so that the worker's decrement can never precede it.
+                RUNAWAY.fetch_add(1, Ordering::SeqCst);
+                if state
+                    .compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    RUNAWAY.fetch_sub(1, Ordering::SeqCst); // it had just finished
+                }
                 // The thread may be stuck in this job; later evaluations get a fresh one.
                 self.jobs = None;
                 Err(EvalError::Deadline)
@@ -334,7 +444,15 @@ impl JqWorker {
                 .stack_size(WORKER_STACK_BYTES)
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
+                        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&job.state)));
                         let result = run(&job);
+                        if job
+                            .state
+                            .compare_exchange(RUNNING, FINISHED, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_err()
+                        {
+                            RUNAWAY.fetch_sub(1, Ordering::SeqCst);
+                        }
                         let _ = job.reply.send(result);
                     }
                 })
@@ -354,8 +472,8 @@ fn run(job: &Job) -> Result<Vec<Value>, String> {
     let ctx = Ctx::<data::JustLut<Val>>::new(&job.filter.lut, Vars::new([]));
     let mut results = Vec::new();
     for item in job.filter.id.run((ctx, input)) {
-        if job.cancel.load(Ordering::Relaxed) || Instant::now() >= job.deadline {
-            return Err("abandoned at the deadline".into());
+        if cancelled() || Instant::now() >= job.deadline {
+            return Err(GIVEN_UP.into());
         }
         let val = item.map_err(|exn| match exn.get_err() {
             Ok(err) => err.to_string(),
@@ -497,6 +615,33 @@ mod tests {
     fn values_round_trip_between_json_and_jaq() {
         let v = json!({"i": -3, "big": 18_446_744_073_709_551_615u64, "f": 1.5, "s": "é", "a": [null, true], "o": {}});
         assert_eq!(from_val(&to_val(&v), 0).expect("converts"), v);
+    }
+
+    #[tokio::test]
+    async fn guarded_generators_keep_their_jq_meaning() {
+        let cases = [
+            ("[range(5)]", json!([0, 1, 2, 3, 4])),
+            ("[range(0; 10; 3)]", json!([0, 3, 6, 9])),
+            ("[range(5; 0; -2)]", json!([5, 3, 1])),
+            ("[range(1; 3)]", json!([1, 2])),
+            ("[limit(3; repeat(1))]", json!([1, 1, 1])),
+            ("[1 | while(. < 8; . * 2)]", json!([1, 2, 4])),
+            ("0 | until(. > 3; . + 1)", json!(4)),
+            (
+                "[2 | recurse(if . < 20 then . * . else empty end)]",
+                json!([2, 4, 16, 256]),
+            ),
+            ("[[1, [2]] | recurse] | length", json!(4)),
+        ];
+        let mut worker = JqWorker::default();
+        for (program, expected) in cases {
+            let jq = Jq::compile(program, false).expect("compiles");
+            let out = worker
+                .eval(&jq, Value::Null, Take::First, deadline(5_000))
+                .await
+                .expect("evaluates");
+            assert_eq!(out, vec![expected], "{program}");
+        }
     }
 
     #[tokio::test]

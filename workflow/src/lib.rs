@@ -51,7 +51,7 @@ pub use http::{
     DisabledHttp, HostPattern, HttpCaller, HttpError, HttpRequest, HttpResponse, HttpSettings,
     ReqwestCaller,
 };
-pub use jq::abandoned_evaluations;
+pub use jq::runaway_evaluations;
 pub use model::{
     FeatureNeed, Issue, IssueCode, MergeMode, Method, Node, NodeType, ValidationErrors, Workflow,
     required_feature,
