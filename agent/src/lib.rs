@@ -1,1 +1,141 @@
-//! Sidecar next to a self-hosted Nectar installation: local license answers, usage buffering, startup check.
+//! Sidecar next to a self-hosted Nectar installation: local license answers, usage buffering,
+//! startup check.
+//!
+//! [`start`] runs the agent in-process (the binary and the tests use it): the local API
+//! ([`http`]), background heartbeats (from `nectar-client`) and usage forwarding ([`usage`]).
+//! [`check::run_check`] is the one-shot startup gate.
+
+pub mod check;
+pub mod config;
+pub mod http;
+pub mod usage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nectar_client::{Background, ClientError, Clock, LicenseClient, LicenseServer};
+
+pub use config::Settings;
+use usage::UsageBuffer;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The license client could not start.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The state directory or the listen address is unusable.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running agent. Dropping it stops everything (like a killed process: nothing is flushed
+/// that was not already on disk); [`RunningAgent::shutdown`] stops gracefully.
+pub struct RunningAgent {
+    /// Where the local API listens.
+    pub addr: SocketAddr,
+    /// The license client.
+    pub client: Arc<LicenseClient>,
+    /// The usage buffer.
+    pub buffer: Arc<UsageBuffer>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _background: Background,
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl RunningAgent {
+    /// Stops serving, persists the state, and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.tasks.first_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        }
+        if let Err(e) = self.client.save() {
+            tracing::warn!(error = %e, "could not persist the state on shutdown");
+        }
+    }
+}
+
+/// Starts the agent: local API on `settings.listen`, heartbeats, usage forwarding.
+pub async fn start(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    server: Arc<dyn LicenseServer>,
+) -> Result<RunningAgent, AgentError> {
+    let client = Arc::new(LicenseClient::new(
+        settings.client_config(),
+        clock.clone(),
+        server,
+    )?);
+    let buffer =
+        Arc::new(
+            UsageBuffer::open(&settings.state_dir).map_err(|source| AgentError::Io {
+                what: format!("usage buffer in {}", settings.state_dir.display()),
+                source,
+            })?,
+        );
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| AgentError::Io {
+            what: format!("listen on {}", settings.listen),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| AgentError::Io {
+        what: "local address".into(),
+        source,
+    })?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let app = http::router(http::AppState {
+        client: client.clone(),
+        buffer: buffer.clone(),
+        wake: wake.clone(),
+        clock,
+        deployment_type: settings.deployment_type.clone(),
+        cloud_api_url: settings.cloud_api_url.clone(),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serve = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "local API stopped");
+        }
+    });
+    let forward = {
+        let (client, buffer, wake) = (client.clone(), buffer.clone(), wake.clone());
+        let every = Duration::from_secs(settings.usage_flush_secs.max(1));
+        tokio::spawn(async move { buffer.forward_forever(&client, &wake, every).await })
+    };
+    // Whatever a previous run left in the buffer goes out now.
+    wake.notify_one();
+    let background = client.spawn_background();
+    tracing::info!(%addr, installation_id = %client.installation_id(), "nectar-agent started");
+    Ok(RunningAgent {
+        addr,
+        client,
+        buffer,
+        stop: Some(stop),
+        tasks: vec![serve, forward],
+        _background: background,
+    })
+}

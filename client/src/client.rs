@@ -374,6 +374,11 @@ impl LicenseClient {
         self.decide(Some(feature), true)
     }
 
+    /// May new licensed work start at all (any feature)? For startup gates and status pages.
+    pub fn check_license(&self) -> Decision {
+        self.decide(None, false)
+    }
+
     /// Starts licensed work: `Ok` with a guard whose [`WorkGuard::check`] keeps answering
     /// through the grace period, or the refusal.
     pub fn start_work(self: &Arc<Self>, feature: &str) -> Result<WorkGuard, Decision> {

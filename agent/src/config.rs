@@ -1,0 +1,241 @@
+//! Command line and environment: every setting has a flag and a `NECTAR_*` variable (clap reads
+//! both), and is turned once into [`Settings`], which tests build directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use nectar_client::Jwks;
+
+/// Default port of the local API.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// `nectar-agent [run|check]`.
+#[derive(Parser)]
+#[command(name = "nectar-agent", version, about = "Nectar license sidecar")]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub options: Options,
+    /// What to do (default: `run`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Serve the local API, heartbeat and forward usage (the default).
+    Run,
+    /// One-shot startup check for container entrypoints: exit 0 if the product may start.
+    Check,
+}
+
+/// Settings as flags / environment variables. No `Debug`: it holds the license key.
+#[derive(clap::Args, Clone)]
+pub struct Options {
+    /// The license key (required).
+    #[arg(long, env = "NECTAR_LICENSE_KEY", hide_env_values = true)]
+    pub license_key: Option<String>,
+    /// License server base URL.
+    #[arg(
+        long,
+        env = "NECTAR_LICENSE_SERVER_URL",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    pub license_server_url: String,
+    /// Cloud API base URL (shown in `/v1/license` for the product to use).
+    #[arg(long, env = "NECTAR_CLOUD_API_URL")]
+    pub cloud_api_url: Option<String>,
+    /// Installation id; generated (UUID) and kept in the state file when absent.
+    #[arg(long, env = "NECTAR_INSTALLATION_ID")]
+    pub installation_id: Option<String>,
+    /// How the product is deployed (`docker`, `kubernetes`, `binary`, …); informational.
+    #[arg(long, env = "NECTAR_DEPLOYMENT_TYPE", default_value = "docker")]
+    pub deployment_type: String,
+    /// The domain this installation serves (checked against the license's restrictions).
+    #[arg(long, env = "NECTAR_DOMAIN")]
+    pub domain: Option<String>,
+    /// Where the state (lease, pin, trusted time) and the usage buffer live.
+    #[arg(
+        long,
+        env = "NECTAR_STATE_DIR",
+        default_value = "/var/lib/nectar-agent"
+    )]
+    pub state_dir: PathBuf,
+    /// Address of the local API; keep it on loopback.
+    #[arg(long, env = "NECTAR_AGENT_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Pinned JWKS, inline JSON.
+    #[arg(long, env = "NECTAR_JWKS", conflicts_with = "jwks_file")]
+    pub jwks: Option<String>,
+    /// Pinned JWKS, from a file.
+    #[arg(long, env = "NECTAR_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+    /// Product version reported on heartbeat.
+    #[arg(long, env = "NECTAR_PRODUCT_VERSION", default_value = env!("CARGO_PKG_VERSION"))]
+    pub product_version: String,
+    /// Seconds the local clock may go back before it counts as tampering.
+    #[arg(long, env = "NECTAR_CLOCK_TOLERANCE_SECS", default_value_t = 300)]
+    pub clock_tolerance_secs: i64,
+    /// Seconds between usage forwarding rounds.
+    #[arg(long, env = "NECTAR_USAGE_FLUSH_SECS", default_value_t = 10)]
+    pub usage_flush_secs: u64,
+}
+
+/// Why the settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No key.
+    #[error("NECTAR_LICENSE_KEY is not set: the agent needs the license key")]
+    MissingKey,
+    /// The pinned JWKS could not be read or parsed.
+    #[error("NECTAR_JWKS / NECTAR_JWKS_FILE: {0}")]
+    Jwks(String),
+}
+
+/// The agent's settings, resolved.
+#[derive(Clone)]
+pub struct Settings {
+    /// The license key.
+    pub license_key: String,
+    /// License server base URL.
+    pub license_server_url: String,
+    /// Cloud API base URL.
+    pub cloud_api_url: Option<String>,
+    /// Installation id, if configured.
+    pub installation_id: Option<String>,
+    /// Deployment type.
+    pub deployment_type: String,
+    /// Served domain.
+    pub domain: Option<String>,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Local API address.
+    pub listen: SocketAddr,
+    /// Pinned JWKS (`None`: trust on first use).
+    pub jwks: Option<Jwks>,
+    /// Product version.
+    pub product_version: String,
+    /// Clock tolerance, seconds.
+    pub clock_tolerance_secs: i64,
+    /// Usage forwarding period, seconds.
+    pub usage_flush_secs: u64,
+}
+
+impl Options {
+    /// Resolves the options (reads the JWKS file, parses the JWKS).
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let license_key = self
+            .license_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(ConfigError::MissingKey)?
+            .to_owned();
+        let jwks_text = match (&self.jwks, &self.jwks_file) {
+            (Some(inline), _) => Some(inline.clone()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Jwks(format!("{}: {e}", path.display())))?,
+            ),
+            (None, None) => None,
+        };
+        let jwks = jwks_text
+            .map(|t| {
+                let jwks: Jwks =
+                    serde_json::from_str(&t).map_err(|e| ConfigError::Jwks(e.to_string()))?;
+                nectar_client::TrustedKeys::from_jwks(jwks.clone())
+                    .map_err(|e| ConfigError::Jwks(e.to_string()))?;
+                Ok(jwks)
+            })
+            .transpose()?;
+        Ok(Settings {
+            license_key,
+            license_server_url: self.license_server_url.clone(),
+            cloud_api_url: self.cloud_api_url.clone(),
+            installation_id: self.installation_id.clone(),
+            deployment_type: self.deployment_type.clone(),
+            domain: self.domain.clone(),
+            state_dir: self.state_dir.clone(),
+            listen: self.listen,
+            jwks,
+            product_version: self.product_version.clone(),
+            clock_tolerance_secs: self.clock_tolerance_secs,
+            usage_flush_secs: self.usage_flush_secs,
+        })
+    }
+}
+
+impl Settings {
+    /// Settings with defaults, for tests and embedding.
+    pub fn new(license_key: impl Into<String>, server_url: &str, state_dir: PathBuf) -> Self {
+        Self {
+            license_key: license_key.into(),
+            license_server_url: server_url.to_owned(),
+            cloud_api_url: None,
+            installation_id: None,
+            deployment_type: "docker".into(),
+            domain: None,
+            state_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            jwks: None,
+            product_version: env!("CARGO_PKG_VERSION").into(),
+            clock_tolerance_secs: 300,
+            usage_flush_secs: 10,
+        }
+    }
+
+    /// The client configuration these settings describe.
+    pub fn client_config(&self) -> nectar_client::ClientConfig {
+        let mut config =
+            nectar_client::ClientConfig::new(self.license_key.clone(), self.state_dir.clone());
+        config.installation_id = self.installation_id.clone();
+        config.version = self.product_version.clone();
+        config.domain = self.domain.clone();
+        config.jwks = self.jwks.clone();
+        config.clock_tolerance_secs = self.clock_tolerance_secs;
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_environment_names_and_a_missing_key_is_refused() {
+        let cli = Cli::try_parse_from([
+            "nectar-agent",
+            "--license-key",
+            "a.b.c",
+            "--state-dir",
+            "/tmp/x",
+            "check",
+        ])
+        .expect("parses");
+        assert_eq!(cli.command, Some(Command::Check));
+        let s = cli.options.settings().expect("settings");
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.clock_tolerance_secs, 300);
+
+        let cli = Cli::try_parse_from(["nectar-agent", "--license-key", " "]).expect("parses");
+        assert!(matches!(
+            cli.options.settings(),
+            Err(ConfigError::MissingKey)
+        ));
+    }
+
+    #[test]
+    fn an_unusable_pinned_jwks_is_refused_at_startup() {
+        let cli = Cli::try_parse_from([
+            "nectar-agent",
+            "--license-key",
+            "k",
+            "--jwks",
+            "{\"keys\":[]}",
+        ])
+        .expect("parses");
+        assert!(matches!(cli.options.settings(), Err(ConfigError::Jwks(_))));
+    }
+}

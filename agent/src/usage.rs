@@ -1,0 +1,329 @@
+//! The usage buffer: events are written to disk (one checksummed file per accepted request,
+//! atomically) before the agent acknowledges them, forwarded to `POST /api/usage` in batches of
+//! at most 100, and removed only once the server has accepted (or conclusively rejected) them.
+//! A crash at any point loses nothing; a resend after a crash is harmless because the server
+//! deduplicates by event id.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nectar_client::LicenseClient;
+use nectar_client::persist::{self, PersistError};
+use nectar_client::server::{NetError, UsageEvent, UsageOutcome};
+use serde::{Deserialize, Serialize};
+
+/// The server accepts at most this many events per request.
+pub const MAX_BATCH: usize = 100;
+
+/// One accepted `POST /v1/usage` request, as persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Batch {
+    events: Vec<UsageEvent>,
+}
+
+/// Events waiting for delivery, in `<state dir>/usage/`.
+#[derive(Debug)]
+pub struct UsageBuffer {
+    dir: PathBuf,
+    flushing: tokio::sync::Mutex<()>,
+}
+
+/// What one flush achieved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Events the server accepted (counted exactly once).
+    pub delivered: usize,
+    /// Events the server refused for good (not entitled, invalid); dropped with a warning.
+    pub dropped: usize,
+    /// Events still waiting.
+    pub remaining: usize,
+}
+
+impl UsageBuffer {
+    /// Opens (creating) the buffer under `state_dir`.
+    pub fn open(state_dir: &Path) -> std::io::Result<Self> {
+        let dir = state_dir.join("usage");
+        fs::create_dir_all(&dir)?;
+        Ok(Self {
+            dir,
+            flushing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Persists `events` durably; only then may the caller acknowledge them.
+    pub fn append(&self, events: Vec<UsageEvent>) -> Result<(), PersistError> {
+        // UUIDv7 names sort by creation time, so delivery roughly follows arrival.
+        let name = format!("{}.json", uuid::Uuid::now_v7().simple());
+        persist::save(&self.dir.join(name), &Batch { events })
+    }
+
+    /// Every waiting batch, oldest first. A damaged file is moved aside (never deleted, never
+    /// sent) with a warning.
+    fn batches(&self) -> Vec<(PathBuf, Batch)> {
+        let mut paths: Vec<PathBuf> = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| !n.starts_with('.'))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the usage buffer");
+                return Vec::new();
+            }
+        };
+        paths.sort();
+        paths
+            .into_iter()
+            .filter_map(|p| match persist::load::<Batch>(&p) {
+                Ok(Some(b)) => Some((p, b)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage batch damaged; moved aside, not sent");
+                    let _ = fs::rename(&p, p.with_extension("corrupt"));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Events waiting for delivery.
+    pub fn pending(&self) -> usize {
+        self.batches().iter().map(|(_, b)| b.events.len()).sum()
+    }
+
+    /// Sends everything waiting, 100 events per request, until the buffer is empty or the server
+    /// cannot take more now. One flush runs at a time.
+    pub async fn flush(&self, client: &LicenseClient) -> Result<FlushReport, NetError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        let mut report = FlushReport::default();
+        loop {
+            let batches = self.batches();
+            let events: Vec<UsageEvent> = batches
+                .iter()
+                .flat_map(|(_, b)| b.events.iter().cloned())
+                .take(MAX_BATCH)
+                .collect();
+            if events.is_empty() {
+                return Ok(report);
+            }
+            let sent = events.len();
+            let done: HashSet<String> = match client.submit_usage(events).await? {
+                UsageOutcome::Statuses(statuses) => statuses
+                    .into_iter()
+                    .filter_map(|s| match s.status.as_str() {
+                        "accepted" => {
+                            report.delivered += 1;
+                            Some(s.event_id)
+                        }
+                        "rejected" => {
+                            tracing::warn!(event_id = %s.event_id, code = ?s.code, "usage event rejected by the server; dropped");
+                            report.dropped += 1;
+                            Some(s.event_id)
+                        }
+                        // `failed`: not queued; kept and sent again.
+                        _ => None,
+                    })
+                    .collect(),
+                UsageOutcome::Invalid(ids) => {
+                    // Nothing was accepted; the named events never will be. The rest go again.
+                    for id in &ids {
+                        tracing::warn!(event_id = %id, "usage event invalid for the server; dropped");
+                    }
+                    report.dropped += ids.len();
+                    ids.into_iter().collect()
+                }
+            };
+            self.remove(&batches, &done)?;
+            if done.len() < sent {
+                // Some were not queued (503): stop here and let the caller back off.
+                report.remaining = self.pending();
+                return Ok(report);
+            }
+        }
+    }
+
+    fn remove(&self, batches: &[(PathBuf, Batch)], done: &HashSet<String>) -> Result<(), NetError> {
+        for (path, batch) in batches {
+            let rest: Vec<UsageEvent> = batch
+                .events
+                .iter()
+                .filter(|e| !done.contains(&e.event_id))
+                .cloned()
+                .collect();
+            if rest.len() == batch.events.len() {
+                continue;
+            }
+            let result = if rest.is_empty() {
+                fs::remove_file(path).map_err(|e| e.to_string())
+            } else {
+                persist::save(path, &Batch { events: rest }).map_err(|e| e.to_string())
+            };
+            if let Err(e) = result {
+                // Delivered events stay in the file and are sent again: harmless (deduplicated).
+                tracing::warn!(error = %e, "could not update the usage buffer");
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards in the background: after `wake` or every `every`, with backoff while the server
+    /// cannot be reached.
+    pub async fn forward_forever(
+        &self,
+        client: &LicenseClient,
+        wake: &tokio::sync::Notify,
+        every: Duration,
+    ) {
+        let mut failures = 0u32;
+        loop {
+            let wait = if failures == 0 {
+                every
+            } else {
+                Duration::from_secs(5u64 << failures.min(6)).min(Duration::from_secs(300))
+            };
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            match self.flush(client).await {
+                Ok(r) if r.remaining == 0 => failures = 0,
+                Ok(r) => {
+                    failures = failures.saturating_add(1);
+                    tracing::info!(remaining = r.remaining, "usage partly delivered; retrying");
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, pending = self.pending(), "usage not delivered; retrying");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use nectar_client::testing::FakeServer;
+    use nectar_client::{ClientConfig, LicenseServer, ManualClock};
+
+    use super::*;
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "nectar-agent-usage-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    fn event(id: &str, quantity: u64) -> UsageEvent {
+        UsageEvent {
+            event_id: id.into(),
+            feature: "workflows".into(),
+            quantity,
+            occurred_at: None,
+            metadata: None,
+        }
+    }
+
+    fn client(server: &Arc<FakeServer>, dir: &Path, clock: &ManualClock) -> LicenseClient {
+        let mut config = ClientConfig::new(server.license_key(), dir);
+        config.jwks = Some(server.signer.jwks());
+        LicenseClient::new(
+            config,
+            Arc::new(clock.clone()),
+            server.clone() as Arc<dyn LicenseServer>,
+        )
+        .expect("client")
+    }
+
+    #[tokio::test]
+    async fn the_usage_buffer_survives_a_restart_and_delivers_every_event_once() {
+        // Arrange: events buffered while the server is unreachable.
+        let clock = ManualClock::at(1_780_272_000);
+        let server = Arc::new(FakeServer::new(Arc::new(clock.clone())));
+        let dir = temp_dir();
+        server.set_reachable(false);
+        {
+            let buffer = UsageBuffer::open(&dir).expect("open");
+            buffer
+                .append((0..150).map(|i| event(&format!("e{i}"), 2)).collect())
+                .expect("append");
+            buffer.append(vec![event("late", 5)]).expect("append");
+            assert!(buffer.flush(&client(&server, &dir, &clock)).await.is_err());
+            assert_eq!(buffer.pending(), 151);
+        } // the agent stops
+        // Act: a new process over the same directory, server reachable again.
+        server.set_reachable(true);
+        let buffer = UsageBuffer::open(&dir).expect("reopen");
+        let report = buffer
+            .flush(&client(&server, &dir, &clock))
+            .await
+            .expect("flush");
+        // Assert
+        assert_eq!(report.delivered, 151);
+        assert_eq!(buffer.pending(), 0);
+        assert_eq!(server.usage_calls(), 2, "100 + 51");
+        let counted = server.counted_usage();
+        assert_eq!(counted.len(), 151);
+        assert_eq!(counted.values().sum::<u64>(), 305);
+    }
+
+    #[tokio::test]
+    async fn a_resend_after_a_crash_between_delivery_and_removal_counts_once() {
+        let clock = ManualClock::at(1_780_272_000);
+        let server = Arc::new(FakeServer::new(Arc::new(clock.clone())));
+        let dir = temp_dir();
+        let buffer = UsageBuffer::open(&dir).expect("open");
+        buffer
+            .append(vec![event("a", 1), event("b", 2)])
+            .expect("append");
+        let saved: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir.join("usage"))
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| (e.path(), fs::read(e.path()).expect("read")))
+            .collect();
+        buffer
+            .flush(&client(&server, &dir, &clock))
+            .await
+            .expect("flush");
+        // The crash: the files come back as if the removal never happened.
+        for (path, bytes) in saved {
+            fs::write(path, bytes).expect("restore");
+        }
+        buffer
+            .flush(&client(&server, &dir, &clock))
+            .await
+            .expect("flush");
+        assert_eq!(buffer.pending(), 0);
+        assert_eq!(server.counted_usage().values().sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn a_damaged_batch_file_is_set_aside_not_sent() {
+        let dir = temp_dir();
+        let buffer = UsageBuffer::open(&dir).expect("open");
+        buffer.append(vec![event("a", 1)]).expect("append");
+        let file = fs::read_dir(dir.join("usage"))
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .next()
+            .expect("file");
+        fs::write(
+            &file,
+            b"{\"format\":\"nectar-sealed/1\",\"sha256\":\"00\",\"payload\":\"{}\"}",
+        )
+        .expect("damage");
+        assert_eq!(buffer.pending(), 0);
+        assert!(file.with_extension("corrupt").exists());
+    }
+}
