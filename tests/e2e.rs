@@ -51,6 +51,15 @@ async fn issue_validate_heartbeat_revoke_then_validate_says_revoked() {
     );
     assert_eq!(hb["installation"]["id"], "inst-a");
     assert_eq!(hb["heartbeat"]["intervalSeconds"], 3600);
+    // ... and hands out a lease bound to it, which the published JWKS verifies.
+    let lease = hb["lease"]["token"].as_str().expect("a lease");
+    let claims = api.verify_with_jwks(lease).await;
+    assert_eq!(
+        (&claims["typ"], &claims["lid"], &claims["iid"]),
+        (&json!("lease"), &json!(id), &json!("inst-a"))
+    );
+    let again = api.heartbeat(&key, "inst-a").await;
+    assert_eq!(again["lease"]["token"], hb["lease"]["token"], "reused");
     // Revoke.
     let (status, r) = api
         .admin_post(
@@ -72,6 +81,7 @@ async fn issue_validate_heartbeat_revoke_then_validate_says_revoked() {
     );
     let hb = api.heartbeat(&key, "inst-a").await;
     assert_eq!(hb["code"], "REVOKED", "{hb}");
+    assert!(hb.get("lease").is_none(), "no lease once revoked: {hb}");
     // The admin lookup shows the installation and the audit trail.
     let customer = license["customerId"].as_str().expect("customer");
     let (status, look) = api.admin_get(&format!("/api/license/{customer}")).await;

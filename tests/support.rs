@@ -62,6 +62,29 @@ impl Api {
         )
     }
 
+    /// Verifies an ES256 token offline against the stack's published JWKS (standard library, alg
+    /// pinned) and returns its claims.
+    pub async fn verify_with_jwks(&self, token: &str) -> Value {
+        let (_, jwks, _) = self
+            .send(reqwest::Method::GET, "/.well-known/jwks.json", None, None)
+            .await;
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).expect("a JWK set");
+        let kid = jsonwebtoken::decode_header(token)
+            .expect("header")
+            .kid
+            .expect("kid");
+        let jwk = set.find(&kid).expect("the token's kid is published");
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_issuer(&[self.issuer.as_str()]);
+        jsonwebtoken::decode::<Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("jwk"),
+            &validation,
+        )
+        .expect("verifies offline")
+        .claims
+    }
+
     /// POST JSON without credentials.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let (s, v, _) = self

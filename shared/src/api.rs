@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::service::admin::{IssueCommand, NewCustomer, Term};
 use crate::service::check::Code;
-use crate::service::heartbeat::{Beat, HeartbeatCommand};
+use crate::service::heartbeat::{Beat, HeartbeatCommand, Signal};
 use crate::service::validate::{Checked, ValidateCommand};
 use crate::token::{Jwks, LicenseKey};
 
@@ -92,6 +92,9 @@ pub struct HeartbeatRequest {
     /// Current gauge readings (`users`, `storage_gb`).
     #[serde(default)]
     pub gauges: Option<crate::domain::Gauges>,
+    /// Integrity signals the installation raises (`CLOCK_TAMPERED`).
+    #[serde(default)]
+    pub signals: Vec<String>,
 }
 
 impl TryFrom<HeartbeatRequest> for HeartbeatCommand {
@@ -107,8 +110,32 @@ impl TryFrom<HeartbeatRequest> for HeartbeatCommand {
                 .domain
                 .map(|d| parse("domain", Hostname::parse(&d)))
                 .transpose()?,
+            signals: parse_signals(&r.signals)?,
         })
     }
+}
+
+fn parse_signals(raw: &[String]) -> Result<Vec<Signal>, DomainError> {
+    if raw.len() > 8 {
+        return Err(DomainError::InvalidValue {
+            field: "signals",
+            message: "at most 8 signals".into(),
+        });
+    }
+    let mut out: Vec<Signal> = Vec::new();
+    for name in raw {
+        let signal = Signal::parse(name).ok_or_else(|| DomainError::InvalidValue {
+            field: "signals",
+            message: format!(
+                "unknown signal `{}`; known: CLOCK_TAMPERED",
+                name.chars().take(40).collect::<String>()
+            ),
+        })?;
+        if !out.contains(&signal) {
+            out.push(signal);
+        }
+    }
+    Ok(out)
 }
 
 /// `POST /api/revoke`.
@@ -379,6 +406,23 @@ pub struct HeartbeatResponse {
     pub installation: Option<InstallationView>,
     /// When to beat next.
     pub heartbeat: HeartbeatTiming,
+    /// The installation's lease, when `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseView>,
+}
+
+/// A lease as handed to its installation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseView {
+    /// The signed lease (compact JWS, `typ: lease`).
+    pub token: String,
+    /// `iat`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// `exp`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }
 
 impl HeartbeatResponse {
@@ -395,6 +439,11 @@ impl HeartbeatResponse {
                 interval_seconds: interval.whole_seconds(),
                 next_due_at: beat.next_due_at,
             },
+            lease: beat.lease.as_ref().map(|l| LeaseView {
+                token: l.token.expose().to_owned(),
+                issued_at: l.issued_at,
+                expires_at: l.expires_at,
+            }),
         }
     }
 }

@@ -52,3 +52,14 @@ pub fn usage_queue(
         config.usage_queue_url()?,
     ))
 }
+
+/// The events topic at `EVENTS_TOPIC_ARN`.
+pub fn events_topic(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<crate::adapters::sns::SnsPublisher, InitError> {
+    Ok(crate::adapters::sns::SnsPublisher::new(
+        aws_sdk_sns::Client::new(sdk),
+        config.events_topic_arn()?,
+    ))
+}

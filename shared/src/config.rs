@@ -34,6 +34,7 @@ pub struct Config {
     deployed_version: String,
     usage_queue_url: Option<String>,
     usage_group_concurrency: usize,
+    events_topic_arn: Option<String>,
 }
 
 /// Default `iss` claim.
@@ -86,6 +87,7 @@ impl Config {
             admin,
             heartbeat_interval_seconds,
             usage_queue_url: get("USAGE_QUEUE_URL"),
+            events_topic_arn: get("EVENTS_TOPIC_ARN"),
             usage_group_concurrency: match get("USAGE_GROUP_CONCURRENCY") {
                 None => DEFAULT_USAGE_GROUP_CONCURRENCY,
                 Some(v) => {
@@ -131,6 +133,13 @@ impl Config {
         self.usage_queue_url
             .as_deref()
             .ok_or(ConfigError::Missing("USAGE_QUEUE_URL"))
+    }
+
+    /// `EVENTS_TOPIC_ARN`: the SNS topic lifecycle notices are published to.
+    pub fn events_topic_arn(&self) -> Result<&str, ConfigError> {
+        self.events_topic_arn
+            .as_deref()
+            .ok_or(ConfigError::Missing("EVENTS_TOPIC_ARN"))
     }
 
     /// `USAGE_GROUP_CONCURRENCY` (1..=32, default 8): counters written at once per batch.

@@ -14,8 +14,9 @@ use p256::elliptic_curve::sec1::ToSec1Point;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::{CustomerId, DomainPattern, Feature, LicenseId};
-use crate::domain::plan::Limits;
+use crate::domain::ids::{CustomerId, DomainPattern, Feature, InstallationId, LicenseId};
+use crate::domain::license::LicenseStatus;
+use crate::domain::plan::{Limits, Plan};
 use crate::domain::ports::TokenSigner;
 
 /// KMS signs at most 4096 bytes with `MessageType=RAW`; we refuse larger input up front.
@@ -58,6 +59,42 @@ pub struct LicenseClaims {
     pub limits: Limits,
     /// Domain restrictions at issuance (empty: any domain).
     pub domain_restrictions: Vec<DomainPattern>,
+}
+
+/// The claims of an installation lease: what an installation may do offline until `exp`, bound to
+/// one license and one installation. Agents verify it against the JWKS with no network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseClaims {
+    /// Issuer; must equal the configured issuer.
+    pub iss: String,
+    /// Token kind; must be [`TokenKind::Lease`].
+    pub typ: TokenKind,
+    /// This lease's own id (UUIDv7).
+    pub jti: String,
+    /// The license id.
+    pub lid: LicenseId,
+    /// The installation the lease is bound to.
+    pub iid: InstallationId,
+    /// Customer id.
+    pub cid: CustomerId,
+    /// Plan of the license.
+    pub plan: Plan,
+    /// License status when signed (always `active`: other states get no lease).
+    pub status: LicenseStatus,
+    /// Entitled features.
+    pub feat: Vec<Feature>,
+    /// Limits.
+    pub limits: Limits,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Lease expiry (Unix seconds); never after the license's own expiry.
+    pub exp: i64,
+    /// Server time when signed (Unix seconds): a trusted time reading for clock-tamper checks.
+    pub ts: i64,
+    /// The license's expiry (Unix seconds).
+    pub lexp: i64,
+    /// Offline grace after `exp`, in seconds (plan setting).
+    pub grace: i64,
 }
 
 /// A license key as received. Its `Debug` never prints the token: keys must stay out of logs.
@@ -264,6 +301,15 @@ impl KeyRing {
         Ok(claims)
     }
 
+    /// Verifies a lease offline, like [`KeyRing::verify_license`] but requiring kind `lease`.
+    pub fn verify_lease(&self, token: &str) -> Result<LeaseClaims, KeyRejection> {
+        let claims: LeaseClaims = self.verify(token)?;
+        if claims.typ != TokenKind::Lease {
+            return Err(KeyRejection::WrongKind);
+        }
+        Ok(claims)
+    }
+
     fn verify<C: serde::de::DeserializeOwned + HasKind>(
         &self,
         token: &str,
@@ -318,6 +364,10 @@ pub trait HasKind {
 
 impl HasKind for LicenseClaims {
     const KIND: TokenKind = TokenKind::License;
+}
+
+impl HasKind for LeaseClaims {
+    const KIND: TokenKind = TokenKind::Lease;
 }
 
 #[derive(Deserialize)]

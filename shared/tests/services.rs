@@ -45,6 +45,7 @@ fn beat_cmd(key: &LicenseKey, inst: &str) -> HeartbeatCommand {
         version: "1.4.2".into(),
         domain: None,
         gauges: Default::default(),
+        signals: Vec::new(),
     }
 }
 
@@ -167,6 +168,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
     let stack = Stack::new().await;
     let issued = issue(&stack, Plan::Professional, |_| {}).await;
     let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
     let cmd = validate_cmd(&issued.key, "i-1");
     assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Valid);
     // Act
@@ -187,6 +189,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
     let beat = heartbeat(
         &ring,
         &stack.store,
+        &signer,
         &beat_cmd(&issued.key, "i-1"),
         Duration::hours(1),
         NOW,
@@ -373,8 +376,9 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
     let stack = Stack::new().await;
     let issued = issue(&stack, Plan::Starter, |_| {}).await;
     let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
     let cmd = beat_cmd(&issued.key, "i-1");
-    let beat = |at| heartbeat(&ring, &stack.store, &cmd, Duration::hours(1), at);
+    let beat = |at| heartbeat(&ring, &stack.store, &signer, &cmd, Duration::hours(1), at);
     stack.calls.reset();
     // Act
     let first = beat(NOW).await.expect("first");
@@ -399,7 +403,8 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
         1,
         "one seat, not two"
     );
-    // First contact: read, take a seat, record the installation. Later: read, refresh.
+    // First contact: read, take a seat, record the installation, sign and store its lease.
+    // Later (lease still fresh): read, refresh — no signing.
     let calls = |pairs: &[(&str, usize)]| {
         pairs
             .iter()
@@ -411,12 +416,17 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
         calls(&[
             ("DynamoDB.BatchGetItem", 1),
             ("DynamoDB.PutItem", 1),
-            ("DynamoDB.UpdateItem", 2)
+            ("DynamoDB.UpdateItem", 3),
+            ("KMS.Sign", 1)
         ])
     );
     assert_eq!(
         later_calls,
         calls(&[("DynamoDB.BatchGetItem", 1), ("DynamoDB.UpdateItem", 1)])
+    );
+    assert_eq!(
+        first.lease, later.lease,
+        "the fresh lease is handed out again"
     );
 }
 
@@ -425,6 +435,7 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
     let stack = Stack::new().await;
     let issued = issue(&stack, Plan::Starter, |c| c.limits.installations = Some(2)).await;
     let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
     for (inst, expected) in [
         ("i-1", Code::Valid),
         ("i-2", Code::Valid),
@@ -433,6 +444,7 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
         let beat = heartbeat(
             &ring,
             &stack.store,
+            &signer,
             &beat_cmd(&issued.key, inst),
             Duration::hours(1),
             NOW,
@@ -551,9 +563,11 @@ async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
     let stack = Stack::new().await;
     let issued = issue(&stack, Plan::Starter, |_| {}).await;
     let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
     heartbeat(
         &ring,
         &stack.store,
+        &signer,
         &beat_cmd(&issued.key, "i-1"),
         Duration::hours(1),
         NOW,
@@ -582,5 +596,124 @@ async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
             .await
             .expect("read")
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_lease_is_bound_to_its_installation_and_resigned_only_past_half_its_life() {
+    // Arrange
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
+    let cmd = beat_cmd(&issued.key, "i-1");
+    let beat = |at| heartbeat(&ring, &stack.store, &signer, &cmd, Duration::hours(1), at);
+    let ttl = Plan::Professional.policy().lease_ttl;
+    // Act
+    let first = beat(NOW).await.expect("first").lease.expect("a lease");
+    stack.calls.reset();
+    let before_half = beat(NOW + ttl / 2 - Duration::minutes(1))
+        .await
+        .expect("beat")
+        .lease
+        .expect("a lease");
+    let signs_before_half = stack.calls.count("KMS.Sign");
+    let past_half = beat(NOW + ttl / 2 + Duration::minutes(1))
+        .await
+        .expect("beat")
+        .lease
+        .expect("a lease");
+    let signs_total = stack.calls.count("KMS.Sign");
+    // Assert
+    let claims = ring.verify_lease(first.token.expose()).expect("verifies");
+    assert_eq!(claims.typ, TokenKind::Lease);
+    assert_eq!(claims.lid, issued.license.id);
+    assert_eq!(claims.iid.as_str(), "i-1");
+    assert_eq!(claims.cid, issued.customer.id);
+    assert_eq!(
+        (claims.iat, claims.ts),
+        (NOW.unix_timestamp(), NOW.unix_timestamp())
+    );
+    assert_eq!(claims.exp, (NOW + ttl).unix_timestamp());
+    assert_eq!(claims.lexp, issued.license.expires_at.unix_timestamp());
+    assert_eq!(
+        claims.grace,
+        Plan::Professional.policy().offline_grace.whole_seconds()
+    );
+    assert_eq!(
+        claims.feat,
+        issued.license.features.iter().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(before_half, first, "more than half its life left: reused");
+    assert_eq!(signs_before_half, 0);
+    assert_ne!(past_half, first, "less than half its life left: re-signed");
+    assert_eq!(signs_total, 1);
+    assert_eq!(
+        past_half.expires_at,
+        NOW + ttl / 2 + Duration::minutes(1) + ttl
+    );
+    // Neither kind of token passes as the other.
+    assert!(
+        ring.verify_license(&LicenseKey::new(first.token.expose()))
+            .is_err()
+    );
+    assert!(ring.verify_lease(issued.key.expose()).is_err());
+}
+
+#[tokio::test]
+async fn a_lease_never_outlives_its_license() {
+    // Arrange: a license with a day left, shorter than the lease lifetime.
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |c| {
+        c.term = shared::service::admin::Term::Until(NOW + Duration::days(1));
+    })
+    .await;
+    let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
+    // Act
+    let beat = heartbeat(
+        &ring,
+        &stack.store,
+        &signer,
+        &beat_cmd(&issued.key, "i-1"),
+        Duration::hours(1),
+        NOW,
+    )
+    .await
+    .expect("beat");
+    // Assert
+    let lease = beat.lease.expect("a lease");
+    assert_eq!(lease.expires_at, issued.license.expires_at);
+}
+
+#[tokio::test]
+async fn a_clock_tamper_signal_is_recorded_in_the_license_audit_trail() {
+    // Arrange
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
+    let mut cmd = beat_cmd(&issued.key, "i-1");
+    cmd.signals = vec![shared::service::heartbeat::Signal::ClockTampered];
+    // Act
+    let beat = heartbeat(&ring, &stack.store, &signer, &cmd, Duration::hours(1), NOW)
+        .await
+        .expect("beat");
+    // Assert
+    assert_eq!(beat.verdict.code, Code::Valid);
+    let (_, licenses) = lookup_customer(&stack.store, &issued.customer.id)
+        .await
+        .expect("lookup");
+    let signal = licenses[0]
+        .audit
+        .iter()
+        .find(|e| e.action == "installation.signal")
+        .expect("the signal is audited");
+    assert!(
+        signal
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("CLOCK_TAMPERED")),
+        "{signal:?}"
     );
 }

@@ -526,6 +526,7 @@ async fn gauges_keep_each_installations_latest_reading_and_sum_the_active_ones()
         .issue(Plan::Starter, NOW, |c| c.limits.installations = Some(3))
         .await;
     let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
     let beat = |inst: &str, users: Option<u64>, storage: Option<u64>| {
         let cmd = HeartbeatCommand {
             key: issued.key.clone(),
@@ -536,10 +537,11 @@ async fn gauges_keep_each_installations_latest_reading_and_sum_the_active_ones()
                 users,
                 storage_gb: storage,
             },
+            signals: Vec::new(),
         };
-        let (ring, store) = (&ring, &stack.store);
+        let (ring, store, signer) = (&ring, &stack.store, &signer);
         async move {
-            heartbeat(ring, store, &cmd, Duration::hours(1), NOW)
+            heartbeat(ring, store, signer, &cmd, Duration::hours(1), NOW)
                 .await
                 .expect("beat");
         }

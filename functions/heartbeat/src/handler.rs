@@ -5,7 +5,7 @@ use std::sync::Arc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{HeartbeatRequest, HeartbeatResponse};
-use shared::domain::ports::{AuditLog, Clock, InstallationRegistry, LicenseReader};
+use shared::domain::ports::{AuditLog, Clock, InstallationRegistry, LicenseReader, TokenSigner};
 use shared::http::{self, ApiError};
 use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
 use shared::token::KeyRing;
@@ -16,6 +16,8 @@ pub struct Deps<S> {
     pub ring: KeyRing,
     /// License reads and installation writes.
     pub store: S,
+    /// Signs leases (KMS).
+    pub signer: Arc<dyn TokenSigner>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Heartbeat interval advertised to installations.
@@ -37,7 +39,15 @@ where
     http::require_method(req, &Method::POST)?;
     let cmd = HeartbeatCommand::try_from(http::parse_json::<HeartbeatRequest>(req)?)?;
     let now = deps.clock.now();
-    let beat = heartbeat(&deps.ring, &deps.store, &cmd, deps.interval, now).await?;
+    let beat = heartbeat(
+        &deps.ring,
+        &deps.store,
+        deps.signer.as_ref(),
+        &cmd,
+        deps.interval,
+        now,
+    )
+    .await?;
     Ok(http::json(
         StatusCode::OK,
         &HeartbeatResponse::new(&beat, deps.interval, now),
@@ -47,6 +57,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ring_claims(ring: &KeyRing, body: &serde_json::Value) -> shared::token::LeaseClaims {
+        let token = body["lease"]["token"].as_str().expect("a lease");
+        ring.verify_lease(token).expect("a lease our ring verifies")
+    }
     use shared::domain::ports::SystemClock;
     use shared::domain::{DomainPattern, Plan};
     use shared::testing::{Stack, apigw_v2, body_json};
@@ -65,6 +80,7 @@ mod tests {
         let deps = Deps {
             ring: stack.key_ring().await,
             store: stack.store.clone(),
+            signer: Arc::new(stack.signer().await),
             clock: Arc::new(SystemClock),
             interval: time::Duration::minutes(10),
         };
@@ -88,10 +104,15 @@ mod tests {
         assert_eq!(body["installation"]["id"], "node-7");
         assert_eq!(body["installation"]["domain"], "app.acme.com");
         assert_eq!(body["heartbeat"]["intervalSeconds"], 600);
-        // One license+installation read, one seat claim, one installation write, one audit entry.
+        // One license+installation read, one seat claim, one installation write, one audit
+        // entry, and the first lease: one signature, one write.
         assert_eq!(stack.calls.count("DynamoDB.BatchGetItem"), 1);
-        assert_eq!(stack.calls.count("DynamoDB.UpdateItem"), 2);
+        assert_eq!(stack.calls.count("DynamoDB.UpdateItem"), 3);
         assert_eq!(stack.calls.count("DynamoDB.PutItem"), 1);
-        assert_eq!(stack.calls.count("KMS."), 0);
+        assert_eq!(stack.calls.count("KMS."), 1);
+        assert_eq!(stack.calls.count("KMS.Sign"), 1);
+        let lease = ring_claims(&deps.ring, &body);
+        assert_eq!(lease.iid.as_str(), "node-7");
+        assert_eq!(lease.lid, issued.license.id);
     }
 }

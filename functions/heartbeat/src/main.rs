@@ -1,4 +1,5 @@
-//! `POST /api/heartbeat`: wiring only. The key ring is loaded here, once per container.
+//! `POST /api/heartbeat`: wiring only. The key ring and the KMS signer (for leases) are resolved
+//! here, once per container.
 
 mod handler;
 
@@ -16,6 +17,7 @@ async fn main() -> Result<(), Error> {
     let deps = handler::Deps {
         ring: shared::aws::key_ring(&sdk, &config).await?,
         store: shared::aws::store(&sdk, &config)?,
+        signer: Arc::new(shared::aws::signer(&sdk, &config).await?),
         clock: Arc::new(SystemClock),
         interval: config.heartbeat_interval(),
     };

@@ -115,6 +115,50 @@ pub struct Installation {
     pub last_seen_at: OffsetDateTime,
     /// Latest gauge readings reported.
     pub gauges: super::usage::Gauges,
+    /// The lease most recently signed for it, reused until half its life has passed.
+    pub lease: Option<Lease>,
+}
+
+/// A signed installation lease as stored with its installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The compact JWS.
+    pub token: LeaseToken,
+    /// `iat` (whole seconds).
+    pub issued_at: OffsetDateTime,
+    /// `exp` (whole seconds).
+    pub expires_at: OffsetDateTime,
+}
+
+impl Lease {
+    /// Whether the lease still has more than half its life left at `now`: then it is handed out
+    /// again instead of signing a new one, so KMS signing scales with installations, not calls.
+    pub fn reusable_at(&self, now: OffsetDateTime) -> bool {
+        let life = self.expires_at - self.issued_at;
+        self.expires_at - now > life / 2
+    }
+}
+
+/// A lease token. Its `Debug` never prints the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    /// Wraps a signed token.
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    /// The token text, for the installation it belongs to.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseToken(<redacted>)")
+    }
 }
 
 /// A paying organisation.

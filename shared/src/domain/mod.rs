@@ -3,6 +3,7 @@
 pub mod error;
 pub mod ids;
 pub mod license;
+pub mod lifecycle;
 pub mod plan;
 pub mod ports;
 pub mod usage;
@@ -12,7 +13,8 @@ pub use ids::{
     CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId, ParseError,
 };
 pub use license::{
-    Actor, AuditEntry, Customer, Installation, InstallationStatus, License, LicenseStatus,
+    Actor, AuditEntry, Customer, Installation, InstallationStatus, Lease, LeaseToken, License,
+    LicenseStatus,
 };
-pub use plan::{LimitOverrides, Limits, Plan};
+pub use plan::{LimitOverrides, Limits, Plan, PlanPolicy};
 pub use usage::{EventId, FeatureUsage, GaugeUsage, Gauges, Period, UsageEvent};

@@ -141,6 +141,45 @@ impl Plan {
     }
 }
 
+/// Time-based rules of a plan: how long installations may work offline and how the lifecycle job
+/// treats expiry and silence. One table so every consumer (heartbeat, lifecycle, agents through
+/// lease claims) reads the same numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanPolicy {
+    /// Lifetime of a lease signed at a heartbeat (capped by the license's own expiry).
+    pub lease_ttl: time::Duration,
+    /// After a lease expires, how long an offline installation keeps already-running work alive.
+    pub offline_grace: time::Duration,
+    /// After `expiresAt`, how long before the lifecycle job marks the license `expired`.
+    pub expiry_grace: time::Duration,
+    /// An installation silent for longer than this loses its seat (set `inactive`). Equal to the
+    /// lease lifetime: a seat is never given away while its holder can still hold a valid lease.
+    pub heartbeat_window: time::Duration,
+}
+
+/// Bounds on [`PlanPolicy::heartbeat_window`]: below an hour a single missed hourly beat would
+/// cull; above 30 days dead installations hold seats for a whole billing period.
+pub const HEARTBEAT_WINDOW_BOUNDS: (time::Duration, time::Duration) =
+    (time::Duration::HOUR, time::Duration::days(30));
+
+impl Plan {
+    /// The plan's time rules.
+    pub fn policy(self) -> PlanPolicy {
+        let lease_ttl = time::Duration::hours(72);
+        let (offline_grace, expiry_grace) = match self {
+            Self::Starter => (time::Duration::hours(24), time::Duration::ZERO),
+            Self::Professional => (time::Duration::hours(72), time::Duration::days(3)),
+            Self::Enterprise => (time::Duration::days(7), time::Duration::days(7)),
+        };
+        PlanPolicy {
+            lease_ttl,
+            offline_grace,
+            expiry_grace,
+            heartbeat_window: lease_ttl.clamp(HEARTBEAT_WINDOW_BOUNDS.0, HEARTBEAT_WINDOW_BOUNDS.1),
+        }
+    }
+}
+
 /// Whether `feature` is one the product knows.
 pub fn is_known_feature(feature: &Feature) -> bool {
     KNOWN_FEATURES.contains(&feature.as_str())
@@ -171,6 +210,16 @@ mod tests {
             let (l, h) = (lo.default_limits(), hi.default_limits());
             assert!(l.workflows_per_month < h.workflows_per_month);
             assert!(l.installations < h.installations);
+        }
+    }
+
+    #[test]
+    fn no_plan_culls_an_installation_that_may_still_hold_a_valid_lease() {
+        for plan in Plan::ALL {
+            let p = plan.policy();
+            assert!(p.heartbeat_window >= p.lease_ttl, "{plan:?}");
+            assert!(p.heartbeat_window >= HEARTBEAT_WINDOW_BOUNDS.0, "{plan:?}");
+            assert!(p.heartbeat_window <= HEARTBEAT_WINDOW_BOUNDS.1, "{plan:?}");
         }
     }
 

@@ -139,7 +139,7 @@ pub struct HeartbeatReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeatClaim {
     /// The installation holds a seat now (new, revived, or it already held one).
-    Seated(Installation),
+    Seated(Box<Installation>),
     /// Every seat is taken; nothing was written.
     SeatsFull,
 }
@@ -161,6 +161,15 @@ pub trait InstallationRegistry: Send + Sync {
 
     /// Every installation of the license, active and inactive (strongly consistent).
     async fn installations(&self, license: &LicenseId) -> Result<Vec<Installation>, StoreError>;
+
+    /// Stores the lease just signed for a seated installation, replacing the previous one. A
+    /// lease that could not be stored is still valid; the next beat merely signs another.
+    async fn record_lease(
+        &self,
+        license: &LicenseId,
+        installation: &InstallationId,
+        lease: &crate::domain::Lease,
+    ) -> Result<(), StoreError>;
 }
 
 /// A license with everything support needs to see about it.
@@ -245,4 +254,114 @@ pub trait UsageLedger: Send + Sync {
         quantity: u64,
         limit: u64,
     ) -> Result<Option<u64>, StoreError>;
+}
+
+/// A license as the lifecycle job sees it: the record plus the notices already claimed or sent
+/// for it (kept on the license item, so a candidate whose notice is sent costs no write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The license.
+    pub license: License,
+    /// Notice ledger entries by idempotency id.
+    pub notices: std::collections::BTreeMap<String, crate::domain::lifecycle::NoticeState>,
+}
+
+/// One page of a sweep, and where the next page starts (`None`: the sweep reached the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepPage<T> {
+    /// The items, in index order.
+    pub items: Vec<T>,
+    /// Opaque position after the last item, if more may follow.
+    pub next: Option<String>,
+}
+
+/// The indexes the lifecycle job sweeps (never a table scan), and where each sweep stopped.
+#[async_trait]
+pub trait LifecycleIndex: Send + Sync {
+    /// Licenses in `status` whose expiry is in `[from, to]`, by expiry then id, starting after
+    /// `after`; at most `limit`.
+    async fn licenses_by_expiry(
+        &self,
+        status: LicenseStatus,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SweepPage<Candidate>, StoreError>;
+
+    /// Active installations whose last heartbeat is at or before `seen_before`, oldest first.
+    async fn silent_installations(
+        &self,
+        seen_before: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SweepPage<Installation>, StoreError>;
+
+    /// This period's totals of `feature` for each license (absent counters are 0).
+    async fn usage_totals(
+        &self,
+        licenses: &[LicenseId],
+        feature: &crate::domain::Feature,
+        period: crate::domain::Period,
+    ) -> Result<std::collections::HashMap<LicenseId, u64>, StoreError>;
+
+    /// Where the sweep named `job` stopped last run.
+    async fn cursor(&self, job: &str) -> Result<Option<String>, StoreError>;
+
+    /// Records where the sweep stopped (`None`: start over next run).
+    async fn save_cursor(&self, job: &str, cursor: Option<&str>) -> Result<(), StoreError>;
+
+    /// Frees the seat of an installation that stopped heartbeating: `inactive`, seat count −1 and
+    /// the audit entry, atomically — only if it is still active and has not beaten since
+    /// `installation.last_seen_at`. `false` (nothing written) otherwise.
+    async fn deactivate_installation(
+        &self,
+        installation: &Installation,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Whether this run may send a notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeClaim {
+    /// Yes: no one sent it and no live claim is held.
+    Claimed,
+    /// No: it was sent, or another run holds a live claim on it.
+    Taken,
+}
+
+/// Records which notices were sent, so each goes out once however often the job runs. A claim
+/// (conditional write) comes before publishing and a "sent" mark after it: a run that crashes in
+/// between leaves a claim that expires, and the next run re-sends with the same idempotency id.
+#[async_trait]
+pub trait NoticeLedger: Send + Sync {
+    /// Claims notice `id` of `license` until `until`, unless sent or claimed by a live claim.
+    async fn claim_notice(
+        &self,
+        license: &LicenseId,
+        id: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<NoticeClaim, StoreError>;
+
+    /// Marks notice `id` sent.
+    async fn mark_notice_sent(
+        &self,
+        license: &LicenseId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// Why an event could not be published.
+#[derive(Debug, thiserror::Error)]
+#[error("event not published")]
+pub struct PublishError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Publishes notices as structured events (SNS in production): the seam where e-mail and
+/// webhooks subscribe.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one notice.
+    async fn publish(&self, notice: &crate::domain::lifecycle::Notice) -> Result<(), PublishError>;
 }

@@ -1,19 +1,43 @@
 //! `heartbeat`: an installation says it is alive. First contact registers it, taking a seat
 //! atomically; later beats refresh last-seen. A revoked or suspended license says so here, which is
-//! how a running installation learns of a revocation.
+//! how a running installation learns of a revocation. A beat that holds a seat under a usable
+//! license also gets a lease (see [`crate::token::LeaseClaims`]), re-signed only when the stored one
+//! has less than half its life left.
 
 use time::{Duration, OffsetDateTime};
 
 use super::check::{self, Code, Verdict};
 use crate::domain::license::whole_seconds;
 use crate::domain::ports::{
-    AuditLog, HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim,
+    AuditLog, HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim, TokenSigner,
 };
 use crate::domain::{Actor, AuditEntry};
 use crate::domain::{
-    DomainError, Hostname, Installation, InstallationId, InstallationStatus, License,
+    DomainError, Hostname, Installation, InstallationId, InstallationStatus, Lease, LeaseToken,
+    License, LicenseStatus,
 };
-use crate::token::{KeyRing, LicenseKey};
+use crate::token::{KeyRing, LeaseClaims, LicenseKey, TokenKind, sign_jwt};
+
+/// Something an installation reports about itself on a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Its local clock went backwards past its tolerance (a rollback to stretch a lease).
+    ClockTampered,
+}
+
+impl Signal {
+    /// Parses the API name (`CLOCK_TAMPERED`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw == "CLOCK_TAMPERED").then_some(Self::ClockTampered)
+    }
+
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClockTampered => "CLOCK_TAMPERED",
+        }
+    }
+}
 
 /// A parsed heartbeat request.
 #[derive(Debug, Clone)]
@@ -28,6 +52,8 @@ pub struct HeartbeatCommand {
     pub domain: Option<Hostname>,
     /// Gauge readings (`users`, `storage_gb`), if reported.
     pub gauges: crate::domain::Gauges,
+    /// Integrity signals raised by the installation (recorded in the audit trail).
+    pub signals: Vec<Signal>,
 }
 
 /// The answer to a heartbeat.
@@ -41,6 +67,8 @@ pub struct Beat {
     pub installation: Option<Installation>,
     /// When the next heartbeat is due.
     pub next_due_at: OffsetDateTime,
+    /// The installation's lease, when the verdict is `VALID` and one could be signed.
+    pub lease: Option<Lease>,
 }
 
 /// Runs the validate checks (without feature), then records the beat.
@@ -48,6 +76,7 @@ pub struct Beat {
 pub async fn heartbeat<S>(
     ring: &KeyRing,
     store: &S,
+    signer: &dyn TokenSigner,
     cmd: &HeartbeatCommand,
     interval: Duration,
     now: OffsetDateTime,
@@ -61,6 +90,7 @@ where
         license,
         installation,
         next_due_at,
+        lease: None,
     };
     let claims = match ring.verify_license(&cmd.key) {
         Ok(c) => c,
@@ -76,6 +106,20 @@ where
         );
         return Ok(answer(v, None, None));
     };
+    for signal in &cmd.signals {
+        let entry = AuditEntry {
+            action: "installation.signal".into(),
+            actor: Actor::installation(&cmd.installation_id),
+            reason: Some(format!("{}; version {}", signal.as_str(), cmd.version)),
+            from: None,
+            to: None,
+            at: whole_seconds(now),
+        };
+        tracing::warn!(license_id = %license.id, signal = signal.as_str(), "installation raised a signal");
+        if let Err(e) = store.append(&license.id, &entry).await {
+            tracing::error!(error = %e, license_id = %license.id, "audit entry not written");
+        }
+    }
     if let Err(v) = check::check_license(&claims, &license, cmd.domain.as_ref(), None, now) {
         if v.code == Code::InvalidKey {
             return Ok(answer(v, None, None));
@@ -106,7 +150,8 @@ where
             .claim_seat(&report, license.limits.installations)
             .await?
         {
-            SeatClaim::Seated(mut i) => {
+            SeatClaim::Seated(i) => {
+                let mut i = *i;
                 if let Some(before) = &installation {
                     i.first_seen_at = before.first_seen_at;
                 }
@@ -132,7 +177,13 @@ where
         },
     };
     let beat = match recorded {
-        Some(i) => answer(Verdict::valid(), Some(license), Some(i)),
+        Some(mut i) => {
+            let lease = lease_for(store, signer, ring.issuer(), &license, &i, now).await;
+            i.lease.clone_from(&lease);
+            let mut beat = answer(Verdict::valid(), Some(license), Some(i));
+            beat.lease = lease;
+            beat
+        }
         None => {
             let v = check::seats_full(&license);
             answer(v, Some(license), installation)
@@ -140,4 +191,64 @@ where
     };
     tracing::info!(license_id = %claims.jti, code = ?beat.verdict.code, "heartbeat recorded");
     Ok(beat)
+}
+
+/// The stored lease if it is still worth handing out, else a freshly signed (and stored) one.
+/// Signing or storing failures degrade to "no new lease": the installation keeps the one it has.
+async fn lease_for<S>(
+    store: &S,
+    signer: &dyn TokenSigner,
+    issuer: &str,
+    license: &License,
+    installation: &Installation,
+    now: OffsetDateTime,
+) -> Option<Lease>
+where
+    S: InstallationRegistry + ?Sized,
+{
+    if let Some(current) = &installation.lease
+        && current.reusable_at(now)
+        && current.expires_at <= license.expires_at
+    {
+        return Some(current.clone());
+    }
+    let policy = license.plan.policy();
+    let issued_at = whole_seconds(now);
+    let expires_at = (issued_at + policy.lease_ttl).min(license.expires_at);
+    let claims = LeaseClaims {
+        iss: issuer.to_owned(),
+        typ: TokenKind::Lease,
+        jti: uuid::Uuid::now_v7().to_string(),
+        lid: license.id.clone(),
+        iid: installation.id.clone(),
+        cid: license.customer_id,
+        plan: license.plan,
+        status: LicenseStatus::Active,
+        feat: license.features.iter().cloned().collect(),
+        limits: license.limits,
+        iat: issued_at.unix_timestamp(),
+        exp: expires_at.unix_timestamp(),
+        ts: issued_at.unix_timestamp(),
+        lexp: license.expires_at.unix_timestamp(),
+        grace: policy.offline_grace.whole_seconds(),
+    };
+    let token = match sign_jwt(signer, &claims).await {
+        Ok(t) => LeaseToken::new(t),
+        Err(e) => {
+            tracing::error!(error = %e, license_id = %license.id, "lease not signed");
+            return installation.lease.clone().filter(|l| l.expires_at > now);
+        }
+    };
+    let lease = Lease {
+        token,
+        issued_at,
+        expires_at,
+    };
+    if let Err(e) = store
+        .record_lease(&license.id, &installation.id, &lease)
+        .await
+    {
+        tracing::error!(error = %e, license_id = %license.id, "lease not stored");
+    }
+    Some(lease)
 }

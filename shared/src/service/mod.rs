@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod check;
 pub mod heartbeat;
+pub mod lifecycle;
 pub mod usage;
 pub mod validate;

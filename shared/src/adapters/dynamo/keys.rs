@@ -4,10 +4,14 @@
 //! |--------------|--------------------|-----------------------------|-----------------------------|---------------------------------|
 //! | customer     | `CUSTOMER#<cid>`   | `CUSTOMER`                  |                             |                                 |
 //! | license      | `LICENSE#<lid>`    | `LICENSE`                   | `CUSTOMER#<cid>` / `LICENSE#<lid>` | `STATUS#<status>` / `<expiresAt>#<lid>` |
-//! | installation | `LICENSE#<lid>`    | `INSTALLATION#<iid>`        |                             |                                 |
+//! | installation | `LICENSE#<lid>`    | `INSTALLATION#<iid>`        |                             | `SEEN#active` / `<lastSeenAt>#<lid>#<iid>` (active only) |
 //! | audit        | `LICENSE#<lid>` or `CUSTOMER#<cid>` | `AUDIT#<at>#<uuid>` |                             |                                 |
 //! | usage counter | `LICENSE#<lid>` | `USAGE#<feature>#<YYYY-MM>` (total + `d01`..`d31`) |     |                                 |
 //! | event marker | `EVENT#<lid>#<eventId>` | `EVENT` (TTL'd)        |                             |                                 |
+//! | job cursor   | `JOB#<job>`        | `CURSOR`                    |                             |                                 |
+//!
+//! Lifecycle notices are attributes of the license item (`notice:<idempotency id>`), so the
+//! index query that finds a candidate also says which notices it already got.
 //!
 //! A license's installations and audit trail share its partition, so one query returns all of it.
 
@@ -84,6 +88,30 @@ pub fn status_gsi2_pk(status: LicenseStatus) -> String {
 pub fn expiry_gsi2_sk(expires_at: OffsetDateTime, id: &LicenseId) -> String {
     format!("{}#{id}", sortable_time(expires_at))
 }
+
+/// Silence-index partition of active installations (inactive ones leave the index).
+pub const SEEN_GSI2_PK: &str = "SEEN#active";
+
+/// Silence-index sort key: last heartbeat first, so "silent since before T" is one range query.
+pub fn seen_gsi2_sk(at: OffsetDateTime, license: &LicenseId, id: &InstallationId) -> String {
+    format!("{}#{license}#{id}", sortable_time(at))
+}
+
+/// Partition of a lifecycle job's sweep cursor.
+pub fn job_pk(job: &str) -> String {
+    format!("JOB#{job}")
+}
+
+/// Sort key of a sweep cursor.
+pub const JOB_CURSOR_SK: &str = "CURSOR";
+
+/// License-item attribute holding the ledger state of one notice.
+pub fn notice_attribute(idempotency_id: &str) -> String {
+    format!("{NOTICE_PREFIX}{idempotency_id}")
+}
+
+/// Prefix of notice attributes.
+pub const NOTICE_PREFIX: &str = "notice:";
 
 /// RFC 3339 in UTC at whole seconds (`2026-01-31T12:00:00Z`): fixed width, so text order is time
 /// order. Callers pass whole-second times (see `whole_seconds`); sub-seconds are dropped here too.

@@ -4,6 +4,7 @@
 //! seen by the very next request. Every state change and its audit entry go in one transaction.
 
 pub mod keys;
+mod lifecycle;
 pub mod records;
 pub mod schema;
 mod usage;
@@ -380,11 +381,26 @@ fn first_failed(reasons: &[String]) -> bool {
 /// rejects unused names and values, so `#domain` appears only when a domain was reported.
 fn heartbeat_set(report: &HeartbeatReport) -> (String, HashMap<String, String>, Item) {
     let mut attr_names = names(&[("#status", "status")]);
-    let mut set = vec!["last_seen_at = :at", "version = :version"];
+    // An active installation is in the silence index under its latest heartbeat.
+    let mut set = vec![
+        "last_seen_at = :at",
+        "version = :version",
+        "gsi2pk = :seen_pk",
+        "gsi2sk = :seen_sk",
+    ];
     let mut vals = values(vec![
         (":at", time_value(report.at)),
         (":version", s(report.version.clone())),
         (":one", n(1)),
+        (":seen_pk", s(keys::SEEN_GSI2_PK)),
+        (
+            ":seen_sk",
+            s(keys::seen_gsi2_sk(
+                report.at,
+                &report.license_id,
+                &report.installation_id,
+            )),
+        ),
     ]);
     if let Some(users) = report.gauges.users {
         set.push("gauge_users = :gauge_users");
@@ -406,6 +422,35 @@ fn heartbeat_set(report: &HeartbeatReport) -> (String, HashMap<String, String>, 
 impl InstallationRegistry for DynamoStore {
     async fn installations(&self, license: &LicenseId) -> Result<Vec<Installation>, StoreError> {
         self.installations_of(license).await
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %license, installation_id = %installation))]
+    async fn record_lease(
+        &self,
+        license: &LicenseId,
+        installation: &InstallationId,
+        lease: &crate::domain::Lease,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(
+                keys::license_pk(license),
+                keys::installation_sk(installation),
+            )))
+            .update_expression(
+                "SET lease_token = :token, lease_issued_at = :iat, lease_expires_at = :exp",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_values(Some(values(vec![
+                (":token", s(lease.token.expose())),
+                (":iat", time_value(lease.issued_at)),
+                (":exp", time_value(lease.expires_at)),
+            ])))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(license_id = %report.license_id, installation_id = %report.installation_id))]
@@ -480,7 +525,7 @@ impl InstallationRegistry for DynamoStore {
                     if ctx.err().is_conditional_check_failed_exception() =>
                 {
                     if let Some(i) = self.touch(report).await? {
-                        return Ok(SeatClaim::Seated(i));
+                        return Ok(SeatClaim::Seated(Box::new(i)));
                     }
                     tokio::time::sleep(Duration::from_millis(25 * (attempt + 1))).await;
                 }
@@ -529,14 +574,14 @@ impl DynamoStore {
                 .attributes
                 .map(|item| Installation::try_from(from_item::<InstallationRecord>(item)?))
                 .transpose()?
-                .map(SeatClaim::Seated)
+                .map(|i| SeatClaim::Seated(Box::new(i)))
                 .ok_or_else(|| StoreError::Corrupt("UpdateItem returned no attributes".into())),
             Err(SdkError::ServiceError(ctx))
                 if ctx.err().is_conditional_check_failed_exception() =>
             {
                 self.release_seat(license_key).await;
                 Ok(match self.touch(report).await? {
-                    Some(i) => SeatClaim::Seated(i),
+                    Some(i) => SeatClaim::Seated(Box::new(i)),
                     None => SeatClaim::SeatsFull,
                 })
             }

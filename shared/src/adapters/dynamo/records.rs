@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use super::keys;
 use crate::domain::{
     AuditEntry, Customer, CustomerId, DomainPattern, Feature, Hostname, Installation,
-    InstallationId, InstallationStatus, License, LicenseId, LicenseStatus, Limits, Plan,
-    StoreError,
+    InstallationId, InstallationStatus, Lease, LeaseToken, License, LicenseId, LicenseStatus,
+    Limits, Plan, StoreError,
 };
 
 /// Entity tags, so a partition query can tell items apart.
@@ -142,6 +142,20 @@ pub struct InstallationRecord {
     pub gauge_users: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gauge_storage_gb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_token: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub lease_issued_at: Option<OffsetDateTime>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub lease_expires_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<InstallationRecord> for Installation {
@@ -166,6 +180,14 @@ impl TryFrom<InstallationRecord> for Installation {
             gauges: crate::domain::Gauges {
                 users: r.gauge_users,
                 storage_gb: r.gauge_storage_gb,
+            },
+            lease: match (r.lease_token, r.lease_issued_at, r.lease_expires_at) {
+                (Some(token), Some(issued_at), Some(expires_at)) => Some(Lease {
+                    token: LeaseToken::new(token),
+                    issued_at,
+                    expires_at,
+                }),
+                _ => None,
             },
         })
     }

@@ -1,0 +1,382 @@
+//! The lifecycle job's side of DynamoDB: range queries over the status + expiry index and the
+//! silence index, sweep cursors, the notice ledger (attributes of the license item) and seat
+//! release for silent installations.
+//!
+//! Sweeps resume with a key condition (`gsi2sk BETWEEN <after>+" " AND <upper>`) instead of an
+//! `ExclusiveStartKey`, so a cursor saved under yesterday's range is still valid under today's.
+//! Index sort keys never contain a space, so `<after>+" "` sorts right after `<after>`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::records::{AuditRecord, InstallationRecord, LicenseRecord};
+use super::{
+    DynamoStore, Item, TransactError, from_item, keys, names, s, sdk_error, time_value, to_item,
+    values,
+};
+use crate::domain::lifecycle::NoticeState;
+use crate::domain::ports::{Candidate, LifecycleIndex, NoticeClaim, NoticeLedger, SweepPage};
+use crate::domain::{
+    AuditEntry, Feature, Installation, License, LicenseId, LicenseStatus, Period, StoreError,
+};
+
+const CLAIMED: &str = "claimed#";
+const SENT: &str = "sent#";
+
+impl DynamoStore {
+    /// One page of `gsi2` under `pk` with sort keys in `(after, upper]` ∩ `[lower, upper]`.
+    async fn gsi2_page(
+        &self,
+        pk: &str,
+        lower: String,
+        upper: String,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let from = match after {
+            Some(a) if a >= lower.as_str() => format!("{a} "),
+            _ => lower,
+        };
+        if from > upper {
+            return Ok((Vec::new(), false));
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk BETWEEN :from AND :to")
+            .set_expression_attribute_values(Some(values(vec![
+                (":pk", s(pk)),
+                (":from", s(from)),
+                (":to", s(upper)),
+            ])))
+            .limit(i32::try_from(limit.clamp(1, 1_000)).unwrap_or(100))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        Ok((out.items.unwrap_or_default(), more))
+    }
+}
+
+fn sort_key(item: &Item) -> Option<String> {
+    match item.get("gsi2sk") {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn notices_of(item: &Item) -> BTreeMap<String, NoticeState> {
+    item.iter()
+        .filter_map(|(name, value)| {
+            let id = name.strip_prefix(keys::NOTICE_PREFIX)?;
+            let AttributeValue::S(v) = value else {
+                return None;
+            };
+            let state = if v.starts_with(SENT) {
+                NoticeState::Sent
+            } else {
+                let until = v.strip_prefix(CLAIMED)?;
+                NoticeState::Claimed {
+                    until: OffsetDateTime::parse(until, &Rfc3339).ok()?,
+                }
+            };
+            Some((id.to_owned(), state))
+        })
+        .collect()
+}
+
+fn next_of(items: &[Item], more: bool) -> Option<String> {
+    if more {
+        items.last().and_then(sort_key)
+    } else {
+        None
+    }
+}
+
+#[async_trait]
+impl LifecycleIndex for DynamoStore {
+    #[tracing::instrument(skip_all, fields(status = status.as_str(), limit))]
+    async fn licenses_by_expiry(
+        &self,
+        status: LicenseStatus,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SweepPage<Candidate>, StoreError> {
+        let (items, more) = self
+            .gsi2_page(
+                &keys::status_gsi2_pk(status),
+                keys::sortable_time(from),
+                format!("{}#~", keys::sortable_time(to)),
+                after,
+                limit,
+            )
+            .await?;
+        let next = next_of(&items, more);
+        let candidates = items
+            .into_iter()
+            .map(|item| {
+                let notices = notices_of(&item);
+                let license = License::try_from(from_item::<LicenseRecord>(item)?)?;
+                Ok(Candidate { license, notices })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(SweepPage {
+            items: candidates,
+            next,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(limit))]
+    async fn silent_installations(
+        &self,
+        seen_before: OffsetDateTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SweepPage<Installation>, StoreError> {
+        let (items, more) = self
+            .gsi2_page(
+                keys::SEEN_GSI2_PK,
+                "0".into(),
+                format!("{}#~", keys::sortable_time(seen_before)),
+                after,
+                limit,
+            )
+            .await?;
+        let next = next_of(&items, more);
+        let installations = items
+            .into_iter()
+            .map(|item| Installation::try_from(from_item::<InstallationRecord>(item)?))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(SweepPage {
+            items: installations,
+            next,
+        })
+    }
+
+    async fn usage_totals(
+        &self,
+        licenses: &[LicenseId],
+        feature: &Feature,
+        period: Period,
+    ) -> Result<HashMap<LicenseId, u64>, StoreError> {
+        let mut totals = HashMap::new();
+        for chunk in licenses.chunks(100) {
+            let keys_: Vec<Item> = chunk
+                .iter()
+                .map(|l| keys::key(keys::license_pk(l), keys::usage_sk(feature, period)))
+                .collect();
+            for item in self.batch_get(keys_).await? {
+                let license = match item.get("pk") {
+                    Some(AttributeValue::S(pk)) => pk
+                        .strip_prefix("LICENSE#")
+                        .and_then(|id| LicenseId::parse(id).ok()),
+                    _ => None,
+                };
+                let used = match item.get("used") {
+                    Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
+                    _ => None,
+                };
+                if let (Some(license), Some(used)) = (license, used) {
+                    totals.insert(license, used);
+                }
+            }
+        }
+        Ok(totals)
+    }
+
+    async fn cursor(&self, job: &str) -> Result<Option<String>, StoreError> {
+        let item = self
+            .get(keys::key(keys::job_pk(job), keys::JOB_CURSOR_SK))
+            .await?;
+        Ok(item.and_then(|i| match i.get("after") {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        }))
+    }
+
+    async fn save_cursor(&self, job: &str, cursor: Option<&str>) -> Result<(), StoreError> {
+        let mut item = keys::key(keys::job_pk(job), keys::JOB_CURSOR_SK);
+        item.insert("entity".into(), s("job_cursor"));
+        if let Some(c) = cursor {
+            item.insert("after".into(), s(c));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %installation.license_id, installation_id = %installation.id))]
+    async fn deactivate_installation(
+        &self,
+        installation: &Installation,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let license_pk = keys::license_pk(&installation.license_id);
+        let deactivate = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(
+                license_pk.clone(),
+                keys::installation_sk(&installation.id),
+            )))
+            .update_expression(
+                "SET #status = :inactive, deactivated_at = :at REMOVE gsi2pk, gsi2sk",
+            )
+            .condition_expression("#status = :active AND last_seen_at = :seen")
+            .set_expression_attribute_names(Some(names(&[("#status", "status")])))
+            .set_expression_attribute_values(Some(values(vec![
+                (":inactive", s("inactive")),
+                (":active", s("active")),
+                (":at", time_value(audit.at)),
+                (":seen", time_value(installation.last_seen_at)),
+            ])))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let release = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(license_pk.clone(), keys::LICENSE_SK)))
+            .update_expression("ADD active_installations :minus_one")
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_values(Some(values(vec![(
+                ":minus_one",
+                AttributeValue::N("-1".into()),
+            )])))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let audit = AuditRecord::new(license_pk, audit);
+        let items = vec![
+            TransactWriteItem::builder().update(deactivate).build(),
+            TransactWriteItem::builder().update(release).build(),
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            // It beat meanwhile (or was culled by a concurrent run): leave it alone.
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl NoticeLedger for DynamoStore {
+    #[tracing::instrument(skip_all, fields(license_id = %license, notice = id))]
+    async fn claim_notice(
+        &self,
+        license: &LicenseId,
+        id: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<NoticeClaim, StoreError> {
+        // "claimed#<until>" < "claimed#<now>" exactly when the claim lapsed; "sent#…" sorts after
+        // every "claimed#…", so a sent notice is never claimed again.
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::license_pk(license), keys::LICENSE_SK)))
+            .update_expression("SET #n = :claim")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#n) OR #n < :lapsed)",
+            )
+            .set_expression_attribute_names(Some(names(&[(
+                "#n",
+                keys::notice_attribute(id).as_str(),
+            )])))
+            .set_expression_attribute_values(Some(values(vec![
+                (
+                    ":claim",
+                    s(format!("{CLAIMED}{}", keys::sortable_time(until))),
+                ),
+                (
+                    ":lapsed",
+                    s(format!("{CLAIMED}{}", keys::sortable_time(now))),
+                ),
+            ])))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(NoticeClaim::Claimed),
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(NoticeClaim::Taken)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %license, notice = id))]
+    async fn mark_notice_sent(
+        &self,
+        license: &LicenseId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(keys::license_pk(license), keys::LICENSE_SK)))
+            .update_expression("SET #n = :sent")
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_names(Some(names(&[(
+                "#n",
+                keys::notice_attribute(id).as_str(),
+            )])))
+            .set_expression_attribute_values(Some(values(vec![(
+                ":sent",
+                s(format!("{SENT}{}", keys::sortable_time(at))),
+            )])))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::dynamo::n;
+
+    #[test]
+    fn notice_attributes_decode_into_ledger_states() {
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), s("LICENSE#x")),
+            ("notice:a".to_owned(), s("sent#2026-01-01T00:00:00Z")),
+            ("notice:b".to_owned(), s("claimed#2026-01-01T00:05:00Z")),
+            ("notice:c".to_owned(), s("garbage")),
+            ("used".to_owned(), n(3)),
+        ]);
+        let notices = notices_of(&item);
+        assert_eq!(notices.get("a"), Some(&NoticeState::Sent));
+        assert_eq!(
+            notices.get("b"),
+            Some(&NoticeState::Claimed {
+                until: time::macros::datetime!(2026-01-01 0:05 UTC)
+            })
+        );
+        assert_eq!(notices.len(), 2, "undecodable entries are ignored");
+    }
+
+    #[test]
+    fn a_lapsed_claim_sorts_before_the_current_time_and_a_sent_mark_never_does() {
+        let now = format!("{CLAIMED}2026-01-01T00:05:00Z");
+        assert!(format!("{CLAIMED}2026-01-01T00:04:59Z") < now);
+        assert!(format!("{CLAIMED}2026-01-01T00:05:01Z") > now);
+        assert!(format!("{SENT}2020-01-01T00:00:00Z") > now);
+    }
+}

@@ -1,0 +1,456 @@
+//! The lifecycle job, run on a schedule: expiry warnings (30/7/1 days), expiry of licenses past
+//! their date and plan grace, usage warnings (80/100 % of a period's limit) and culling of
+//! installations that stopped heartbeating.
+//!
+//! Contracts:
+//! - Every notice is claimed (conditional write), then published, then marked sent. Two runs at
+//!   once: one wins the claim. A run that dies after publishing: the claim expires and the next
+//!   run re-sends the *same* idempotency id — a duplicate subscribers can drop, never a loss.
+//! - Candidates come from index range queries (status + expiry; last heartbeat), never a scan.
+//!   Each job examines at most `budget` items per run and saves where it stopped; the next run
+//!   resumes there, and a sweep that reaches the end starts over.
+//! - One bad candidate is logged and counted; it never stops the others.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::domain::license::whole_seconds;
+use crate::domain::lifecycle::{
+    EXPIRY_WARNING_DAYS, Notice, NoticeKind, NoticeState, expiry_warning_due, usage_warning_due,
+};
+use crate::domain::ports::{
+    Candidate, CustomerDirectory, EventPublisher, LicenseReader, LicenseWriter, LifecycleIndex,
+    NoticeClaim, NoticeLedger,
+};
+use crate::domain::{
+    Actor, AuditEntry, CustomerId, DomainError, Feature, Installation, License, LicenseId,
+    LicenseStatus, Period, Plan, StoreError,
+};
+
+/// One job of the lifecycle function; the schedule's input names which to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// Warn active licenses 30, 7 and 1 days before expiry.
+    ExpiryWarnings,
+    /// Mark licenses past expiry (plus plan grace) `expired` and say so.
+    Expiry,
+    /// Warn at 80 % and 100 % of a period's workflow limit.
+    UsageWarnings,
+    /// Free seats of installations silent for longer than their plan's heartbeat window.
+    Installations,
+}
+
+impl Job {
+    /// Every job, in the order a run performs them.
+    pub const ALL: [Job; 4] = [
+        Job::ExpiryWarnings,
+        Job::Expiry,
+        Job::UsageWarnings,
+        Job::Installations,
+    ];
+
+    /// The name used in the schedule input and for the sweep cursor.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ExpiryWarnings => "expiry_warnings",
+            Self::Expiry => "expiry",
+            Self::UsageWarnings => "usage_warnings",
+            Self::Installations => "installations",
+        }
+    }
+
+    /// Parses [`Job::name`].
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|j| j.name() == raw)
+    }
+}
+
+/// How much one run may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Items per index query.
+    pub page_size: usize,
+    /// Items examined per job per run; the rest wait for the next run.
+    pub budget: usize,
+    /// How long a claim on a notice holds before another run may take it over.
+    pub claim_for: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            page_size: 100,
+            budget: 1_000,
+            claim_for: Duration::minutes(5),
+        }
+    }
+}
+
+/// What one job did in one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobReport {
+    /// The job (`expiry_warnings`, …).
+    pub job: &'static str,
+    /// Candidates looked at.
+    pub examined: usize,
+    /// Notices published.
+    pub published: usize,
+    /// Licenses expired or installations deactivated.
+    pub changed: usize,
+    /// Candidates that failed (logged; retried on a later run).
+    pub failures: usize,
+    /// Whether the sweep reached the end of its range (else it resumes next run).
+    pub swept: bool,
+}
+
+/// The ports a run uses.
+pub trait LifecycleStore:
+    LifecycleIndex + NoticeLedger + LicenseWriter + LicenseReader + CustomerDirectory
+{
+}
+
+impl<T> LifecycleStore for T where
+    T: LifecycleIndex + NoticeLedger + LicenseWriter + LicenseReader + CustomerDirectory + ?Sized
+{
+}
+
+/// Runs `jobs` at `now`. A job whose index query fails ends early with the error; the others
+/// still run.
+pub async fn run<S, P>(
+    store: &S,
+    publisher: &P,
+    jobs: &[Job],
+    now: OffsetDateTime,
+    settings: Settings,
+) -> Vec<Result<JobReport, DomainError>>
+where
+    S: LifecycleStore + ?Sized,
+    P: EventPublisher + ?Sized,
+{
+    let mut runner = Runner {
+        store,
+        publisher,
+        now: whole_seconds(now),
+        settings,
+        emails: HashMap::new(),
+    };
+    let mut reports = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut report = JobReport {
+            job: job.name(),
+            ..JobReport::default()
+        };
+        let outcome = runner.run_job(*job, &mut report).await;
+        if let Err(e) = &outcome {
+            tracing::error!(job = job.name(), error = %e, "lifecycle job failed");
+        }
+        tracing::info!(
+            job = job.name(),
+            examined = report.examined,
+            published = report.published,
+            changed = report.changed,
+            failures = report.failures,
+            swept = report.swept,
+            "lifecycle job done"
+        );
+        reports.push(outcome.map(|()| report));
+    }
+    reports
+}
+
+struct Runner<'a, S: ?Sized, P: ?Sized> {
+    store: &'a S,
+    publisher: &'a P,
+    now: OffsetDateTime,
+    settings: Settings,
+    emails: HashMap<CustomerId, Option<String>>,
+}
+
+/// Whether a candidate's notice went out in this run.
+enum Sent {
+    Now,
+    Earlier,
+}
+
+impl<S, P> Runner<'_, S, P>
+where
+    S: LifecycleStore + ?Sized,
+    P: EventPublisher + ?Sized,
+{
+    async fn run_job(&mut self, job: Job, report: &mut JobReport) -> Result<(), DomainError> {
+        let mut after = self.store.cursor(job.name()).await?;
+        loop {
+            let limit = self
+                .settings
+                .page_size
+                .min(self.settings.budget - report.examined)
+                .max(1);
+            let next = match job {
+                Job::Installations => {
+                    let page = self
+                        .store
+                        .silent_installations(self.silent_since(), after.as_deref(), limit)
+                        .await?;
+                    for inst in page.items {
+                        report.examined += 1;
+                        match self.cull(&inst).await {
+                            Ok(true) => report.changed += 1,
+                            Ok(false) => {}
+                            Err(e) => {
+                                report.failures += 1;
+                                tracing::error!(error = %e, license_id = %inst.license_id, installation_id = %inst.id, "cull failed");
+                            }
+                        }
+                    }
+                    page.next
+                }
+                _ => {
+                    let (from, to) = self.expiry_range(job);
+                    let page = self
+                        .store
+                        .licenses_by_expiry(
+                            LicenseStatus::Active,
+                            from,
+                            to,
+                            after.as_deref(),
+                            limit,
+                        )
+                        .await?;
+                    report.examined += page.items.len();
+                    let totals = if job == Job::UsageWarnings {
+                        let ids: Vec<LicenseId> =
+                            page.items.iter().map(|c| c.license.id.clone()).collect();
+                        self.store
+                            .usage_totals(&ids, &workflows(), Period::containing(self.now))
+                            .await?
+                    } else {
+                        HashMap::new()
+                    };
+                    for candidate in &page.items {
+                        let outcome = match job {
+                            Job::ExpiryWarnings => self.warn_expiry(candidate).await,
+                            Job::Expiry => self.expire(candidate).await,
+                            _ => {
+                                let used = totals.get(&candidate.license.id).copied().unwrap_or(0);
+                                self.warn_usage(candidate, used).await
+                            }
+                        };
+                        match outcome {
+                            Ok((published, changed)) => {
+                                report.published += usize::from(published);
+                                report.changed += usize::from(changed);
+                            }
+                            Err(e) => {
+                                report.failures += 1;
+                                tracing::error!(error = %e, license_id = %candidate.license.id, job = job.name(), "lifecycle step failed");
+                            }
+                        }
+                    }
+                    page.next
+                }
+            };
+            match next {
+                Some(n) if report.examined < self.settings.budget => after = Some(n),
+                Some(n) => {
+                    self.store.save_cursor(job.name(), Some(&n)).await?;
+                    return Ok(());
+                }
+                None => {
+                    if after.is_some() || report.examined > 0 {
+                        self.store.save_cursor(job.name(), None).await?;
+                    }
+                    report.swept = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The expiry range a license job sweeps.
+    fn expiry_range(&self, job: Job) -> (OffsetDateTime, OffsetDateTime) {
+        let longest_warning = Duration::days(EXPIRY_WARNING_DAYS[0]);
+        match job {
+            Job::ExpiryWarnings => (self.now, self.now + longest_warning),
+            Job::Expiry => (OffsetDateTime::UNIX_EPOCH, self.now),
+            _ => (OffsetDateTime::UNIX_EPOCH, far_future()),
+        }
+    }
+
+    /// Installations silent since before this are candidates; each is then held to its own
+    /// plan's window.
+    fn silent_since(&self) -> OffsetDateTime {
+        let shortest = Plan::ALL
+            .iter()
+            .map(|p| p.policy().heartbeat_window)
+            .min()
+            .unwrap_or(Duration::days(3));
+        self.now - shortest
+    }
+
+    async fn warn_expiry(&mut self, c: &Candidate) -> Result<(bool, bool), DomainError> {
+        let Some(days) = expiry_warning_due(c.license.expires_at, self.now) else {
+            return Ok((false, false));
+        };
+        let sent = self
+            .send(c, NoticeKind::ExpiryWarning { days }, None)
+            .await?;
+        Ok((matches!(sent, Some(Sent::Now)), false))
+    }
+
+    async fn expire(&mut self, c: &Candidate) -> Result<(bool, bool), DomainError> {
+        let license = &c.license;
+        let grace = license.plan.policy().expiry_grace;
+        if self.now < license.expires_at + grace {
+            return Ok((false, false));
+        }
+        let entry = AuditEntry {
+            action: "license.expired".into(),
+            actor: Actor::system("lifecycle"),
+            reason: Some(format!(
+                "expiry {} passed; plan grace {} h",
+                rfc3339(license.expires_at),
+                grace.whole_hours()
+            )),
+            from: Some(LicenseStatus::Active),
+            to: Some(LicenseStatus::Expired),
+            at: self.now,
+        };
+        let sent = self.send(c, NoticeKind::Expired, Some(entry)).await?;
+        let now = matches!(sent, Some(Sent::Now));
+        Ok((now, now))
+    }
+
+    async fn warn_usage(&mut self, c: &Candidate, used: u64) -> Result<(bool, bool), DomainError> {
+        let license = &c.license;
+        let limit = license.limits.workflows_per_month;
+        if !license.has_feature(&workflows()) {
+            return Ok((false, false));
+        }
+        let Some(percent) = usage_warning_due(used, limit) else {
+            return Ok((false, false));
+        };
+        let kind = NoticeKind::UsageWarning {
+            feature: workflows(),
+            period: Period::containing(self.now).to_string(),
+            percent,
+            used,
+            limit,
+        };
+        let sent = self.send(c, kind, None).await?;
+        Ok((matches!(sent, Some(Sent::Now)), false))
+    }
+
+    /// Claim → publish → (expire, when `expire` is given) → mark sent. `None`: nothing to do
+    /// (another run holds a live claim). Publishing comes before the status change so that a crash
+    /// in between leaves the license `active`, still found by the next run, which re-sends.
+    async fn send(
+        &mut self,
+        c: &Candidate,
+        kind: NoticeKind,
+        expire: Option<AuditEntry>,
+    ) -> Result<Option<Sent>, DomainError> {
+        let license = &c.license;
+        let id = Notice::id_for(&kind, &license.id, license.expires_at);
+        match c.notices.get(&id) {
+            Some(NoticeState::Sent) => return Ok(Some(Sent::Earlier)),
+            Some(NoticeState::Claimed { until }) if *until > self.now => return Ok(None),
+            _ => {}
+        }
+        let until = self.now + self.settings.claim_for;
+        if self
+            .store
+            .claim_notice(&license.id, &id, self.now, until)
+            .await?
+            == NoticeClaim::Taken
+        {
+            return Ok(None);
+        }
+        let notice = Notice {
+            idempotency_id: id.clone(),
+            threshold: kind.threshold(),
+            kind,
+            license_id: license.id.clone(),
+            customer_id: license.customer_id,
+            email: self.email_of(license).await,
+            expires_at: license.expires_at,
+            at: self.now,
+        };
+        self.publisher
+            .publish(&notice)
+            .await
+            .map_err(|e| DomainError::Store(StoreError::Backend(e.into())))?;
+        if let Some(entry) = expire {
+            // `false`: another run or an operator changed the status first; nothing to undo.
+            self.store
+                .set_status(
+                    &license.id,
+                    LicenseStatus::Active,
+                    LicenseStatus::Expired,
+                    &entry,
+                )
+                .await?;
+        }
+        self.store
+            .mark_notice_sent(&license.id, &id, self.now)
+            .await?;
+        tracing::info!(license_id = %license.id, notice = %id, "notice published");
+        Ok(Some(Sent::Now))
+    }
+
+    async fn email_of(&mut self, license: &License) -> Option<String> {
+        if let Some(e) = self.emails.get(&license.customer_id) {
+            return e.clone();
+        }
+        let email = match self.store.customer(&license.customer_id).await {
+            Ok(c) => c.map(|c| c.email),
+            Err(e) => {
+                // The notice still goes out; subscribers can look the customer up by id.
+                tracing::warn!(error = %e, customer_id = %license.customer_id, "customer lookup failed");
+                return None;
+            }
+        };
+        self.emails.insert(license.customer_id, email.clone());
+        email
+    }
+
+    async fn cull(&mut self, inst: &Installation) -> Result<bool, DomainError> {
+        let Some(license) = self.store.license(&inst.license_id).await? else {
+            return Ok(false);
+        };
+        let window = license.plan.policy().heartbeat_window;
+        if inst.last_seen_at > self.now - window {
+            return Ok(false);
+        }
+        let entry = AuditEntry {
+            action: "installation.deactivated".into(),
+            actor: Actor::system("lifecycle"),
+            reason: Some(format!(
+                "{}: no heartbeat since {} (window {} h); seat released",
+                inst.id,
+                rfc3339(inst.last_seen_at),
+                window.whole_hours()
+            )),
+            from: None,
+            to: None,
+            at: self.now,
+        };
+        Ok(self.store.deactivate_installation(inst, &entry).await?)
+    }
+}
+
+fn workflows() -> Feature {
+    Feature::parse("workflows").unwrap_or_else(|_| unreachable!("a valid feature name"))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+fn far_future() -> OffsetDateTime {
+    time::macros::datetime!(9999-12-31 23:59:59 UTC)
+}

@@ -1,0 +1,651 @@
+//! The lifecycle job against the emulator (DynamoDB, SNS → SQS), with an injected clock: every
+//! notice arrives exactly once per threshold however often (and however concurrently) the job
+//! runs, a crash between publishing and recording re-sends the same idempotency id, and silent
+//! installations give their seats back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use shared::adapters::sns::SnsPublisher;
+use shared::domain::lifecycle::Notice;
+use shared::domain::ports::{
+    CustomerDirectory, EventPublisher, InstallationRegistry, LicenseReader, PublishError,
+    UsageLedger,
+};
+use shared::domain::{Feature, InstallationId, InstallationStatus, LicenseStatus, Plan};
+use shared::service::admin::Term;
+use shared::service::check::Code;
+use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
+use shared::service::lifecycle::{Job, JobReport, Settings, run};
+use shared::testing::{Issued, Stack, emulator, unique};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+/// An SNS topic with an SQS queue subscribed (raw delivery): what a subscriber would receive.
+struct Inbox {
+    publisher: SnsPublisher,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Inbox {
+    async fn new() -> Self {
+        let sdk = emulator().await;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let topic = sns
+            .create_topic()
+            .name(unique("events"))
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn
+            .expect("arn");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("inbox"))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("url");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn");
+        sns.subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .expect("subscribe");
+        Self {
+            publisher: SnsPublisher::new(sns, topic),
+            sqs,
+            queue_url,
+        }
+    }
+
+    /// Every message delivered so far (removed from the queue), as JSON.
+    async fn drain(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body"));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let threshold = e["threshold"]
+                .as_u64()
+                .map(|t| format!("@{t}"))
+                .unwrap_or_default();
+            format!("{}{threshold}", e["type"].as_str().unwrap_or("?"))
+        })
+        .collect()
+}
+
+async fn run_ok<P: EventPublisher>(
+    stack: &Stack,
+    publisher: &P,
+    jobs: &[Job],
+    at: OffsetDateTime,
+    settings: Settings,
+) -> Vec<JobReport> {
+    run(&stack.store, publisher, jobs, at, settings)
+        .await
+        .into_iter()
+        .map(|r| r.expect("job ran"))
+        .collect()
+}
+
+async fn issue_expiring(stack: &Stack, plan: Plan, expires_at: OffsetDateTime) -> Issued {
+    stack
+        .issue(plan, NOW, |c| c.term = Term::Until(expires_at))
+        .await
+}
+
+#[tokio::test]
+async fn a_license_walking_to_its_expiry_gets_three_warnings_one_expiry_and_one_audit_entry() {
+    // Arrange: a starter license (no expiry grace) expiring 31 days from now.
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let expires = NOW + Duration::days(31);
+    let issued = issue_expiring(&stack, Plan::Starter, expires).await;
+    let jobs = [Job::ExpiryWarnings, Job::Expiry];
+    let settings = Settings::default();
+    // Act: at each step the job runs twice at once, then three more times.
+    for days_left in [31, 30, 8, 7, 2, 1, 0, -1] {
+        let at = expires - Duration::days(days_left);
+        let (a, b) = futures::join!(
+            run(&stack.store, &inbox.publisher, &jobs, at, settings),
+            run(&stack.store, &inbox.publisher, &jobs, at, settings),
+        );
+        assert!(a.iter().chain(&b).all(Result::is_ok));
+        for minute in 1..4 {
+            run_ok(
+                &stack,
+                &inbox.publisher,
+                &jobs,
+                at + Duration::minutes(minute),
+                settings,
+            )
+            .await;
+        }
+    }
+    // Assert
+    let events = inbox.drain().await;
+    assert_eq!(
+        types(&events),
+        [
+            "license.expiry_warning@30",
+            "license.expiry_warning@7",
+            "license.expiry_warning@1",
+            "license.expired",
+        ],
+        "{events:#?}"
+    );
+    let expired = &events[3];
+    assert_eq!(expired["licenseId"], issued.license.id.as_str());
+    assert_eq!(expired["customerId"], issued.customer.id.to_string());
+    assert_eq!(expired["email"], issued.customer.email);
+    let ids: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e["idempotencyId"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 4, "each notice has its own idempotency id");
+    let license = stack
+        .store
+        .license(&issued.license.id)
+        .await
+        .expect("read")
+        .expect("license");
+    assert_eq!(license.status, LicenseStatus::Expired);
+    let (_, details) = stack
+        .store
+        .licenses_of(&issued.customer.id)
+        .await
+        .map(|l| ((), l))
+        .expect("lookup");
+    let expiries: Vec<_> = details[0]
+        .audit
+        .iter()
+        .filter(|e| e.action == "license.expired")
+        .collect();
+    assert_eq!(expiries.len(), 1, "{:?}", details[0].audit);
+    assert_eq!(
+        (expiries[0].from, expiries[0].to),
+        (Some(LicenseStatus::Active), Some(LicenseStatus::Expired))
+    );
+    assert_eq!(expiries[0].actor.as_str(), "system:lifecycle");
+}
+
+#[tokio::test]
+async fn plan_grace_delays_the_expiry_and_renewal_re_arms_the_warnings() {
+    // Arrange: professional (3 days of expiry grace), expiring in 5 days.
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let expires = NOW + Duration::days(5);
+    let issued = issue_expiring(&stack, Plan::Professional, expires).await;
+    let jobs = [Job::ExpiryWarnings, Job::Expiry];
+    let s = Settings::default();
+    // Act / Assert: 5 days left → the 7-day warning only (never a belated 30-day one).
+    run_ok(&stack, &inbox.publisher, &jobs, NOW, s).await;
+    assert_eq!(types(&inbox.drain().await), ["license.expiry_warning@7"]);
+    // Two days past expiry, inside the grace: still active, nothing sent.
+    run_ok(
+        &stack,
+        &inbox.publisher,
+        &jobs,
+        expires + Duration::days(2),
+        s,
+    )
+    .await;
+    assert_eq!(inbox.drain().await.len(), 0);
+    // A renewal (new expiry) arms the thresholds again.
+    let renewed = NOW + Duration::days(40);
+    stack
+        .dynamo
+        .update_item()
+        .table_name(stack.store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("LICENSE#{}", issued.license.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("LICENSE".into()),
+        )
+        .update_expression("SET expires_at = :e, gsi2sk = :s")
+        .expression_attribute_values(
+            ":e",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                shared::adapters::dynamo::keys::sortable_time(renewed),
+            ),
+        )
+        .expression_attribute_values(
+            ":s",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                shared::adapters::dynamo::keys::expiry_gsi2_sk(renewed, &issued.license.id),
+            ),
+        )
+        .send()
+        .await
+        .expect("renew");
+    run_ok(
+        &stack,
+        &inbox.publisher,
+        &jobs,
+        renewed - Duration::days(30),
+        s,
+    )
+    .await;
+    assert_eq!(types(&inbox.drain().await), ["license.expiry_warning@30"]);
+    // Past the renewed expiry plus grace: expired.
+    run_ok(
+        &stack,
+        &inbox.publisher,
+        &jobs,
+        renewed + Duration::days(3),
+        s,
+    )
+    .await;
+    assert_eq!(types(&inbox.drain().await), ["license.expired"]);
+}
+
+/// Publishes, then fails `crashes` times as if the process died before recording the notice.
+struct CrashAfterPublish<'a> {
+    inner: &'a SnsPublisher,
+    crashes: AtomicUsize,
+    before_publish: bool,
+}
+
+#[async_trait]
+impl EventPublisher for CrashAfterPublish<'_> {
+    async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
+        let crash = self
+            .crashes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if crash && self.before_publish {
+            return Err(PublishError("injected crash before publishing".into()));
+        }
+        self.inner.publish(notice).await?;
+        if crash {
+            return Err(PublishError("injected crash after publishing".into()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_publishing_and_recording_resends_the_same_idempotency_id() {
+    // Arrange
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let expires = NOW + Duration::days(7);
+    issue_expiring(&stack, Plan::Starter, expires).await;
+    let crashing = CrashAfterPublish {
+        inner: &inbox.publisher,
+        crashes: AtomicUsize::new(1),
+        before_publish: false,
+    };
+    let s = Settings::default();
+    let jobs = [Job::ExpiryWarnings];
+    // Act: the crashing run; a run while its claim holds; a run after the claim lapsed; and more.
+    let first = run_ok(&stack, &crashing, &jobs, NOW, s).await;
+    let during_claim = run_ok(&stack, &crashing, &jobs, NOW + Duration::minutes(1), s).await;
+    let after_claim = run_ok(
+        &stack,
+        &crashing,
+        &jobs,
+        NOW + s.claim_for + Duration::seconds(1),
+        s,
+    )
+    .await;
+    run_ok(&stack, &crashing, &jobs, NOW + Duration::hours(1), s).await;
+    // Assert
+    assert_eq!((first[0].published, first[0].failures), (0, 1));
+    assert_eq!(
+        (during_claim[0].published, during_claim[0].failures),
+        (0, 0)
+    );
+    assert_eq!((after_claim[0].published, after_claim[0].failures), (1, 0));
+    let events = inbox.drain().await;
+    assert_eq!(
+        events.len(),
+        2,
+        "the warning was not lost; one duplicate: {events:#?}"
+    );
+    assert_eq!(events[0]["idempotencyId"], events[1]["idempotencyId"]);
+    assert_eq!(types(&events[..1]), ["license.expiry_warning@7"]);
+}
+
+#[tokio::test]
+async fn a_crash_before_publishing_delays_the_warning_but_sends_it_once() {
+    // Arrange
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    issue_expiring(&stack, Plan::Starter, NOW + Duration::days(1)).await;
+    let crashing = CrashAfterPublish {
+        inner: &inbox.publisher,
+        crashes: AtomicUsize::new(1),
+        before_publish: true,
+    };
+    let s = Settings::default();
+    // Act
+    for minutes in [0, 1, 6, 7, 30] {
+        run_ok(
+            &stack,
+            &crashing,
+            &[Job::ExpiryWarnings],
+            NOW + Duration::minutes(minutes),
+            s,
+        )
+        .await;
+    }
+    // Assert
+    assert_eq!(types(&inbox.drain().await), ["license.expiry_warning@1"]);
+}
+
+#[tokio::test]
+async fn usage_warnings_go_out_at_80_and_100_percent_once_per_period() {
+    // Arrange: 10 workflows a month.
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.term = Term::Days(365);
+            c.limits.workflows_per_month = Some(10);
+        })
+        .await;
+    let workflows = Feature::parse("workflows").expect("valid");
+    let use_units = |n: u64, at: OffsetDateTime| {
+        let (store, id, f) = (&stack.store, &issued.license.id, &workflows);
+        async move {
+            store.reserve(id, f, at, n, 1_000).await.expect("reserve");
+        }
+    };
+    let jobs = [Job::UsageWarnings];
+    let s = Settings::default();
+    let mut seen = Vec::new();
+    // Act: 7 → nothing; 8 → 80 %; 9 → nothing new; 10 → 100 %; 12 → nothing new.
+    for (units, minute) in [(7, 0), (1, 1), (1, 2), (1, 3), (2, 4)] {
+        let at = NOW + Duration::minutes(minute);
+        use_units(units, at).await;
+        for _ in 0..2 {
+            run_ok(&stack, &inbox.publisher, &jobs, at, s).await;
+        }
+        seen.extend(inbox.drain().await);
+    }
+    // Next month starts from zero: 8 units warn again, for the new period.
+    let next_month = datetime!(2026-07-02 12:00 UTC);
+    use_units(8, next_month).await;
+    run_ok(&stack, &inbox.publisher, &jobs, next_month, s).await;
+    seen.extend(inbox.drain().await);
+    // Assert
+    assert_eq!(
+        types(&seen),
+        [
+            "license.usage_warning@80",
+            "license.usage_warning@100",
+            "license.usage_warning@80"
+        ],
+        "{seen:#?}"
+    );
+    assert_eq!(
+        (&seen[0]["period"], &seen[0]["used"], &seen[0]["limit"]),
+        (
+            &serde_json::json!("2026-06"),
+            &serde_json::json!(8),
+            &serde_json::json!(10)
+        )
+    );
+    assert_eq!(seen[2]["period"], "2026-07");
+}
+
+#[tokio::test]
+async fn sweeps_are_bounded_per_run_and_resume_where_they_stopped() {
+    // Arrange: five licenses inside the 30-day window; each run may examine three.
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    for day in 20..25 {
+        issue_expiring(&stack, Plan::Starter, NOW + Duration::days(day)).await;
+    }
+    let s = Settings {
+        page_size: 2,
+        budget: 3,
+        ..Settings::default()
+    };
+    // Act
+    let first = run_ok(&stack, &inbox.publisher, &[Job::ExpiryWarnings], NOW, s).await;
+    let second = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::ExpiryWarnings],
+        NOW + Duration::minutes(15),
+        s,
+    )
+    .await;
+    let third = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::ExpiryWarnings],
+        NOW + Duration::minutes(30),
+        s,
+    )
+    .await;
+    // Assert
+    assert_eq!(
+        (first[0].examined, first[0].published, first[0].swept),
+        (3, 3, false)
+    );
+    assert_eq!(
+        (second[0].examined, second[0].published, second[0].swept),
+        (2, 2, true)
+    );
+    assert_eq!(
+        (third[0].examined, third[0].published),
+        (3, 0),
+        "starts over; all sent"
+    );
+    assert_eq!(inbox.drain().await.len(), 5);
+}
+
+fn beat_cmd(issued: &Issued, inst: &str) -> HeartbeatCommand {
+    HeartbeatCommand {
+        key: issued.key.clone(),
+        installation_id: InstallationId::parse(inst).expect("valid"),
+        version: "1.0.0".into(),
+        domain: None,
+        gauges: Default::default(),
+        signals: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_back() {
+    // Arrange: one seat, held by "old", which then falls silent.
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| c.term = Term::Days(365))
+        .await;
+    let (ring, signer) = (stack.key_ring().await, stack.signer().await);
+    let beat = |inst: &'static str, at: OffsetDateTime| {
+        let (ring, signer, store, cmd) = (&ring, &signer, &stack.store, beat_cmd(&issued, inst));
+        async move {
+            heartbeat(ring, store, signer, &cmd, Duration::hours(1), at)
+                .await
+                .expect("beat")
+                .verdict
+                .code
+        }
+    };
+    assert_eq!(beat("old", NOW).await, Code::Valid);
+    assert_eq!(
+        beat("new", NOW + Duration::hours(1)).await,
+        Code::InstallationLimit
+    );
+    let window = Plan::Starter.policy().heartbeat_window;
+    let s = Settings::default();
+    // Act
+    let early = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::Installations],
+        NOW + window - Duration::minutes(1),
+        s,
+    )
+    .await;
+    let late = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::Installations],
+        NOW + window + Duration::minutes(1),
+        s,
+    )
+    .await;
+    let again = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::Installations],
+        NOW + window + Duration::minutes(2),
+        s,
+    )
+    .await;
+    let new_beat = beat("new", NOW + window + Duration::minutes(3)).await;
+    let old_beat = beat("old", NOW + window + Duration::minutes(4)).await;
+    // Assert
+    assert_eq!(early[0].changed, 0, "still inside its window");
+    assert_eq!(late[0].changed, 1);
+    assert_eq!(
+        again[0].examined, 0,
+        "a culled installation leaves the index"
+    );
+    assert_eq!(new_beat, Code::Valid, "the freed seat is taken");
+    assert_eq!(
+        old_beat,
+        Code::InstallationLimit,
+        "no seat left to revive into"
+    );
+    let installations = stack
+        .store
+        .installations(&issued.license.id)
+        .await
+        .expect("read");
+    let status = |id: &str| {
+        installations
+            .iter()
+            .find(|i| i.id.as_str() == id)
+            .map(|i| i.status)
+    };
+    assert_eq!(status("old"), Some(InstallationStatus::Inactive));
+    assert_eq!(status("new"), Some(InstallationStatus::Active));
+    let license = stack
+        .store
+        .license(&issued.license.id)
+        .await
+        .expect("read")
+        .expect("license");
+    assert_eq!(license.active_installations, 1);
+    let audit = &stack
+        .store
+        .licenses_of(&issued.customer.id)
+        .await
+        .expect("lookup")[0]
+        .audit;
+    assert!(
+        audit.iter().any(|e| e.action == "installation.deactivated"
+            && e.reason.as_deref().is_some_and(|r| r.starts_with("old:"))),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_culled_installation_revives_when_a_seat_is_free() {
+    // Arrange: two seats; "a" falls silent and is culled.
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.term = Term::Days(365);
+            c.limits.installations = Some(2);
+        })
+        .await;
+    let (ring, signer) = (stack.key_ring().await, stack.signer().await);
+    let window = Plan::Starter.policy().heartbeat_window;
+    let first = heartbeat(
+        &ring,
+        &stack.store,
+        &signer,
+        &beat_cmd(&issued, "a"),
+        Duration::hours(1),
+        NOW,
+    )
+    .await
+    .expect("beat");
+    assert_eq!(first.verdict.code, Code::Valid);
+    let culled = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::Installations],
+        NOW + window + Duration::hours(1),
+        Settings::default(),
+    )
+    .await;
+    // Act
+    let back = heartbeat(
+        &ring,
+        &stack.store,
+        &signer,
+        &beat_cmd(&issued, "a"),
+        Duration::hours(1),
+        NOW + window + Duration::hours(2),
+    )
+    .await
+    .expect("beat");
+    // Assert
+    assert_eq!(culled[0].changed, 1);
+    assert_eq!(back.verdict.code, Code::Valid);
+    assert_eq!(
+        back.installation.map(|i| i.status),
+        Some(InstallationStatus::Active)
+    );
+}
