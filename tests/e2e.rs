@@ -659,3 +659,49 @@ async fn health_reports_the_version_and_jwks_verifies_a_key_with_a_standard_libr
         assert!(data.claims.get(claim).is_some(), "claim {claim}");
     }
 }
+
+#[tokio::test]
+async fn the_scheduled_lifecycle_run_publishes_an_expiry_warning_that_reaches_a_subscriber() {
+    // Arrange: a subscriber on the stack's events topic, and a license with a day left.
+    let api = Api::from_env();
+    let inbox = shared::testing::Inbox::subscribe(&api.events_topic()).await;
+    let (license, _) = api.issue("starter", json!({"validDays": 1})).await;
+    let id = license["id"].as_str().expect("id").to_owned();
+    let scheduled: Value =
+        serde_json::from_str(include_str!("../infra/scripts/scheduled-event.json")).expect("json");
+    // Act: what the EventBridge rule sends, twice (the second run must not repeat the warning).
+    let (s1, first) = api.invoke("lifecycle", &scheduled).await;
+    let (s2, second) = api.invoke("lifecycle", &scheduled).await;
+    // Assert
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::OK, StatusCode::OK),
+        "{first} {second}"
+    );
+    assert_eq!(first["jobs"].as_array().map(Vec::len), Some(4), "{first}");
+    let ours: Vec<Value> = inbox
+        .drain()
+        .await
+        .into_iter()
+        .filter(|e| e["licenseId"] == id.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0]["type"], "license.expiry_warning");
+    assert_eq!(ours[0]["threshold"], 1);
+    assert!(ours[0]["email"].as_str().is_some_and(|e| e.contains('@')));
+    assert!(
+        ours[0]["idempotencyId"]
+            .as_str()
+            .is_some_and(|i| i.starts_with(&format!("license.expiry_warning:{id}:")))
+    );
+}
+
+#[tokio::test]
+async fn a_lifecycle_invocation_naming_an_unknown_job_fails_without_running_anything() {
+    let api = Api::from_env();
+    let (status, body) = api
+        .invoke("lifecycle", &json!({"jobs": ["expire-all"]}))
+        .await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    assert!(body.to_string().contains("unknown job"), "{body}");
+}

@@ -85,6 +85,32 @@ impl Api {
         .claims
     }
 
+    /// Invokes a non-HTTP function (as EventBridge or SQS would) through `cargo lambda watch`'s
+    /// Invoke API; returns the status and the function's JSON result.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/2015-03-31/functions/{function}/invocations",
+                self.base
+            ))
+            .json(payload)
+            .send()
+            .await
+            .expect("the stack answers");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// The SNS topic the lifecycle job publishes to.
+    pub fn events_topic(&self) -> String {
+        env("NECTAR_E2E_EVENTS_TOPIC_ARN")
+    }
+
     /// POST JSON without credentials.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let (s, v, _) = self

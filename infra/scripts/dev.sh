@@ -36,8 +36,9 @@ export TABLE_NAME=${TABLE_NAME:-nectar-licenses}
 "$admin" bootstrap --table "$TABLE_NAME" >.nectar/stack.json
 SIGNING_KEY_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["SIGNING_KEY_ID"])' .nectar/stack.json)
 USAGE_QUEUE_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["USAGE_QUEUE_URL"])' .nectar/stack.json)
+EVENTS_TOPIC_ARN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["EVENTS_TOPIC_ARN"])' .nectar/stack.json)
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
-export SIGNING_KEY_ID USAGE_QUEUE_URL ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-info}
+export SIGNING_KEY_ID USAGE_QUEUE_URL EVENTS_TOPIC_ARN ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-info}
 
 cat <<BANNER
 
@@ -55,7 +56,15 @@ BANNER
 "$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$http_port" \
   --visibility-timeout 30 >.nectar/relay.log 2>&1 &
 relay_pid=$!
-trap 'kill $relay_pid 2>/dev/null || true; [[ -n ${NECTAR_EMULATOR_PID:-} ]] && kill -- "-$NECTAR_EMULATOR_PID" 2>/dev/null || true' EXIT
+# The EventBridge schedule (template.yaml: rate(15 minutes)) → the lifecycle function.
+(
+  while sleep "${NECTAR_LIFECYCLE_EVERY:-900}"; do
+    curl -s -o /dev/null -X POST --data-binary @infra/scripts/scheduled-event.json \
+      "http://127.0.0.1:$http_port/2015-03-31/functions/lifecycle/invocations" || true
+  done
+) &
+tick_pid=$!
+trap 'kill $relay_pid $tick_pid 2>/dev/null || true; [[ -n ${NECTAR_EMULATOR_PID:-} ]] && kill -- "-$NECTAR_EMULATOR_PID" 2>/dev/null || true' EXIT
 
 # RUST_LOG above is the functions' level; the emulator's own router logs only warnings.
 watch_args=$(nectar_watch_args)

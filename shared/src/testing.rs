@@ -305,3 +305,95 @@ pub fn apigw_v2(fixture: &str, replacements: &[(&str, &str)]) -> lambda_http::Re
 pub fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
     serde_json::from_slice(response.body().as_ref()).expect("a JSON body")
 }
+
+/// An SNS topic with an SQS queue subscribed (raw delivery): what a subscriber would receive.
+pub struct Inbox {
+    /// Publishes to the topic.
+    pub publisher: crate::adapters::sns::SnsPublisher,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Inbox {
+    /// A fresh topic with its inbox.
+    pub async fn new() -> Self {
+        let sns = aws_sdk_sns::Client::new(&emulator().await);
+        let topic = sns
+            .create_topic()
+            .name(unique("events"))
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn
+            .expect("arn");
+        Self::subscribe(&topic).await
+    }
+
+    /// An inbox subscribed to the existing topic `topic`.
+    pub async fn subscribe(topic: &str) -> Self {
+        let sdk = emulator().await;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("inbox"))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("url");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn");
+        sns.subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .expect("subscribe");
+        Self {
+            publisher: crate::adapters::sns::SnsPublisher::new(sns, topic),
+            sqs,
+            queue_url,
+        }
+    }
+
+    /// Every message delivered so far (removed from the queue), as JSON.
+    pub async fn drain(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body"));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+}

@@ -18,95 +18,11 @@ use shared::service::admin::Term;
 use shared::service::check::Code;
 use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
 use shared::service::lifecycle::{Job, JobReport, Settings, run};
-use shared::testing::{Issued, Stack, emulator, unique};
+use shared::testing::{Inbox, Issued, Stack};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
-
-/// An SNS topic with an SQS queue subscribed (raw delivery): what a subscriber would receive.
-struct Inbox {
-    publisher: SnsPublisher,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-impl Inbox {
-    async fn new() -> Self {
-        let sdk = emulator().await;
-        let sns = aws_sdk_sns::Client::new(&sdk);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let topic = sns
-            .create_topic()
-            .name(unique("events"))
-            .send()
-            .await
-            .expect("topic")
-            .topic_arn
-            .expect("arn");
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique("inbox"))
-            .send()
-            .await
-            .expect("queue")
-            .queue_url
-            .expect("url");
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("attributes")
-            .attributes
-            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .expect("queue arn");
-        sns.subscribe()
-            .topic_arn(&topic)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .expect("subscribe");
-        Self {
-            publisher: SnsPublisher::new(sns, topic),
-            sqs,
-            queue_url,
-        }
-    }
-
-    /// Every message delivered so far (removed from the queue), as JSON.
-    async fn drain(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        loop {
-            let got = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .expect("receive");
-            let messages = got.messages.unwrap_or_default();
-            if messages.is_empty() {
-                return out;
-            }
-            for m in messages {
-                out.push(serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body"));
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
-    }
-}
 
 fn types(events: &[Value]) -> Vec<String> {
     events

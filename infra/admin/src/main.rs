@@ -131,6 +131,9 @@ struct Bootstrap {
     key_alias: String,
     #[arg(long, env = "USAGE_QUEUE_NAME", default_value = "nectar-usage")]
     usage_queue: String,
+    /// SNS topic lifecycle notices are published to.
+    #[arg(long, env = "EVENTS_TOPIC_NAME", default_value = "nectar-events")]
+    events_topic: String,
     /// Receives before a message moves to the DLQ (template.yaml: 5).
     #[arg(long, default_value_t = 5)]
     max_receive_count: u32,
@@ -323,9 +326,19 @@ async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_js
         .queue_url
         .context("queue url")?;
 
+    // CreateTopic is idempotent: an existing topic of that name is returned.
+    let topic_arn = aws_sdk_sns::Client::new(sdk)
+        .create_topic()
+        .name(&b.events_topic)
+        .send()
+        .await
+        .context("creating the events topic")?
+        .topic_arn
+        .context("topic arn")?;
+
     eprintln!(
-        "bootstrapped table {}, key {} ({key_id}), queue {}",
-        b.table, b.key_alias, b.usage_queue
+        "bootstrapped table {}, key {} ({key_id}), queue {}, topic {}",
+        b.table, b.key_alias, b.usage_queue, b.events_topic
     );
     Ok(json!({
         "TABLE_NAME": b.table,
@@ -333,5 +346,6 @@ async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_js
         "SIGNING_KEY_UUID": key_id,
         "USAGE_QUEUE_URL": queue_url,
         "USAGE_DLQ_URL": dlq_url,
+        "EVENTS_TOPIC_ARN": topic_arn,
     }))
 }
