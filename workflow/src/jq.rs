@@ -3,9 +3,9 @@
 //! run's deadline.
 //!
 //! jaq evaluates synchronously and has no fuel or interruption hook, so evaluation happens on a
-//! dedicated OS thread (one per run, reused for every expression of that run); the async side
-//! waits for the answer only until the deadline and then gives up with [`EvalError::Deadline`],
-//! raising the job's cancel flag. The worker stops at the next of these checkpoints:
+//! dedicated OS thread (one per run, reused for every expression of that run and pooled for
+//! later runs); the async side waits for the answer only until the deadline and then gives up
+//! with [`EvalError::Deadline`], raising the job's cancel flag. The worker stops at the next of these checkpoints:
 //!
 //! * between results (with the result cap of collecting expressions);
 //! * inside every unbounded generator of the language — `range`, `repeat`, `recurse`, `while`,
@@ -391,10 +391,31 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<Vec<Value>, String>>,
 }
 
-/// The evaluation thread of one run, started on first use and stopped when dropped.
+/// Idle evaluation threads kept for later runs: starting one costs far more (hundreds of µs)
+/// than a whole small run.
+const MAX_IDLE_WORKERS: usize = 8;
+
+fn idle_workers() -> &'static Mutex<Vec<mpsc::Sender<Job>>> {
+    static IDLE: OnceLock<Mutex<Vec<mpsc::Sender<Job>>>> = OnceLock::new();
+    IDLE.get_or_init(Mutex::default)
+}
+
+/// The evaluation thread of one run: taken from the idle pool (or started) on first use and
+/// returned to it when dropped, unless it was given up at a deadline.
 #[derive(Default)]
 pub(crate) struct JqWorker {
     jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl Drop for JqWorker {
+    fn drop(&mut self) {
+        if let Some(jobs) = self.jobs.take() {
+            let mut idle = lock(idle_workers());
+            if idle.len() < MAX_IDLE_WORKERS {
+                idle.push(jobs);
+            }
+        }
+    }
 }
 
 impl JqWorker {
@@ -416,7 +437,11 @@ impl JqWorker {
             state: Arc::clone(&state),
             reply,
         };
-        self.sender()?.send(job).map_err(|_| worker_gone())?;
+        if let Err(mpsc::SendError(job)) = self.sender()?.send(job) {
+            // A pooled thread that has died (a panic inside jaq): start a fresh one.
+            self.jobs = None;
+            self.sender()?.send(job).map_err(|_| worker_gone())?;
+        }
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(result)) => result.map_err(EvalError::Runtime),
             Ok(Err(_)) => Err(worker_gone()),
@@ -437,6 +462,9 @@ impl JqWorker {
     }
 
     fn sender(&mut self) -> Result<&mpsc::Sender<Job>, EvalError> {
+        if self.jobs.is_none() {
+            self.jobs = lock(idle_workers()).pop();
+        }
         if self.jobs.is_none() {
             let (tx, rx) = mpsc::channel::<Job>();
             std::thread::Builder::new()

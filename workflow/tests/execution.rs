@@ -491,3 +491,119 @@ async fn the_execution_serializes_with_camel_case_fields() {
                "steps": [{"nodeId": "a", "nodeType": "transform", "status": "succeeded", "durationMs": 0, "error": null}]})
     );
 }
+
+mod http_node {
+    use super::*;
+    use nectar_workflow::{HostPattern, HttpSettings, ReqwestCaller};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Serves one canned reply per connection on 127.0.0.1:0 and keeps the raw requests.
+    async fn server(reply: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                log.lock()
+                    .expect("log")
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (port, seen)
+    }
+
+    fn local_caller() -> ReqwestCaller {
+        ReqwestCaller::new(HttpSettings {
+            allowed_hosts: vec![HostPattern::parse("127.0.0.1").expect("pattern")],
+            allow_plain_http: true,
+            ..HttpSettings::default()
+        })
+        .expect("client")
+    }
+
+    #[tokio::test]
+    async fn an_http_node_renders_its_request_and_returns_status_headers_and_parsed_body() {
+        // Arrange
+        let (port, seen) = server("HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nx-request-id: r-1\r\ncontent-length: 21\r\nconnection: close\r\n\r\n{\"stored\":true,\"n\":7}").await;
+        let nodes = json!([
+            {"id": "post", "type": "http", "next": "pick", "params": {
+                "method": "POST",
+                "url": format!("http://127.0.0.1:{port}/items/{{{{ .item.id }}}}?tag={{{{ .tag }}}}"),
+                "headers": {"X-Customer": "{{ .customer }}", "Accept": "application/json"},
+                "bodyExpr": "{qty: (.item.qty * 2)}"}},
+            {"id": "pick", "type": "transform", "params": {"expr": "{status, rid: .headers[\"x-request-id\"], body}"}}
+        ]);
+        let data = json!({"item": {"id": 7, "qty": 3}, "tag": "a", "customer": "acme"});
+        // Act
+        let run = run_with(nodes, data, &Policy::default(), &local_caller()).await;
+        // Assert
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+        assert_eq!(
+            run.output,
+            json!({"status": 201, "rid": "r-1", "body": {"stored": true, "n": 7}})
+        );
+        let request = seen.lock().expect("log")[0].clone();
+        assert!(
+            request.starts_with("POST /items/7?tag=a HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("x-customer: acme\r\n"), "{request}");
+        assert!(
+            request.contains("content-type: application/json\r\n"),
+            "{request}"
+        );
+        assert!(request.ends_with("\r\n\r\n{\"qty\":6}"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn an_error_status_fails_the_node_unless_fail_on_status_is_off() {
+        let (port, _) = server(
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 7\r\nconnection: close\r\n\r\nmissing",
+        )
+        .await;
+        let node = |fail: bool| json!([{"id": "get", "type": "http", "params": {"method": "GET", "url": format!("http://127.0.0.1:{port}/x"), "failOnStatus": fail}}]);
+        let failing = run_with(node(true), json!(null), &Policy::default(), &local_caller()).await;
+        let error = failing.error.expect("an error");
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (
+                ErrorCode::HttpStatus,
+                format!("GET http://127.0.0.1:{port}/x answered 404").as_str()
+            )
+        );
+        let tolerant = run_with(
+            node(false),
+            json!(null),
+            &Policy::default(),
+            &local_caller(),
+        )
+        .await;
+        assert_eq!(
+            tolerant.output,
+            json!({"status": 404, "headers": {"content-length": "7", "connection": "close"}, "body": "missing"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_outside_the_allow_list_fails_with_http_refused() {
+        let (port, seen) = server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        let nodes = json!([{"id": "get", "type": "http", "params": {"method": "GET", "url": format!("http://localhost:{port}/")}}]);
+        let run = run_with(nodes, json!(null), &Policy::default(), &local_caller()).await;
+        let error = run.error.expect("an error");
+        assert_eq!(error.code, ErrorCode::HttpRefused);
+        assert_eq!(
+            error.message,
+            format!(
+                "GET http://localhost:{port}/: refused: host `localhost` is not in the allow-list"
+            )
+        );
+        assert!(seen.lock().expect("log").is_empty());
+    }
+}
