@@ -4,20 +4,23 @@
 //!
 //! jaq evaluates synchronously and has no fuel or interruption hook, so evaluation happens on a
 //! dedicated OS thread (one per run, reused for every expression of that run and pooled for
-//! later runs); the async side waits for the answer only until the deadline and then gives up
-//! with [`EvalError::Deadline`], raising the job's cancel flag. The worker stops at the next of these checkpoints:
+//! later runs). The async side waits for the answer only until the deadline, then gives up (the
+//! run fails with `TIME_LIMIT`) and raises the job's cancel flag. The worker stops at the next
+//! of these checkpoints:
 //!
 //! * between results (with the result cap of collecting expressions);
 //! * inside every unbounded generator of the language — `range`, `repeat`, `recurse`, `while`,
 //!   `until` are redefined to pass through a native checkpoint, so `last(range(1e12))` or
 //!   `reduce repeat(.) as $x (0; .)` stop within one iteration instead of computing on.
 //!
-//! Without `def`, every other construct is bounded by the size of its input and program. A
-//! function definition could recurse without end — and jaq does not bound recursion depth, so a
-//! stack overflow would abort the whole process — hence `def` is refused unless the policy
-//! allows it. The worker has a large stack (reserved, only touched pages are committed) for
-//! deep but finite recursion. [`runaway_evaluations`] reports evaluations given up whose thread
-//! has not stopped yet.
+//! Without `def`, every other construct is bounded by the sizes of its input and program, but
+//! that bound can be huge (nested iteration over a large array: `[.[] as $a | .[] as $b | .[]]`).
+//! Such a program still ends the run at the deadline; its thread computes on until it reaches a
+//! checkpoint or ends, and [`runaway_evaluations`] counts it meanwhile, so a host can recycle the
+//! process. A function definition could recurse without end — and jaq does not bound recursion
+//! depth, so a stack overflow would abort the whole process — hence `def` is refused unless the
+//! policy allows it. The worker has a large stack (reserved; only touched pages are committed)
+//! for deep but finite recursion.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
