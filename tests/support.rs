@@ -111,6 +111,32 @@ impl Api {
         env("NECTAR_E2E_EVENTS_TOPIC_ARN")
     }
 
+    /// Sends a request with one extra header (e.g. `Authorization: License <key>`).
+    pub async fn send_with_header(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        header: Option<(&str, String)>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        if let Some((name, value)) = header {
+            req = req.header(name, value);
+        }
+        let resp = req.send().await.expect("the stack answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
     /// POST JSON without credentials.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let (s, v, _) = self

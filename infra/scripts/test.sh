@@ -52,6 +52,8 @@ export SIGNING_KEY_ID=alias/e2e-$suffix TOKEN_ISSUER=nectar-e2e
 NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_E2E_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
 export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
+# Workflow `http` nodes may call the tests' own local servers (never the internet).
+export WORKFLOW_HTTP_ALLOWED_HOSTS=127.0.0.1 WORKFLOW_HTTP_ALLOW_PLAIN_HTTP=true
 
 http_port=$(nectar_free_port)
 nectar_log "starting cargo lambda watch on port $http_port"
@@ -74,7 +76,8 @@ pids+=("$!")
 # Start every function once now: `cargo lambda watch` builds a function on its first request, and
 # that build must not wait on the cargo lock that `cargo test` holds.
 for route in api/validate api/heartbeat api/revoke api/license/x api/admin/customers \
-  api/admin/licenses api/admin/licenses/x/suspend .well-known/jwks.json api/usage api/usage/stats; do
+  api/admin/licenses api/admin/licenses/x/suspend .well-known/jwks.json api/usage api/usage/stats \
+  api/workflows/execute; do
   curl -s -o /dev/null --max-time 300 -X POST "http://127.0.0.1:$http_port/$route" || true
 done
 curl -s -o /dev/null --max-time 300 -X POST -d '{"Records":[]}' \
@@ -88,7 +91,8 @@ export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_
   NECTAR_E2E_USAGE_QUEUE_URL=$USAGE_QUEUE_URL NECTAR_E2E_USAGE_DLQ_URL=$USAGE_DLQ_URL \
   NECTAR_E2E_EVENTS_TOPIC_ARN=$EVENTS_TOPIC_ARN
 # The functions' configuration must not leak into the tests' own processes.
-unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL EVENTS_TOPIC_ARN
+unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL EVENTS_TOPIC_ARN \
+  WORKFLOW_HTTP_ALLOWED_HOSTS WORKFLOW_HTTP_ALLOW_PLAIN_HTTP
 
 # NECTAR_TEST_ARGS narrows the run while developing, e.g. "-p e2e --test agent"; CI runs everything.
 read -r -a test_args <<<"${NECTAR_TEST_ARGS:---workspace}"

@@ -947,3 +947,116 @@ impl UsageStatsResponse {
         }
     }
 }
+
+/// The body of `POST /api/workflows/execute`: `{workflowId, workflow: {nodes, start?}, data?}`,
+/// or the seed's flat `{workflowId, nodes, start?, data?}`. Returns `(workflowId, workflow,
+/// data)`; `data` defaults to `{}`. The workflow itself is validated by the engine.
+pub fn parse_execute_body(
+    body: serde_json::Value,
+) -> Result<(String, serde_json::Value, serde_json::Value), DomainError> {
+    use serde_json::Value;
+    let Value::Object(mut obj) = body else {
+        return Err(DomainError::InvalidValue {
+            field: "body",
+            message: "must be a JSON object".into(),
+        });
+    };
+    let workflow_id = match obj.remove("workflowId") {
+        Some(Value::String(s)) => text("workflowId", s, 128)?,
+        Some(_) => {
+            return Err(DomainError::InvalidValue {
+                field: "workflowId",
+                message: "must be a string".into(),
+            });
+        }
+        None => {
+            return Err(DomainError::InvalidValue {
+                field: "workflowId",
+                message: "is required".into(),
+            });
+        }
+    };
+    let data = obj
+        .remove("data")
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let workflow = match (obj.remove("workflow"), obj.remove("nodes")) {
+        (Some(w), None) => {
+            if obj.contains_key("start") {
+                return Err(DomainError::InvalidValue {
+                    field: "start",
+                    message: "belongs inside `workflow`".into(),
+                });
+            }
+            w
+        }
+        (None, Some(nodes)) => {
+            let mut flat = serde_json::Map::new();
+            flat.insert("nodes".into(), nodes);
+            if let Some(start) = obj.remove("start") {
+                flat.insert("start".into(), start);
+            }
+            Value::Object(flat)
+        }
+        (Some(_), Some(_)) => {
+            return Err(DomainError::InvalidValue {
+                field: "nodes",
+                message: "send either `workflow` or the flat `nodes`, not both".into(),
+            });
+        }
+        (None, None) => {
+            return Err(DomainError::InvalidValue {
+                field: "workflow",
+                message: "is required (`{\"nodes\": [...]}`)".into(),
+            });
+        }
+    };
+    if let Some(unknown) = obj.keys().next() {
+        return Err(DomainError::InvalidValue {
+            field: "body",
+            message: format!(
+                "unknown field `{}`; expected workflowId, workflow, data",
+                unknown.chars().take(40).collect::<String>()
+            ),
+        });
+    }
+    Ok((workflow_id, workflow, data))
+}
+
+#[cfg(test)]
+mod execute_body_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_nested_and_the_flat_seed_shapes_parse_to_the_same_workflow() {
+        let nodes = json!([{"id": "a", "type": "output"}]);
+        let nested = parse_execute_body(
+            json!({"workflowId": "w1", "workflow": {"nodes": nodes}, "data": {"x": 1}}),
+        )
+        .expect("valid");
+        let flat =
+            parse_execute_body(json!({"workflowId": "w1", "nodes": nodes, "data": {"x": 1}}))
+                .expect("valid");
+        assert_eq!(nested, flat);
+        assert_eq!(nested.1, json!({"nodes": nodes}));
+    }
+
+    #[test]
+    fn missing_ambiguous_or_unknown_fields_are_named() {
+        let field = |b: serde_json::Value| match parse_execute_body(b) {
+            Err(DomainError::InvalidValue { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(json!({"nodes": []})), "workflowId");
+        assert_eq!(field(json!({"workflowId": 7, "nodes": []})), "workflowId");
+        assert_eq!(field(json!({"workflowId": "w"})), "workflow");
+        assert_eq!(
+            field(json!({"workflowId": "w", "workflow": {}, "nodes": []})),
+            "nodes"
+        );
+        assert_eq!(
+            field(json!({"workflowId": "w", "nodes": [], "extra": 1})),
+            "body"
+        );
+    }
+}

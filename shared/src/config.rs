@@ -35,6 +35,8 @@ pub struct Config {
     usage_queue_url: Option<String>,
     usage_group_concurrency: usize,
     events_topic_arn: Option<String>,
+    workflow_http_allowed_hosts: Vec<nectar_workflow::HostPattern>,
+    workflow_http_allow_plain: bool,
 }
 
 /// Default `iss` claim.
@@ -88,6 +90,29 @@ impl Config {
             heartbeat_interval_seconds,
             usage_queue_url: get("USAGE_QUEUE_URL"),
             events_topic_arn: get("EVENTS_TOPIC_ARN"),
+            workflow_http_allowed_hosts: match get("WORKFLOW_HTTP_ALLOWED_HOSTS") {
+                None => Vec::new(),
+                Some(v) => v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(nectar_workflow::HostPattern::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "WORKFLOW_HTTP_ALLOWED_HOSTS",
+                        why: "must be comma-separated host names or *.suffix patterns",
+                    })?,
+            },
+            workflow_http_allow_plain: match get("WORKFLOW_HTTP_ALLOW_PLAIN_HTTP").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "WORKFLOW_HTTP_ALLOW_PLAIN_HTTP",
+                        why: "must be true or false",
+                    });
+                }
+            },
             usage_group_concurrency: match get("USAGE_GROUP_CONCURRENCY") {
                 None => DEFAULT_USAGE_GROUP_CONCURRENCY,
                 Some(v) => {
@@ -133,6 +158,18 @@ impl Config {
         self.usage_queue_url
             .as_deref()
             .ok_or(ConfigError::Missing("USAGE_QUEUE_URL"))
+    }
+
+    /// Outbound calls of workflow `http` nodes: `WORKFLOW_HTTP_ALLOWED_HOSTS` (comma-separated
+    /// hosts or `*.suffix` patterns; empty: every call refused) and
+    /// `WORKFLOW_HTTP_ALLOW_PLAIN_HTTP` (`true` only for local tests; default https only).
+    pub fn workflow_http(&self) -> nectar_workflow::HttpSettings {
+        nectar_workflow::HttpSettings {
+            allowed_hosts: self.workflow_http_allowed_hosts.clone(),
+            allow_plain_http: self.workflow_http_allow_plain,
+            timeout: std::time::Duration::from_secs(5),
+            max_response_bytes: 256 * 1024,
+        }
     }
 
     /// `EVENTS_TOPIC_ARN`: the SNS topic lifecycle notices are published to.
@@ -287,5 +324,26 @@ mod tests {
         assert!(!auth.accepts("s3cret "));
         assert!(!auth.accepts(""));
         assert_eq!(format!("{auth:?}"), "AdminAuth(<redacted>)");
+    }
+
+    #[test]
+    fn workflow_http_defaults_to_refusing_every_call_and_parses_the_allow_list() {
+        let none = config(&[]).expect("valid").workflow_http();
+        assert!(none.allowed_hosts.is_empty());
+        assert!(!none.allow_plain_http);
+        let some = config(&[
+            (
+                "WORKFLOW_HTTP_ALLOWED_HOSTS",
+                "api.acme.com, *.hooks.example.com",
+            ),
+            ("WORKFLOW_HTTP_ALLOW_PLAIN_HTTP", "true"),
+        ])
+        .expect("valid")
+        .workflow_http();
+        assert_eq!(some.allowed_hosts.len(), 2);
+        assert!(some.allowed_hosts[1].matches("a.hooks.example.com"));
+        assert!(some.allow_plain_http);
+        assert!(config(&[("WORKFLOW_HTTP_ALLOWED_HOSTS", "http://x")]).is_err());
+        assert!(config(&[("WORKFLOW_HTTP_ALLOW_PLAIN_HTTP", "yes")]).is_err());
     }
 }

@@ -27,6 +27,17 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Per-item problems (e.g. which usage events are invalid), serialised as `error.events`.
     pub events: Option<serde_json::Value>,
+    /// Rarely used parts, boxed so every `Result<_, ApiError>` stays small.
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The rarely used parts of an [`ApiError`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Seconds for the `Retry-After` header (429s; 503s default to 1).
+    pub retry_after: Option<u64>,
+    /// Per-problem details of an invalid document (e.g. a workflow graph), as `error.issues`.
+    pub issues: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +53,8 @@ struct ErrorDetail<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issues: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -53,7 +66,20 @@ impl ApiError {
             message: message.into(),
             field: None,
             events: None,
+            extra: None,
         }
+    }
+
+    /// Adds a `Retry-After` of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.extra.get_or_insert_with(Default::default).retry_after = Some(seconds);
+        self
+    }
+
+    /// Adds `error.issues`.
+    pub fn with_issues(mut self, issues: serde_json::Value) -> Self {
+        self.extra.get_or_insert_with(Default::default).issues = Some(issues);
+        self
     }
 
     /// A 400 naming `field`.
@@ -99,13 +125,19 @@ impl ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
                 events: self.events.as_ref(),
+                issues: self.extra.as_ref().and_then(|x| x.issues.as_ref()),
             },
         };
         let mut response = json(self.status, &body);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match self.extra.as_ref().and_then(|x| x.retry_after) {
+            Some(s) => Some(s),
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            None => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -194,6 +226,129 @@ impl From<crate::service::usage::SubmitError> for ApiError {
             SubmitError::Domain(d) => d.into(),
         }
     }
+}
+
+impl From<crate::service::workflows::Refusal> for ApiError {
+    fn from(r: crate::service::workflows::Refusal) -> Self {
+        use crate::service::workflows::Refusal;
+        match r {
+            // 403 for every license problem, bad keys included: the seed's client maps 403 to
+            // "License expired or invalid".
+            Refusal::License(v) => Self::new(StatusCode::FORBIDDEN, v.code.as_str(), v.detail),
+            Refusal::Invalid(errors) => {
+                let count = errors.issues.len();
+                let first = errors
+                    .issues
+                    .first()
+                    .map(|i| format!(": {} {}", i.pointer, i.message))
+                    .unwrap_or_default();
+                Self::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_WORKFLOW",
+                    format!(
+                        "the workflow is invalid ({count} problem{}){first}; see error.issues",
+                        if count == 1 { "" } else { "s" }
+                    ),
+                )
+                .with_issues(serde_json::to_value(&errors.issues).unwrap_or_default())
+            }
+            Refusal::NodeNotEntitled {
+                feature,
+                node_id,
+                node_type,
+                pointer,
+            } => Self {
+                field: Some(format!("workflow{pointer}")),
+                ..Self::new(
+                    StatusCode::FORBIDDEN,
+                    "FEATURE_NOT_ENTITLED",
+                    format!(
+                        "node `{}` is of type `{node_type}`, which needs feature `{feature}`; the license does not include it",
+                        truncate(&node_id, 64)
+                    ),
+                )
+            },
+            Refusal::RateLimited { limit, retry_after } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                format!(
+                    "at most {limit} executions per minute for this plan; retry in {retry_after} s"
+                ),
+            )
+            .with_retry_after(retry_after),
+            Refusal::UsageExceeded { limit, retry_after } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "USAGE_EXCEEDED",
+                format!("the monthly limit of {limit} workflow executions is reached"),
+            )
+            .with_retry_after(retry_after),
+            Refusal::Domain(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::service::workflows::ReadRefusal> for ApiError {
+    fn from(r: crate::service::workflows::ReadRefusal) -> Self {
+        use crate::service::workflows::ReadRefusal;
+        match r {
+            ReadRefusal::License(v) => Self::new(StatusCode::FORBIDDEN, v.code.as_str(), v.detail),
+            ReadRefusal::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "EXECUTION_NOT_FOUND",
+                "no such execution for this license",
+            ),
+            ReadRefusal::Domain(e) => e.into(),
+        }
+    }
+}
+
+/// The license key of `Authorization: License <key>`; 401 `MISSING_LICENSE_KEY` without one.
+pub fn license_key_header(req: &Request) -> Result<crate::token::LicenseKey, ApiError> {
+    let missing = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "MISSING_LICENSE_KEY",
+            "send the license key as `Authorization: License <key>`",
+        )
+    };
+    let value = req
+        .headers()
+        .get(lambda_http::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(missing)?;
+    let (scheme, key) = value.trim().split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("license") || key.trim().is_empty() {
+        return Err(missing());
+    }
+    Ok(crate::token::LicenseKey::new(key.trim()))
+}
+
+/// Parses a JSON object body of at most `max` bytes (400 `BODY_TOO_LARGE`, `MALFORMED_JSON`,
+/// `INVALID_REQUEST` as [`parse_json`]).
+pub fn parse_json_object(req: &Request, max: usize) -> Result<serde_json::Value, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > max {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BODY_TOO_LARGE",
+            format!("request body exceeds {max} bytes"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "request body must be a JSON object",
+        ));
+    }
+    Ok(value)
 }
 
 /// 400 `INVALID_EVENTS`, listing every problem by event index.

@@ -34,6 +34,9 @@ pub enum ParseError {
     /// Not a host name nor a `*.` wildcard over one.
     #[error("domain restriction must be a host name or a wildcard such as *.example.com")]
     DomainPattern,
+    /// Not a canonical (hyphenated) UUID.
+    #[error("execution id must be a UUID such as 0192e4c4-7b1a-7cde-8f00-123456789abc")]
+    ExecutionId,
 }
 
 macro_rules! string_id {

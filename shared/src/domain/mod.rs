@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod ports;
 pub mod usage;
+pub mod workflow;
 
 pub use error::{DomainError, StoreError};
 pub use ids::{

@@ -365,3 +365,33 @@ pub trait EventPublisher: Send + Sync {
     /// Publishes one notice.
     async fn publish(&self, notice: &crate::domain::lifecycle::Notice) -> Result<(), PublishError>;
 }
+
+/// Fixed-window request counting (per license per minute for workflow executions).
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one request against `key` in the window starting at `window_start`; `true` while
+    /// the window's count stays within `limit`. A refused request is not counted.
+    async fn admit(
+        &self,
+        key: &str,
+        window_start: OffsetDateTime,
+        window: time::Duration,
+        limit: u64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Where executions are recorded for their license to read back.
+#[async_trait]
+pub trait ExecutionLog: Send + Sync {
+    /// Records an execution (kept for a limited time).
+    async fn record_execution(
+        &self,
+        record: &crate::domain::workflow::ExecutionRecord,
+    ) -> Result<(), StoreError>;
+
+    /// One execution, if recorded and not yet expired.
+    async fn execution(
+        &self,
+        id: &crate::domain::workflow::ExecutionId,
+    ) -> Result<Option<crate::domain::workflow::ExecutionRecord>, StoreError>;
+}

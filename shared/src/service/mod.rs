@@ -6,3 +6,4 @@ pub mod heartbeat;
 pub mod lifecycle;
 pub mod usage;
 pub mod validate;
+pub mod workflows;

@@ -9,6 +9,8 @@
 //! | usage counter | `LICENSE#<lid>` | `USAGE#<feature>#<YYYY-MM>` (total + `d01`..`d31`) |     |                                 |
 //! | event marker | `EVENT#<lid>#<eventId>` | `EVENT` (TTL'd)        |                             |                                 |
 //! | job cursor   | `JOB#<job>`        | `CURSOR`                    |                             |                                 |
+//! | rate window (TTL'd) | `RATE#<lid>#<window start>` | `RATE`          |                             |                                 |
+//! | execution (TTL'd) | `EXECUTION#<id>` | `EXECUTION`               |                             |                                 |
 //!
 //! Lifecycle notices are attributes of the license item (`notice:<idempotency id>`), so the
 //! index query that finds a candidate also says which notices it already got.
@@ -96,6 +98,23 @@ pub const SEEN_GSI2_PK: &str = "SEEN#active";
 pub fn seen_gsi2_sk(at: OffsetDateTime, license: &LicenseId, id: &InstallationId) -> String {
     format!("{}#{license}#{id}", sortable_time(at))
 }
+
+/// Partition of one rate-limit window of one key: one item per window, so no hot item outlives a
+/// minute.
+pub fn rate_pk(key: &str, window_start: OffsetDateTime) -> String {
+    format!("RATE#{key}#{}", window_start.unix_timestamp())
+}
+
+/// Sort key of a rate window.
+pub const RATE_SK: &str = "RATE";
+
+/// Partition of a recorded execution (its own partition: executions are read by id).
+pub fn execution_pk(id: &crate::domain::workflow::ExecutionId) -> String {
+    format!("EXECUTION#{id}")
+}
+
+/// Sort key of a recorded execution.
+pub const EXECUTION_SK: &str = "EXECUTION";
 
 /// Partition of a lifecycle job's sweep cursor.
 pub fn job_pk(job: &str) -> String {

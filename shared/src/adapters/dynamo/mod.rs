@@ -8,6 +8,7 @@ mod lifecycle;
 pub mod records;
 pub mod schema;
 mod usage;
+mod workflows;
 
 pub use usage::MARKER_TTL_DAYS;
 

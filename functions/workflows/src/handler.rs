@@ -1,0 +1,93 @@
+//! Workflows handler: authenticate (`Authorization: License <key>`) → parse → the workflow
+//! service → one error mapping. Two routes: execute, and read back one execution.
+
+use std::sync::Arc;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use nectar_workflow::{Env, HttpCaller, StatisticalAnalytics};
+use shared::domain::Plan;
+use shared::domain::ports::{Clock, ExecutionLog, LicenseReader, RateLimiter, UsageLedger};
+use shared::domain::workflow::{ExecutionId, WorkflowPolicy};
+use shared::http::{self, ApiError};
+use shared::service::workflows::{ExecuteCommand, execute_workflow, execution_of};
+use shared::token::KeyRing;
+
+/// Largest request body: the workflow and its input data.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What the handler needs.
+pub struct Deps<S, H> {
+    /// Trusted public keys.
+    pub ring: KeyRing,
+    /// Licenses, usage, rate windows, executions.
+    pub store: S,
+    /// Outbound calls of `http` nodes (allow-listed).
+    pub http: H,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Each plan's engine limits and rate limit.
+    pub policy: fn(Plan) -> WorkflowPolicy,
+}
+
+/// Handles one request; always `Ok` (errors are responses).
+pub async fn handle<S, H>(deps: &Deps<S, H>, req: Request) -> Result<Response<Body>, Error>
+where
+    S: LicenseReader + UsageLedger + RateLimiter + ExecutionLog,
+    H: HttpCaller,
+{
+    Ok(http::respond(run(deps, &req).await))
+}
+
+async fn run<S, H>(deps: &Deps<S, H>, req: &Request) -> Result<Response<Body>, ApiError>
+where
+    S: LicenseReader + UsageLedger + RateLimiter + ExecutionLog,
+    H: HttpCaller,
+{
+    let path = req.uri().path().trim_end_matches('/');
+    if path.ends_with("/api/workflows/execute") {
+        http::require_method(req, &Method::POST)?;
+        return execute(deps, req).await;
+    }
+    if path.contains("/api/workflows/executions/") {
+        http::require_method(req, &Method::GET)?;
+        let key = http::license_key_header(req)?;
+        let raw = http::path_param(req, "executionId", 0).unwrap_or_default();
+        let id = ExecutionId::parse(&raw)
+            .map_err(|e| ApiError::field("INVALID_FIELD", "executionId", e.to_string()))?;
+        let body = execution_of(&deps.ring, &deps.store, &key, &id).await?;
+        return Ok(http::json(StatusCode::OK, &body));
+    }
+    Err(ApiError::route_not_found(req.method(), path))
+}
+
+async fn execute<S, H>(deps: &Deps<S, H>, req: &Request) -> Result<Response<Body>, ApiError>
+where
+    S: LicenseReader + UsageLedger + RateLimiter + ExecutionLog,
+    H: HttpCaller,
+{
+    let key = http::license_key_header(req)?;
+    let body = http::parse_json_object(req, MAX_BODY_BYTES)?;
+    let (workflow_id, workflow, data) = shared::api::parse_execute_body(body)?;
+    let cmd = ExecuteCommand {
+        key,
+        workflow_id,
+        workflow,
+        data,
+        execution_id: ExecutionId::from_uuid(uuid::Uuid::now_v7()),
+    };
+    let env = Env {
+        http: &deps.http,
+        analytics: &StatisticalAnalytics,
+    };
+    let executed = execute_workflow(
+        &deps.ring,
+        &deps.store,
+        &env,
+        deps.policy,
+        cmd,
+        deps.clock.now(),
+    )
+    .await?;
+    Ok(http::json(StatusCode::OK, &executed.body))
+}
