@@ -2,7 +2,7 @@
 //! stack that `make test` serves. Installation clocks are injected (`ManualClock`), so expiry,
 //! grace and rollback are reached without waiting; "the server is unreachable" is a closed port.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,8 +43,8 @@ async fn stack_jwks(api: &Api) -> Jwks {
     serde_json::from_value(body).expect("jwks")
 }
 
-fn settings(key: &str, url: &str, dir: &PathBuf, jwks: Option<Jwks>) -> Settings {
-    let mut s = Settings::new(key, url, dir.clone());
+fn settings(key: &str, url: &str, dir: &Path, jwks: Option<Jwks>) -> Settings {
+    let mut s = Settings::new(key, url, dir.to_path_buf());
     s.jwks = jwks;
     s.usage_flush_secs = 1;
     s
