@@ -7,7 +7,7 @@ dev: ## run the whole stack locally (emulator + every function on http://127.0.0
 test: ## every check and test, against an emulator it starts itself
 	bash infra/scripts/test.sh
 
-bench: ## benchmarks (offline key verification)
+bench: ## CPU benchmarks: key verification, workflow engine per node, client check(feature)
 	bash infra/scripts/bench.sh
 
 bench-usage: ## usage-processor writes per event and throughput (against the emulator)
