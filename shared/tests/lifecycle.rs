@@ -51,6 +51,28 @@ async fn run_ok<P: EventPublisher>(
         .collect()
 }
 
+/// The notice ledger entries kept on the license item.
+async fn notice_attributes(stack: &Stack, issued: &Issued) -> Vec<String> {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let item = stack
+        .dynamo
+        .get_item()
+        .table_name(stack.store.table())
+        .key("pk", S(format!("LICENSE#{}", issued.license.id)))
+        .key("sk", S("LICENSE".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("license item");
+    let mut names: Vec<String> = item
+        .into_keys()
+        .filter(|k| k.starts_with("notice:"))
+        .collect();
+    names.sort();
+    names
+}
+
 async fn issue_expiring(stack: &Stack, plan: Plan, expires_at: OffsetDateTime) -> Issued {
     stack
         .issue(plan, NOW, |c| c.term = Term::Until(expires_at))
@@ -193,6 +215,12 @@ async fn plan_grace_delays_the_expiry_and_renewal_re_arms_the_warnings() {
     )
     .await;
     assert_eq!(types(&inbox.drain().await), ["license.expiry_warning@30"]);
+    let ledger = notice_attributes(&stack, &issued).await;
+    let renewed_at = renewed.unix_timestamp().to_string();
+    assert!(
+        ledger.len() == 1 && ledger[0].contains(&renewed_at),
+        "notices of the former expiry are forgotten: {ledger:?}"
+    );
     // Past the renewed expiry plus grace: expired.
     run_ok(
         &stack,
@@ -354,6 +382,48 @@ async fn usage_warnings_go_out_at_80_and_100_percent_once_per_period() {
         )
     );
     assert_eq!(seen[2]["period"], "2026-07");
+    // The ledger forgot June when July's first notice was claimed.
+    let ledger = notice_attributes(&stack, &issued).await;
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert!(ledger[0].contains(":2026-07:80"), "{ledger:?}");
+}
+
+#[tokio::test]
+async fn an_undecodable_license_item_is_skipped_and_the_sweep_goes_on() {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    // Arrange: a broken item sorted before a good license in the status index.
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let good = issue_expiring(&stack, Plan::Starter, NOW + Duration::days(7)).await;
+    let broken_sk = format!(
+        "{}#garbage",
+        shared::adapters::dynamo::keys::sortable_time(NOW + Duration::days(1))
+    );
+    stack
+        .dynamo
+        .put_item()
+        .table_name(stack.store.table())
+        .item("pk", S("LICENSE#garbage".into()))
+        .item("sk", S("LICENSE".into()))
+        .item("gsi2pk", S("STATUS#active".into()))
+        .item("gsi2sk", S(broken_sk))
+        .send()
+        .await
+        .expect("put");
+    // Act
+    let report = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::ExpiryWarnings],
+        NOW,
+        Settings::default(),
+    )
+    .await;
+    // Assert
+    assert_eq!((report[0].published, report[0].swept), (1, true));
+    let events = inbox.drain().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["licenseId"], good.license.id.as_str());
 }
 
 #[tokio::test]

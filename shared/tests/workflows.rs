@@ -176,7 +176,7 @@ async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     assert_eq!(calls, expected);
-    let read = execution_of(&h.ring, &h.stack.store, &issued.key, &id)
+    let read = execution_of(&h.ring, &h.stack.store, &issued.key, &id, NOW)
         .await
         .expect("recorded");
     assert_eq!(read, body);
@@ -344,9 +344,9 @@ async fn a_revoked_license_is_refused_on_the_very_next_call() {
     let h = Harness::new().await;
     let issued = h.issue(Plan::Starter, None).await;
     let workflow = json!({"nodes": [{"id": "o", "type": "output"}]});
-    h.run(cmd(&issued, workflow.clone(), json!({})))
-        .await
-        .expect("runs");
+    let first = cmd(&issued, workflow.clone(), json!({}));
+    let first_id = first.execution_id;
+    h.run(first).await.expect("runs");
     change_status(
         &h.stack.store,
         &issued.license.id,
@@ -365,6 +365,11 @@ async fn a_revoked_license_is_refused_on_the_very_next_call() {
         "{refused:?}"
     );
     assert_eq!(used(&h.stack, &issued).await, 1);
+    let read = execution_of(&h.ring, &h.stack.store, &issued.key, &first_id, NOW).await;
+    assert!(
+        matches!(&read, Err(ReadRefusal::License(v)) if v.code == Code::Revoked),
+        "a revoked key reads nothing either: {read:?}"
+    );
 }
 
 #[tokio::test]
@@ -404,18 +409,19 @@ async fn another_license_cannot_read_an_execution() {
     let id = c.execution_id;
     h.run(c).await.expect("runs");
     // Act
-    let theirs = execution_of(&h.ring, &h.stack.store, &other.key, &id).await;
+    let theirs = execution_of(&h.ring, &h.stack.store, &other.key, &id, NOW).await;
     let missing = execution_of(
         &h.ring,
         &h.stack.store,
         &owner.key,
         &ExecutionId::from_uuid(uuid::Uuid::now_v7()),
+        NOW,
     )
     .await;
     // Assert
     assert!(matches!(theirs, Err(ReadRefusal::NotFound)), "{theirs:?}");
     assert!(matches!(missing, Err(ReadRefusal::NotFound)), "{missing:?}");
-    let mine = execution_of(&h.ring, &h.stack.store, &owner.key, &id)
+    let mine = execution_of(&h.ring, &h.stack.store, &owner.key, &id, NOW)
         .await
         .expect("the owner reads it");
     assert_eq!(mine["output"], json!({"secret": 1}));

@@ -55,7 +55,7 @@ where
         let raw = http::path_param(req, "executionId", 0).unwrap_or_default();
         let id = ExecutionId::parse(&raw)
             .map_err(|e| ApiError::field("INVALID_FIELD", "executionId", e.to_string()))?;
-        let body = execution_of(&deps.ring, &deps.store, &key, &id).await?;
+        let body = execution_of(&deps.ring, &deps.store, &key, &id, deps.clock.now()).await?;
         return Ok(http::json(StatusCode::OK, &body));
     }
     Err(ApiError::route_not_found(req.method(), path))

@@ -335,13 +335,16 @@ pub enum NoticeClaim {
 /// between leaves a claim that expires, and the next run re-sends with the same idempotency id.
 #[async_trait]
 pub trait NoticeLedger: Send + Sync {
-    /// Claims notice `id` of `license` until `until`, unless sent or claimed by a live claim.
+    /// Claims notice `id` of `license` until `until`, unless sent or claimed by a live claim. The
+    /// same write forgets `stale` notices (past periods, former expiry dates), so the ledger on
+    /// the license item stays small.
     async fn claim_notice(
         &self,
         license: &LicenseId,
         id: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        stale: &[String],
     ) -> Result<NoticeClaim, StoreError>;
 
     /// Marks notice `id` sent.

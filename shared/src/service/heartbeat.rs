@@ -106,6 +106,15 @@ where
         );
         return Ok(answer(v, None, None));
     };
+    if let Err(v) = check::check_license(&claims, &license, cmd.domain.as_ref(), None, now) {
+        if v.code == Code::InvalidKey {
+            return Ok(answer(v, None, None));
+        }
+        return Ok(answer(v, Some(license), installation));
+    }
+
+    // Only from an installation of a license in force: anything else is refused above and must
+    // not be able to write to the audit trail.
     for signal in &cmd.signals {
         let entry = AuditEntry {
             action: "installation.signal".into(),
@@ -120,13 +129,6 @@ where
             tracing::error!(error = %e, license_id = %license.id, "audit entry not written");
         }
     }
-    if let Err(v) = check::check_license(&claims, &license, cmd.domain.as_ref(), None, now) {
-        if v.code == Code::InvalidKey {
-            return Ok(answer(v, None, None));
-        }
-        return Ok(answer(v, Some(license), installation));
-    }
-
     let report = HeartbeatReport {
         license_id: license.id.clone(),
         installation_id: cmd.installation_id.clone(),

@@ -361,9 +361,10 @@ where
             _ => {}
         }
         let until = self.now + self.settings.claim_for;
+        let stale = stale_notices(c, Period::containing(self.now));
         if self
             .store
-            .claim_notice(&license.id, &id, self.now, until)
+            .claim_notice(&license.id, &id, self.now, until, &stale)
             .await?
             == NoticeClaim::Taken
         {
@@ -384,8 +385,8 @@ where
             .await
             .map_err(|e| DomainError::Store(StoreError::Backend(e.into())))?;
         if let Some(entry) = expire {
-            // `false`: another run or an operator changed the status first; nothing to undo.
-            self.store
+            let changed = self
+                .store
                 .set_status(
                     &license.id,
                     LicenseStatus::Active,
@@ -393,6 +394,20 @@ where
                     &entry,
                 )
                 .await?;
+            // Not applied: fine if the status moved on (another run, an operator); if the license
+            // is still active the transaction lost a conflict, so leave the notice unmarked — its
+            // claim lapses and a later run expires it (re-sending the same idempotency id).
+            if !changed
+                && self
+                    .store
+                    .license(&license.id)
+                    .await?
+                    .is_some_and(|l| l.status == LicenseStatus::Active)
+            {
+                return Err(DomainError::Store(StoreError::Backend(
+                    "the expiry did not apply; retried on a later run".into(),
+                )));
+            }
         }
         self.store
             .mark_notice_sent(&license.id, &id, self.now)
@@ -440,6 +455,27 @@ where
         };
         Ok(self.store.deactivate_installation(inst, &entry).await?)
     }
+}
+
+/// Ledger entries that can never matter again: usage notices of past periods and expiry notices
+/// of a former expiry date (the ids say which, see [`Notice::id_for`]).
+fn stale_notices(c: &Candidate, period: Period) -> Vec<String> {
+    let expiry = c.license.expires_at.unix_timestamp().to_string();
+    let period = period.to_string();
+    c.notices
+        .keys()
+        .filter(|id| {
+            let parts: Vec<&str> = id.split(':').collect();
+            match parts.as_slice() {
+                ["license.usage_warning", _, _, p, _] => *p < period.as_str(),
+                ["license.expiry_warning", _, exp, _] | ["license.expired", _, exp] => {
+                    *exp != expiry
+                }
+                _ => false,
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 fn workflows() -> Feature {

@@ -210,19 +210,32 @@ pub enum ReadRefusal {
     Domain(DomainError),
 }
 
-/// Reads an execution recorded for the license of `key` — and only for it.
+/// Reads an execution recorded for the license of `key` — and only for it, while the license is
+/// in force (a revoked or suspended key reads nothing, as it runs nothing).
 pub async fn execution_of<S>(
     ring: &KeyRing,
     store: &S,
     key: &LicenseKey,
     id: &ExecutionId,
+    now: OffsetDateTime,
 ) -> Result<Value, ReadRefusal>
 where
-    S: ExecutionLog + ?Sized,
+    S: ExecutionLog + LicenseReader + ?Sized,
 {
     let claims = ring
         .verify_license(key)
         .map_err(|r| ReadRefusal::License(r.into()))?;
+    let license = store
+        .license(&claims.jti)
+        .await
+        .map_err(|e| ReadRefusal::Domain(e.into()))?
+        .ok_or_else(|| {
+            ReadRefusal::License(Verdict::new(
+                Code::NotFound,
+                format!("no license {} on record", claims.jti),
+            ))
+        })?;
+    check::check_status(&claims, &license, now).map_err(ReadRefusal::License)?;
     match store.execution(id).await {
         Ok(Some(r)) if r.license_id == claims.jti => Ok(r.body),
         Ok(_) => Err(ReadRefusal::NotFound),

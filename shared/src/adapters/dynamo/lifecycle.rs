@@ -92,6 +92,20 @@ fn notices_of(item: &Item) -> BTreeMap<String, NoticeState> {
         .collect()
 }
 
+/// Decodes what decodes. An item that does not (a hand edit, a bug) is logged and skipped, so it
+/// cannot stop the sweep past it run after run.
+fn decodable<T>(items: Vec<Item>, decode: impl Fn(Item) -> Result<T, StoreError>) -> Vec<T> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let at = sort_key(&item).unwrap_or_default();
+            decode(item)
+                .map_err(|e| tracing::error!(error = %e, item = %at, "undecodable item skipped"))
+                .ok()
+        })
+        .collect()
+}
+
 fn next_of(items: &[Item], more: bool) -> Option<String> {
     if more {
         items.last().and_then(sort_key)
@@ -121,14 +135,11 @@ impl LifecycleIndex for DynamoStore {
             )
             .await?;
         let next = next_of(&items, more);
-        let candidates = items
-            .into_iter()
-            .map(|item| {
-                let notices = notices_of(&item);
-                let license = License::try_from(from_item::<LicenseRecord>(item)?)?;
-                Ok(Candidate { license, notices })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let candidates = decodable(items, |item| {
+            let notices = notices_of(&item);
+            let license = License::try_from(from_item::<LicenseRecord>(item)?)?;
+            Ok(Candidate { license, notices })
+        });
         Ok(SweepPage {
             items: candidates,
             next,
@@ -152,10 +163,9 @@ impl LifecycleIndex for DynamoStore {
             )
             .await?;
         let next = next_of(&items, more);
-        let installations = items
-            .into_iter()
-            .map(|item| Installation::try_from(from_item::<InstallationRecord>(item)?))
-            .collect::<Result<_, StoreError>>()?;
+        let installations = decodable(items, |item| {
+            Installation::try_from(from_item::<InstallationRecord>(item)?)
+        });
         Ok(SweepPage {
             items: installations,
             next,
@@ -280,22 +290,28 @@ impl NoticeLedger for DynamoStore {
         id: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        stale: &[String],
     ) -> Result<NoticeClaim, StoreError> {
         // "claimed#<until>" < "claimed#<now>" exactly when the claim lapsed; "sent#…" sorts after
         // every "claimed#…", so a sent notice is never claimed again.
+        let mut attr_names = names(&[("#n", keys::notice_attribute(id).as_str())]);
+        let mut update = "SET #n = :claim".to_owned();
+        let stale = stale.iter().filter(|s| s.as_str() != id).take(20);
+        for (i, old) in stale.enumerate() {
+            update.push_str(if i == 0 { " REMOVE " } else { ", " });
+            update.push_str(&format!("#s{i}"));
+            attr_names.insert(format!("#s{i}"), keys::notice_attribute(old));
+        }
         let claimed = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::key(keys::license_pk(license), keys::LICENSE_SK)))
-            .update_expression("SET #n = :claim")
+            .update_expression(update)
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#n) OR #n < :lapsed)",
             )
-            .set_expression_attribute_names(Some(names(&[(
-                "#n",
-                keys::notice_attribute(id).as_str(),
-            )])))
+            .set_expression_attribute_names(Some(attr_names))
             .set_expression_attribute_values(Some(values(vec![
                 (
                     ":claim",
