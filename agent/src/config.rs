@@ -67,6 +67,13 @@ pub struct Options {
     #[arg(long, env = "NECTAR_AGENT_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Pinned JWKS, inline JSON.
+    ///
+    /// Without `NECTAR_JWKS` / `NECTAR_JWKS_FILE` the agent trusts on first use: it fetches
+    /// `/.well-known/jwks.json` from the license server once, pins it in the state file, and
+    /// verifies every key and lease against that pin offline from then on. The trade-off: whoever
+    /// answers at the server URL on that first start (HTTPS is what protects it) decides the
+    /// pin, and a lease signed by a key outside the pin (the server rotated) makes the agent
+    /// fetch the JWKS again from the same URL. Configure the pin explicitly where that matters.
     #[arg(long, env = "NECTAR_JWKS", conflicts_with = "jwks_file")]
     pub jwks: Option<String>,
     /// Pinned JWKS, from a file.

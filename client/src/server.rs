@@ -264,7 +264,7 @@ impl HttpLicenseServer {
     async fn send(
         &self,
         req: reqwest::RequestBuilder,
-    ) -> Result<(u16, Option<u64>, bytes_body::Body), NetError> {
+    ) -> Result<(u16, Option<u64>, Vec<u8>), NetError> {
         let resp = req
             .send()
             .await
@@ -279,7 +279,7 @@ impl HttpLicenseServer {
             .bytes()
             .await
             .map_err(|e| NetError::Unreachable(without_url(&e)))?;
-        Ok((status, retry_after, bytes_body::Body(body.to_vec())))
+        Ok((status, retry_after, body.to_vec()))
     }
 
     async fn post_json<B: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
@@ -291,15 +291,10 @@ impl HttpLicenseServer {
             .send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await?;
         if status != 200 {
-            return Err(error_of(status, retry_after, &body.0));
+            return Err(error_of(status, retry_after, &body));
         }
-        serde_json::from_slice(&body.0).map_err(|e| NetError::Decode(e.to_string()))
+        serde_json::from_slice(&body).map_err(|e| NetError::Decode(e.to_string()))
     }
-}
-
-mod bytes_body {
-    /// A response body (kept out of `Debug` output: it may echo tokens).
-    pub struct Body(pub Vec<u8>);
 }
 
 /// reqwest errors print the URL; ours hold no secrets, but keep messages short and stable.
@@ -343,16 +338,16 @@ impl LicenseServer for HttpLicenseServer {
             )
             .await?;
         if status != 200 {
-            return Err(error_of(status, retry_after, &body.0));
+            return Err(error_of(status, retry_after, &body));
         }
-        serde_json::from_slice(&body.0).map_err(|e| NetError::Decode(e.to_string()))
+        serde_json::from_slice(&body).map_err(|e| NetError::Decode(e.to_string()))
     }
 
     async fn usage(&self, req: &UsageRequest) -> Result<UsageOutcome, NetError> {
         let (status, retry_after, body) = self
             .send(self.http.post(format!("{}/api/usage", self.base)).json(req))
             .await?;
-        usage_outcome(status, retry_after, &body.0)
+        usage_outcome(status, retry_after, &body)
     }
 }
 
