@@ -37,6 +37,14 @@
 //! | `output` | `expr`? (jq) | ends the run: succeeded, with `expr`'s first result or the input |
 //!
 //! Unknown params are refused. License features: [`required_feature`].
+//!
+//! `http` calls through [`ReqwestCaller`] go only to allow-listed hosts, over https unless
+//! plain http is enabled, without redirects or proxies, and — unless
+//! [`HttpSettings::allow_private_networks`] is set (default off) — only to publicly routable
+//! addresses: loopback, private, link-local (cloud metadata `169.254.169.254`), CGNAT,
+//! multicast, documentation and other special-use IPv4/IPv6 ranges are refused before
+//! connecting, for IP literals and for whatever an allow-listed name resolves to. Refusals
+//! fail the node with `HTTP_REFUSED`; see [`http`] for the details.
 
 pub mod analytics;
 pub mod exec;

@@ -523,9 +523,55 @@ mod http_node {
         ReqwestCaller::new(HttpSettings {
             allowed_hosts: vec![HostPattern::parse("127.0.0.1").expect("pattern")],
             allow_plain_http: true,
+            // The test server listens on loopback.
+            allow_private_networks: true,
             ..HttpSettings::default()
         })
         .expect("client")
+    }
+
+    /// Default settings (private networks refused) with plain http and `hosts` allow-listed.
+    fn public_only_caller(hosts: &[&str]) -> ReqwestCaller {
+        ReqwestCaller::new(HttpSettings {
+            allowed_hosts: hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).expect("pattern"))
+                .collect(),
+            allow_plain_http: true,
+            ..HttpSettings::default()
+        })
+        .expect("client")
+    }
+
+    #[tokio::test]
+    async fn the_cloud_metadata_address_fails_with_http_refused_even_when_allow_listed() {
+        let nodes = json!([{"id": "get", "type": "http", "params": {"method": "GET", "url": "https://169.254.169.254/latest/meta-data"}}]);
+        let caller = public_only_caller(&["169.254.169.254"]);
+        let run = run_with(nodes, json!(null), &Policy::default(), &caller).await;
+        let error = run.error.expect("an error");
+        assert_eq!(error.code, ErrorCode::HttpRefused);
+        assert_eq!(
+            error.message,
+            "GET https://169.254.169.254/latest/meta-data: refused: address `169.254.169.254` is not publicly routable; private and internal networks are not allowed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_allow_listed_name_resolving_to_loopback_fails_with_http_refused_without_connecting()
+    {
+        let (port, seen) = server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        let nodes = json!([{"id": "get", "type": "http", "params": {"method": "GET", "url": format!("http://localhost:{port}/")}}]);
+        let caller = public_only_caller(&["localhost"]);
+        let run = run_with(nodes, json!(null), &Policy::default(), &caller).await;
+        let error = run.error.expect("an error");
+        assert_eq!(error.code, ErrorCode::HttpRefused);
+        assert_eq!(
+            error.message,
+            format!(
+                "GET http://localhost:{port}/: refused: host `localhost` has no publicly routable address; private and internal networks are not allowed"
+            )
+        );
+        assert!(seen.lock().expect("log").is_empty());
     }
 
     #[tokio::test]
