@@ -705,3 +705,34 @@ async fn a_lifecycle_invocation_naming_an_unknown_job_fails_without_running_anyt
     assert_ne!(status, StatusCode::OK, "{body}");
     assert!(body.to_string().contains("unknown job"), "{body}");
 }
+
+#[tokio::test]
+async fn an_operator_renews_a_license_in_place_and_its_new_key_validates() {
+    // Arrange
+    let api = Api::from_env();
+    let (license, _) = api.issue("starter", json!({"validDays": 1})).await;
+    let id = license["id"].as_str().expect("id");
+    // Act
+    let (status, renewed) = api
+        .admin_post(
+            &format!("/api/admin/licenses/{id}/renew"),
+            json!({"validDays": 400, "reason": "renewal order 1042"}),
+        )
+        .await;
+    let (revoked_status, _) = api
+        .admin_post("/api/revoke", json!({"licenseId": id, "reason": "test"}))
+        .await;
+    let (again, refused) = api
+        .admin_post(&format!("/api/admin/licenses/{id}/renew"), json!({}))
+        .await;
+    // Assert
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_eq!(renewed["license"]["id"], id);
+    assert!(renewed["license"]["expiresAt"].as_str() > license["expiresAt"].as_str());
+    let key = renewed["licenseKey"].as_str().expect("a new key");
+    let claims = api.verify_with_jwks(key).await;
+    assert_eq!(claims["jti"], id);
+    assert_eq!(revoked_status, StatusCode::OK);
+    assert_eq!(again, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "INVALID_TRANSITION");
+}

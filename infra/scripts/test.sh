@@ -53,7 +53,8 @@ NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_E2E_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
 export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
 # Workflow `http` nodes may call the tests' own local servers (never the internet).
-export WORKFLOW_HTTP_ALLOWED_HOSTS=127.0.0.1 WORKFLOW_HTTP_ALLOW_PLAIN_HTTP=true
+export WORKFLOW_HTTP_ALLOWED_HOSTS=127.0.0.1 WORKFLOW_HTTP_ALLOW_PLAIN_HTTP=true \
+  WORKFLOW_HTTP_ALLOW_PRIVATE_NETWORKS=true
 
 http_port=$(nectar_free_port)
 nectar_log "starting cargo lambda watch on port $http_port"
@@ -92,7 +93,7 @@ export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_
   NECTAR_E2E_EVENTS_TOPIC_ARN=$EVENTS_TOPIC_ARN
 # The functions' configuration must not leak into the tests' own processes.
 unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL EVENTS_TOPIC_ARN \
-  WORKFLOW_HTTP_ALLOWED_HOSTS WORKFLOW_HTTP_ALLOW_PLAIN_HTTP
+  WORKFLOW_HTTP_ALLOWED_HOSTS WORKFLOW_HTTP_ALLOW_PLAIN_HTTP WORKFLOW_HTTP_ALLOW_PRIVATE_NETWORKS
 
 # NECTAR_TEST_ARGS narrows the run while developing, e.g. "-p e2e --test agent"; CI runs everything.
 read -r -a test_args <<<"${NECTAR_TEST_ARGS:---workspace}"

@@ -11,7 +11,7 @@ use crate::domain::{
     Hostname, Installation, InstallationId, InstallationStatus, License, LicenseId, LicenseStatus,
     LimitOverrides, Limits, Period, Plan,
 };
-use crate::service::admin::{IssueCommand, NewCustomer, Term};
+use crate::service::admin::{IssueCommand, NewCustomer};
 use crate::service::check::Code;
 use crate::service::heartbeat::{Beat, HeartbeatCommand, Signal};
 use crate::service::validate::{Checked, ValidateCommand};
@@ -217,26 +217,7 @@ impl TryFrom<IssueLicenseRequest> for IssueCommand {
 
     fn try_from(r: IssueLicenseRequest) -> Result<Self, DomainError> {
         let plan = Plan::parse(&r.plan).ok_or_else(|| DomainError::UnknownPlan(r.plan.clone()))?;
-        let term = match (r.expires_at, r.valid_days) {
-            (Some(_), Some(_)) => {
-                return Err(DomainError::InvalidValue {
-                    field: "expiresAt",
-                    message: "give expiresAt or validDays, not both".into(),
-                });
-            }
-            (Some(at), None) => Term::Until(
-                // Stored and shown in UTC; an instant UTC cannot represent is refused here.
-                OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
-                    .ok()
-                    .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
-                    .ok_or_else(|| DomainError::InvalidValue {
-                        field: "expiresAt",
-                        message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z"
-                            .into(),
-                    })?,
-            ),
-            (None, days) => Term::Days(days.unwrap_or(crate::service::admin::DEFAULT_VALID_DAYS)),
-        };
+        let term = parse_term(r.expires_at, r.valid_days)?;
         let features = r
             .features
             .map(|list| {
@@ -445,6 +426,54 @@ impl HeartbeatResponse {
                 expires_at: l.expires_at,
             }),
         }
+    }
+}
+
+/// `expiresAt` (RFC 3339, UTC) or `validDays` (default [`crate::service::admin::DEFAULT_VALID_DAYS`]), not both.
+fn parse_term(
+    expires_at: Option<String>,
+    valid_days: Option<i64>,
+) -> Result<crate::service::admin::Term, DomainError> {
+    use crate::service::admin::Term;
+    Ok(match (expires_at, valid_days) {
+        (Some(_), Some(_)) => {
+            return Err(DomainError::InvalidValue {
+                field: "expiresAt",
+                message: "give expiresAt or validDays, not both".into(),
+            });
+        }
+        (Some(at), None) => Term::Until(
+            // Stored and shown in UTC; an instant UTC cannot represent is refused here.
+            OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+                .ok_or_else(|| DomainError::InvalidValue {
+                    field: "expiresAt",
+                    message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z".into(),
+                })?,
+        ),
+        (None, days) => Term::Days(days.unwrap_or(crate::service::admin::DEFAULT_VALID_DAYS)),
+    })
+}
+
+/// `POST /api/admin/licenses/{licenseId}/renew`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RenewLicenseRequest {
+    /// New expiry (RFC 3339); or
+    pub expires_at: Option<String>,
+    /// new term in days from now (1..=3650, default 365).
+    pub valid_days: Option<i64>,
+    /// Why (kept in the audit trail).
+    pub reason: Option<String>,
+}
+
+impl RenewLicenseRequest {
+    /// The term and the reason.
+    pub fn parse(self) -> Result<(crate::service::admin::Term, Option<String>), DomainError> {
+        let term = parse_term(self.expires_at, self.valid_days)?;
+        let reason = self.reason.map(|r| text("reason", r, 500)).transpose()?;
+        Ok((term, reason))
     }
 }
 

@@ -37,6 +37,7 @@ pub struct Config {
     events_topic_arn: Option<String>,
     workflow_http_allowed_hosts: Vec<nectar_workflow::HostPattern>,
     workflow_http_allow_plain: bool,
+    workflow_http_allow_private: bool,
 }
 
 /// Default `iss` claim.
@@ -45,6 +46,18 @@ pub const DEFAULT_ISSUER: &str = "nectar-cloud";
 pub const DEFAULT_USAGE_GROUP_CONCURRENCY: usize = 8;
 /// Default heartbeat interval: hourly, as the installation agent beats.
 pub const DEFAULT_HEARTBEAT_INTERVAL_SECONDS: u32 = 3600;
+
+/// A `true`/`false` variable (absent: `false`).
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match get(name).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            why: "must be true or false",
+        }),
+    }
+}
 
 impl Config {
     /// Reads the process environment.
@@ -103,16 +116,8 @@ impl Config {
                         why: "must be comma-separated host names or *.suffix patterns",
                     })?,
             },
-            workflow_http_allow_plain: match get("WORKFLOW_HTTP_ALLOW_PLAIN_HTTP").as_deref() {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(_) => {
-                    return Err(ConfigError::Invalid {
-                        name: "WORKFLOW_HTTP_ALLOW_PLAIN_HTTP",
-                        why: "must be true or false",
-                    });
-                }
-            },
+            workflow_http_allow_plain: flag(&get, "WORKFLOW_HTTP_ALLOW_PLAIN_HTTP")?,
+            workflow_http_allow_private: flag(&get, "WORKFLOW_HTTP_ALLOW_PRIVATE_NETWORKS")?,
             usage_group_concurrency: match get("USAGE_GROUP_CONCURRENCY") {
                 None => DEFAULT_USAGE_GROUP_CONCURRENCY,
                 Some(v) => {
@@ -161,12 +166,15 @@ impl Config {
     }
 
     /// Outbound calls of workflow `http` nodes: `WORKFLOW_HTTP_ALLOWED_HOSTS` (comma-separated
-    /// hosts or `*.suffix` patterns; empty: every call refused) and
-    /// `WORKFLOW_HTTP_ALLOW_PLAIN_HTTP` (`true` only for local tests; default https only).
+    /// hosts or `*.suffix` patterns; empty: every call refused), and for local tests only
+    /// `WORKFLOW_HTTP_ALLOW_PLAIN_HTTP` (default https only) and
+    /// `WORKFLOW_HTTP_ALLOW_PRIVATE_NETWORKS` (default: loopback, private and link-local
+    /// addresses refused whatever the name).
     pub fn workflow_http(&self) -> nectar_workflow::HttpSettings {
         nectar_workflow::HttpSettings {
             allowed_hosts: self.workflow_http_allowed_hosts.clone(),
             allow_plain_http: self.workflow_http_allow_plain,
+            allow_private_networks: self.workflow_http_allow_private,
             timeout: std::time::Duration::from_secs(5),
             max_response_bytes: 256 * 1024,
         }
@@ -345,5 +353,6 @@ mod tests {
         assert!(some.allow_plain_http);
         assert!(config(&[("WORKFLOW_HTTP_ALLOWED_HOSTS", "http://x")]).is_err());
         assert!(config(&[("WORKFLOW_HTTP_ALLOW_PLAIN_HTTP", "yes")]).is_err());
+        assert!(!none.allow_private_networks);
     }
 }

@@ -176,36 +176,22 @@ async fn plan_grace_delays_the_expiry_and_renewal_re_arms_the_warnings() {
     )
     .await;
     assert_eq!(inbox.drain().await.len(), 0);
-    // A renewal (new expiry) arms the thresholds again.
+    // A renewal (new expiry, through the admin service) arms the thresholds again.
     let renewed = NOW + Duration::days(40);
-    stack
-        .dynamo
-        .update_item()
-        .table_name(stack.store.table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("LICENSE#{}", issued.license.id)),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("LICENSE".into()),
-        )
-        .update_expression("SET expires_at = :e, gsi2sk = :s")
-        .expression_attribute_values(
-            ":e",
-            aws_sdk_dynamodb::types::AttributeValue::S(
-                shared::adapters::dynamo::keys::sortable_time(renewed),
-            ),
-        )
-        .expression_attribute_values(
-            ":s",
-            aws_sdk_dynamodb::types::AttributeValue::S(
-                shared::adapters::dynamo::keys::expiry_gsi2_sk(renewed, &issued.license.id),
-            ),
-        )
-        .send()
-        .await
-        .expect("renew");
+    shared::service::admin::renew_license(
+        &stack.store,
+        &stack.signer().await,
+        shared::testing::TEST_ISSUER,
+        shared::service::admin::RenewCommand {
+            id: issued.license.id.clone(),
+            term: Term::Until(renewed),
+            reason: Some("order 1042".into()),
+        },
+        shared::domain::Actor::admin(None),
+        NOW,
+    )
+    .await
+    .expect("renew");
     run_ok(
         &stack,
         &inbox.publisher,

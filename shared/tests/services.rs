@@ -2,11 +2,12 @@
 //! Time is injected, so expiry is tested without waiting.
 
 use shared::domain::ports::{
-    CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseReader, RandomIds, SeatClaim,
+    CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseReader, LicenseWriter,
+    RandomIds, SeatClaim,
 };
 use shared::domain::{
-    Actor, DomainError, DomainPattern, Feature, Hostname, InstallationId, InstallationStatus,
-    LicenseId, LicenseStatus, LimitOverrides, Plan,
+    Actor, AuditEntry, DomainError, DomainPattern, Feature, Hostname, InstallationId,
+    InstallationStatus, LicenseId, LicenseStatus, LimitOverrides, Plan,
 };
 use shared::service::admin::{
     IssueCommand, StatusAction, Term, change_status, issue_license, lookup_customer,
@@ -715,5 +716,125 @@ async fn a_clock_tamper_signal_is_recorded_in_the_license_audit_trail() {
             .as_deref()
             .is_some_and(|r| r.starts_with("CLOCK_TAMPERED")),
         "{signal:?}"
+    );
+}
+
+#[tokio::test]
+async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_entry() {
+    // Arrange: a license marked expired (as the lifecycle job does).
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Professional, |c| {
+        c.term = shared::service::admin::Term::Days(1);
+    })
+    .await;
+    let later = NOW + Duration::days(2);
+    let entry = AuditEntry {
+        action: "license.expired".into(),
+        actor: Actor::system("lifecycle"),
+        reason: None,
+        from: Some(LicenseStatus::Active),
+        to: Some(LicenseStatus::Expired),
+        at: later,
+    };
+    assert!(
+        stack
+            .store
+            .set_status(
+                &issued.license.id,
+                LicenseStatus::Active,
+                LicenseStatus::Expired,
+                &entry
+            )
+            .await
+            .expect("expire")
+    );
+    let ring = stack.key_ring().await;
+    let signer = stack.signer().await;
+    // Act
+    let (license, key) = shared::service::admin::renew_license(
+        &stack.store,
+        &signer,
+        TEST_ISSUER,
+        shared::service::admin::RenewCommand {
+            id: issued.license.id.clone(),
+            term: shared::service::admin::Term::Days(30),
+            reason: Some("renewal order 7".into()),
+        },
+        Actor::admin(Some("ops")),
+        later,
+    )
+    .await
+    .expect("renews");
+    // Assert
+    assert_eq!(license.status, LicenseStatus::Active);
+    assert_eq!(license.expires_at, later + Duration::days(30));
+    let claims = ring.verify_license(&key).expect("the new key verifies");
+    assert_eq!(claims.jti, issued.license.id);
+    assert_eq!(claims.exp, (later + Duration::days(30)).unix_timestamp());
+    assert_eq!(
+        code_of(&stack, &validate_cmd(&key, "i-1"), later).await,
+        Code::Valid
+    );
+    assert_eq!(
+        code_of(&stack, &validate_cmd(&issued.key, "i-1"), later).await,
+        Code::Expired,
+        "the old key still carries the old expiry"
+    );
+    let (_, licenses) = lookup_customer(&stack.store, &issued.customer.id)
+        .await
+        .expect("lookup");
+    let renewal = licenses[0]
+        .audit
+        .iter()
+        .find(|e| e.action == "license.renewed")
+        .expect("audited");
+    assert_eq!(
+        (renewal.from, renewal.to),
+        (Some(LicenseStatus::Expired), Some(LicenseStatus::Active))
+    );
+    assert!(
+        renewal
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("renewal order 7; expiry "))
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_license_cannot_be_renewed() {
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    change_status(
+        &stack.store,
+        &issued.license.id,
+        StatusAction::Revoke,
+        Some("fraud".into()),
+        Actor::admin(None),
+        NOW,
+    )
+    .await
+    .expect("revoke");
+    let renewed = shared::service::admin::renew_license(
+        &stack.store,
+        &stack.signer().await,
+        TEST_ISSUER,
+        shared::service::admin::RenewCommand {
+            id: issued.license.id.clone(),
+            term: shared::service::admin::Term::Days(30),
+            reason: None,
+        },
+        Actor::admin(None),
+        NOW,
+    )
+    .await;
+    assert!(
+        matches!(
+            renewed,
+            Err(DomainError::InvalidTransition {
+                action: "renew",
+                from: LicenseStatus::Revoked
+            })
+        ),
+        "{renewed:?}"
     );
 }

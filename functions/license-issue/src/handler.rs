@@ -1,14 +1,18 @@
-//! Issue handler: authenticate → parse → `service::admin::issue_license` (signs with KMS).
+//! Issue and renew handler: authenticate → parse → `service::admin::issue_license` or
+//! `renew_license` (both sign with KMS: this is the one function that mints license keys).
 
 use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use shared::api::{IssueLicenseRequest, LicenseIssuedResponse, LicenseView};
+use shared::api::{IssueLicenseRequest, LicenseIssuedResponse, LicenseView, RenewLicenseRequest};
 use shared::config::AdminAuth;
-use shared::domain::ports::{Clock, CustomerDirectory, IdSource, LicenseWriter, TokenSigner};
+use shared::domain::LicenseId;
+use shared::domain::ports::{
+    Clock, CustomerDirectory, IdSource, LicenseReader, LicenseWriter, TokenSigner,
+};
 use shared::http::{self, ApiError};
-use shared::service::admin::{IssueCommand, issue_license};
+use shared::service::admin::{IssueCommand, RenewCommand, issue_license, renew_license};
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -29,17 +33,39 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: CustomerDirectory + LicenseWriter,
+    S: CustomerDirectory + LicenseReader + LicenseWriter,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: CustomerDirectory + LicenseWriter,
+    S: CustomerDirectory + LicenseReader + LicenseWriter,
 {
     http::require_method(req, &Method::POST)?;
     let actor = http::admin_actor(req, &deps.auth)?;
+    if req.uri().path().trim_end_matches('/').ends_with("/renew") {
+        let raw = http::path_param(req, "licenseId", 1).unwrap_or_default();
+        let id = LicenseId::parse(&raw)
+            .map_err(|e| ApiError::field("INVALID_FIELD", "licenseId", e.to_string()))?;
+        let (term, reason) = http::parse_json::<RenewLicenseRequest>(req)?.parse()?;
+        let (license, key) = renew_license(
+            &deps.store,
+            deps.signer.as_ref(),
+            &deps.issuer,
+            RenewCommand { id, term, reason },
+            actor,
+            deps.clock.now(),
+        )
+        .await?;
+        return Ok(http::json(
+            StatusCode::OK,
+            &LicenseIssuedResponse {
+                license: LicenseView::from(&license),
+                license_key: key.expose().to_owned(),
+            },
+        ));
+    }
     let cmd = IssueCommand::try_from(http::parse_json::<IssueLicenseRequest>(req)?)?;
     let (license, key) = issue_license(
         &deps.store,

@@ -108,6 +108,17 @@ pub trait LicenseWriter: Send + Sync {
         to: LicenseStatus,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
+
+    /// Sets a new expiry (and status `to`) only if the status is still `expected`, with the audit
+    /// entry, atomically. `false` (nothing written) when the license is missing or moved on.
+    async fn renew(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        expires_at: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Appends audit entries for changes that are not license status changes (those are written in

@@ -126,28 +126,7 @@ where
     S: CustomerDirectory + LicenseWriter + ?Sized,
 {
     let now = whole_seconds(now);
-    let expires_at = whole_seconds(match cmd.term {
-        Term::Until(t) if t <= now => {
-            return Err(DomainError::InvalidValue {
-                field: "expiresAt",
-                message: "must be in the future".into(),
-            });
-        }
-        Term::Until(t) if t > now + Duration::days(MAX_VALID_DAYS) => {
-            return Err(DomainError::InvalidValue {
-                field: "expiresAt",
-                message: format!("must be at most {MAX_VALID_DAYS} days from now"),
-            });
-        }
-        Term::Until(t) => t,
-        Term::Days(d) if !(1..=MAX_VALID_DAYS).contains(&d) => {
-            return Err(DomainError::InvalidValue {
-                field: "validDays",
-                message: format!("must be between 1 and {MAX_VALID_DAYS}"),
-            });
-        }
-        Term::Days(d) => now + Duration::days(d),
-    });
+    let expires_at = resolve_term(cmd.term, now)?;
     let features: BTreeSet<Feature> = match cmd.features {
         Some(list) => list.into_iter().collect(),
         None => cmd.plan.default_features(),
@@ -218,6 +197,129 @@ where
         }
     }
     Err(StoreError::Backend("could not allocate a unique license id".into()).into())
+}
+
+/// The expiry a term asks for, at `now`: in the future, at most [`MAX_VALID_DAYS`] away.
+fn resolve_term(term: Term, now: OffsetDateTime) -> Result<OffsetDateTime, DomainError> {
+    Ok(whole_seconds(match term {
+        Term::Until(t) if t <= now => {
+            return Err(DomainError::InvalidValue {
+                field: "expiresAt",
+                message: "must be in the future".into(),
+            });
+        }
+        Term::Until(t) if t > now + Duration::days(MAX_VALID_DAYS) => {
+            return Err(DomainError::InvalidValue {
+                field: "expiresAt",
+                message: format!("must be at most {MAX_VALID_DAYS} days from now"),
+            });
+        }
+        Term::Until(t) => t,
+        Term::Days(d) if !(1..=MAX_VALID_DAYS).contains(&d) => {
+            return Err(DomainError::InvalidValue {
+                field: "validDays",
+                message: format!("must be between 1 and {MAX_VALID_DAYS}"),
+            });
+        }
+        Term::Days(d) => now + Duration::days(d),
+    }))
+}
+
+/// What to renew, and until when.
+#[derive(Debug, Clone)]
+pub struct RenewCommand {
+    /// The license.
+    pub id: LicenseId,
+    /// The new term, from now.
+    pub term: Term,
+    /// Why (kept in the audit trail).
+    pub reason: Option<String>,
+}
+
+/// Renews a license in place: a new expiry (a term from `now`), a re-signed key with the same
+/// license id and entitlements, and an audit entry — a `expired` license becomes `active` again.
+/// Revoked licenses cannot be renewed. Every lifecycle notice id carries the expiry date, so the
+/// 30/7/1-day warnings are armed again for the new date. The previous key keeps working until its
+/// own `exp`; hand the new one to the customer.
+pub async fn renew_license<S>(
+    store: &S,
+    signer: &dyn TokenSigner,
+    issuer: &str,
+    cmd: RenewCommand,
+    actor: Actor,
+    now: OffsetDateTime,
+) -> Result<(License, LicenseKey), DomainError>
+where
+    S: LicenseReader + LicenseWriter + ?Sized,
+{
+    let RenewCommand { id, term, reason } = cmd;
+    let id = &id;
+    let now = whole_seconds(now);
+    let expires_at = resolve_term(term, now)?;
+    let mut license = store
+        .license(id)
+        .await?
+        .ok_or(DomainError::LicenseNotFound)?;
+    let from = license.status;
+    let to = match from {
+        LicenseStatus::Revoked => {
+            return Err(DomainError::InvalidTransition {
+                action: "renew",
+                from,
+            });
+        }
+        LicenseStatus::Expired => LicenseStatus::Active,
+        other => other,
+    };
+    let claims = LicenseClaims {
+        iss: issuer.to_owned(),
+        typ: TokenKind::License,
+        jti: license.id.clone(),
+        lic: license.id.product_line().to_owned(),
+        cid: license.customer_id,
+        iat: now.unix_timestamp(),
+        exp: expires_at.unix_timestamp(),
+        feat: license.features.iter().cloned().collect(),
+        limits: license.limits,
+        domain_restrictions: license.domain_restrictions.clone(),
+    };
+    let key = LicenseKey::new(sign_jwt(signer, &claims).await?);
+    let audit = AuditEntry {
+        action: "license.renewed".into(),
+        actor,
+        reason: Some(match reason {
+            Some(r) => format!(
+                "{r}; expiry {} → {}",
+                rfc3339(license.expires_at),
+                rfc3339(expires_at)
+            ),
+            None => format!(
+                "expiry {} → {}",
+                rfc3339(license.expires_at),
+                rfc3339(expires_at)
+            ),
+        }),
+        from: Some(from),
+        to: Some(to),
+        at: now,
+    };
+    if !store.renew(id, from, to, expires_at, &audit).await? {
+        // The status moved on between the read and the write: let the operator look again.
+        return Err(DomainError::InvalidTransition {
+            action: "renew",
+            from,
+        });
+    }
+    tracing::info!(license_id = %license.id, "license renewed");
+    license.status = to;
+    license.expires_at = expires_at;
+    license.updated_at = now;
+    Ok((license, key))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// An operator status change.

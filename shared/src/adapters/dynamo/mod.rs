@@ -372,6 +372,61 @@ impl LicenseWriter for DynamoStore {
             Err(TransactError::Store(e)) => Err(e),
         }
     }
+
+    async fn renew(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        expires_at: time::OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.renew_in_transaction(id, expected, to, expires_at, audit)
+            .await
+    }
+}
+
+impl DynamoStore {
+    /// Shared by `renew`: status + expiry (and both index keys) with the audit entry.
+    async fn renew_in_transaction(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        expires_at: time::OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let pk = keys::license_pk(id);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(pk.clone(), keys::LICENSE_SK)))
+            .update_expression(
+                "SET #status = :to, expires_at = :exp, updated_at = :at, gsi2pk = :gsi2pk, \
+                 gsi2sk = :gsi2sk",
+            )
+            .condition_expression("attribute_exists(pk) AND #status = :expected")
+            .set_expression_attribute_names(Some(names(&[("#status", "status")])))
+            .set_expression_attribute_values(Some(values(vec![
+                (":to", s(to.as_str())),
+                (":expected", s(expected.as_str())),
+                (":exp", time_value(expires_at)),
+                (":at", time_value(audit.at)),
+                (":gsi2pk", s(keys::status_gsi2_pk(to))),
+                (":gsi2sk", s(keys::expiry_gsi2_sk(expires_at, id))),
+            ])))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let audit = AuditRecord::new(pk, audit);
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
 }
 
 fn first_failed(reasons: &[String]) -> bool {
