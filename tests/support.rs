@@ -44,22 +44,8 @@ impl Api {
         body: Option<Vec<u8>>,
         token: Option<&str>,
     ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
-        }
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("the stack answers");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.expect("body");
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            headers,
-        )
+        let auth = token.map(|t| ("authorization", format!("Bearer {t}")));
+        self.send_with_header(method, path, body, auth).await
     }
 
     /// Verifies an ES256 token offline against the stack's published JWKS (standard library, alg

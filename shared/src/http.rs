@@ -334,6 +334,13 @@ pub fn parse_json_object(req: &Request, max: usize) -> Result<serde_json::Value,
             format!("request body exceeds {max} bytes"),
         ));
     }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            "request body must be a JSON object",
+        ));
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -405,37 +412,8 @@ pub fn require_method(req: &Request, expected: &Method) -> Result<(), ApiError> 
 /// Parses the JSON body: 400 `BODY_TOO_LARGE` over 64 KiB, `MALFORMED_JSON` when it is not JSON,
 /// `INVALID_REQUEST` (naming the field) when a field is missing or of the wrong type.
 pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "BODY_TOO_LARGE",
-            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-        ));
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_JSON",
-            "request body must be a JSON object",
-        ));
-    }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MALFORMED_JSON",
-            format!("request body is not valid JSON: {e}"),
-        )
-    })?;
-    // Structs would otherwise also accept a JSON array, field by position.
-    if !value.is_object() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "request body must be a JSON object",
-        ));
-    }
-    serde_json::from_value(value)
+    // Structs would otherwise also accept a JSON array, field by position: objects only.
+    serde_json::from_value(parse_json_object(req, MAX_BODY_BYTES)?)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()))
 }
 

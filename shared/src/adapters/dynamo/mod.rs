@@ -345,32 +345,7 @@ impl LicenseWriter for DynamoStore {
         to: LicenseStatus,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let pk = keys::license_pk(id);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::key(pk.clone(), keys::LICENSE_SK)))
-            .update_expression("SET #status = :to, updated_at = :at, gsi2pk = :gsi2pk")
-            .condition_expression("attribute_exists(pk) AND #status = :expected")
-            .set_expression_attribute_names(Some(names(&[("#status", "status")])))
-            .set_expression_attribute_values(Some(values(vec![
-                (":to", s(to.as_str())),
-                (":expected", s(expected.as_str())),
-                (":at", time_value(audit.at)),
-                (":gsi2pk", s(keys::status_gsi2_pk(to))),
-            ])))
-            .build()
-            .map_err(|e| StoreError::Backend(e.into()))?;
-        let audit = AuditRecord::new(pk, audit);
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            // Condition failed or a concurrent transaction touched the item: caller re-reads.
-            Err(TransactError::Cancelled(_)) => Ok(false),
-            Err(TransactError::Store(e)) => Err(e),
-        }
+        self.status_change(id, expected, to, None, audit).await
     }
 
     async fn renew(
@@ -381,39 +356,43 @@ impl LicenseWriter for DynamoStore {
         expires_at: time::OffsetDateTime,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        self.renew_in_transaction(id, expected, to, expires_at, audit)
+        self.status_change(id, expected, to, Some(expires_at), audit)
             .await
     }
 }
 
 impl DynamoStore {
-    /// Shared by `renew`: status + expiry (and both index keys) with the audit entry.
-    async fn renew_in_transaction(
+    /// One transaction: status `expected` → `to` (and, for a renewal, the new expiry with its
+    /// index key) plus the audit entry. `false` when cancelled — the condition failed or a
+    /// concurrent transaction touched the item: the caller re-reads.
+    async fn status_change(
         &self,
         id: &LicenseId,
         expected: LicenseStatus,
         to: LicenseStatus,
-        expires_at: time::OffsetDateTime,
+        expires_at: Option<time::OffsetDateTime>,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let pk = keys::license_pk(id);
+        let mut set = "SET #status = :to, updated_at = :at, gsi2pk = :gsi2pk".to_owned();
+        let mut vals = values(vec![
+            (":to", s(to.as_str())),
+            (":expected", s(expected.as_str())),
+            (":at", time_value(audit.at)),
+            (":gsi2pk", s(keys::status_gsi2_pk(to))),
+        ]);
+        if let Some(exp) = expires_at {
+            set.push_str(", expires_at = :exp, gsi2sk = :gsi2sk");
+            vals.insert(":exp".into(), time_value(exp));
+            vals.insert(":gsi2sk".into(), s(keys::expiry_gsi2_sk(exp, id)));
+        }
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::key(pk.clone(), keys::LICENSE_SK)))
-            .update_expression(
-                "SET #status = :to, expires_at = :exp, updated_at = :at, gsi2pk = :gsi2pk, \
-                 gsi2sk = :gsi2sk",
-            )
+            .update_expression(set)
             .condition_expression("attribute_exists(pk) AND #status = :expected")
             .set_expression_attribute_names(Some(names(&[("#status", "status")])))
-            .set_expression_attribute_values(Some(values(vec![
-                (":to", s(to.as_str())),
-                (":expected", s(expected.as_str())),
-                (":exp", time_value(expires_at)),
-                (":at", time_value(audit.at)),
-                (":gsi2pk", s(keys::status_gsi2_pk(to))),
-                (":gsi2sk", s(keys::expiry_gsi2_sk(expires_at, id))),
-            ])))
+            .set_expression_attribute_values(Some(vals))
             .build()
             .map_err(|e| StoreError::Backend(e.into()))?;
         let audit = AuditRecord::new(pk, audit);
