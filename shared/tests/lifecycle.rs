@@ -621,3 +621,58 @@ async fn a_culled_installation_revives_when_a_seat_is_free() {
         Some(InstallationStatus::Active)
     );
 }
+
+#[tokio::test]
+async fn gauge_warnings_go_out_when_active_installations_approach_their_user_limit() {
+    // Arrange: starter allows 5 users; two installations report 2 and 2 users (80 %).
+    let stack = Stack::new().await;
+    let inbox = Inbox::new().await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.term = Term::Days(365);
+            c.limits.installations = Some(2);
+        })
+        .await;
+    let (ring, signer) = (stack.key_ring().await, stack.signer().await);
+    for inst in ["a", "b"] {
+        let mut cmd = beat_cmd(&issued, inst);
+        cmd.gauges.users = Some(2);
+        let beat = heartbeat(&ring, &stack.store, &signer, &cmd, Duration::hours(1), NOW)
+            .await
+            .expect("beat");
+        assert_eq!(beat.verdict.code, Code::Valid);
+    }
+    // Act
+    let first = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::UsageWarnings],
+        NOW,
+        Settings::default(),
+    )
+    .await;
+    let again = run_ok(
+        &stack,
+        &inbox.publisher,
+        &[Job::UsageWarnings],
+        NOW + Duration::minutes(15),
+        Settings::default(),
+    )
+    .await;
+    // Assert
+    assert_eq!((first[0].published, again[0].published), (1, 0));
+    let events = inbox.drain().await;
+    assert_eq!(types(&events), ["license.usage_warning@80"]);
+    assert_eq!(
+        (
+            &events[0]["feature"],
+            &events[0]["used"],
+            &events[0]["limit"]
+        ),
+        (
+            &serde_json::json!("users"),
+            &serde_json::json!(4),
+            &serde_json::json!(5)
+        )
+    );
+}

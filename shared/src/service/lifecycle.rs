@@ -6,6 +6,8 @@
 //! - Every notice is claimed (conditional write), then published, then marked sent. Two runs at
 //!   once: one wins the claim. A run that dies after publishing: the claim expires and the next
 //!   run re-sends the *same* idempotency id — a duplicate subscribers can drop, never a loss.
+//! - Usage warnings cover `workflows` (counters) and the `users` / `storage_gb` gauges (sums of the
+//!   active installations' latest readings), each once per threshold per month.
 //! - Candidates come from index range queries (status + expiry; last heartbeat), never a scan.
 //!   Each job examines at most `budget` items per run and saves where it stopped; the next run
 //!   resumes there, and a sweep that reaches the end starts over.
@@ -21,8 +23,8 @@ use crate::domain::lifecycle::{
     EXPIRY_WARNING_DAYS, Notice, NoticeKind, NoticeState, expiry_warning_due, usage_warning_due,
 };
 use crate::domain::ports::{
-    Candidate, CustomerDirectory, EventPublisher, LicenseReader, LicenseWriter, LifecycleIndex,
-    NoticeClaim, NoticeLedger,
+    Candidate, CustomerDirectory, EventPublisher, InstallationRegistry, LicenseReader,
+    LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger,
 };
 use crate::domain::{
     Actor, AuditEntry, CustomerId, DomainError, Feature, Installation, License, LicenseId,
@@ -109,12 +111,23 @@ pub struct JobReport {
 
 /// The ports a run uses.
 pub trait LifecycleStore:
-    LifecycleIndex + NoticeLedger + LicenseWriter + LicenseReader + CustomerDirectory
+    LifecycleIndex
+    + NoticeLedger
+    + LicenseWriter
+    + LicenseReader
+    + CustomerDirectory
+    + InstallationRegistry
 {
 }
 
 impl<T> LifecycleStore for T where
-    T: LifecycleIndex + NoticeLedger + LicenseWriter + LicenseReader + CustomerDirectory + ?Sized
+    T: LifecycleIndex
+        + NoticeLedger
+        + LicenseWriter
+        + LicenseReader
+        + CustomerDirectory
+        + InstallationRegistry
+        + ?Sized
 {
 }
 
@@ -232,17 +245,23 @@ where
                     };
                     for candidate in &page.items {
                         let outcome = match job {
-                            Job::ExpiryWarnings => self.warn_expiry(candidate).await,
-                            Job::Expiry => self.expire(candidate).await,
+                            Job::ExpiryWarnings => self
+                                .warn_expiry(candidate)
+                                .await
+                                .map(|(p, c)| (usize::from(p), usize::from(c))),
+                            Job::Expiry => self
+                                .expire(candidate)
+                                .await
+                                .map(|(p, c)| (usize::from(p), usize::from(c))),
                             _ => {
                                 let used = totals.get(&candidate.license.id).copied().unwrap_or(0);
-                                self.warn_usage(candidate, used).await
+                                self.warn_usage(candidate, used).await.map(|n| (n, 0))
                             }
                         };
                         match outcome {
                             Ok((published, changed)) => {
-                                report.published += usize::from(published);
-                                report.changed += usize::from(changed);
+                                report.published += published;
+                                report.changed += changed;
                             }
                             Err(e) => {
                                 report.failures += 1;
@@ -324,24 +343,40 @@ where
         Ok((now, now))
     }
 
-    async fn warn_usage(&mut self, c: &Candidate, used: u64) -> Result<(bool, bool), DomainError> {
+    /// Usage warnings for the period: `workflows` against `workflows_per_month` (from the
+    /// counters read for the whole page), and the `users` / `storage_gb` gauges — the sums of the
+    /// active installations' latest readings, read only for licenses with active installations —
+    /// against their limits. Returns how many notices went out.
+    async fn warn_usage(&mut self, c: &Candidate, used: u64) -> Result<usize, DomainError> {
         let license = &c.license;
-        let limit = license.limits.workflows_per_month;
-        if !license.has_feature(&workflows()) {
-            return Ok((false, false));
+        let mut readings = Vec::new();
+        if license.has_feature(&workflows()) {
+            readings.push((workflows(), used, license.limits.workflows_per_month));
         }
-        let Some(percent) = usage_warning_due(used, limit) else {
-            return Ok((false, false));
-        };
-        let kind = NoticeKind::UsageWarning {
-            feature: workflows(),
-            period: Period::containing(self.now).to_string(),
-            percent,
-            used,
-            limit,
-        };
-        let sent = self.send(c, kind, None).await?;
-        Ok((matches!(sent, Some(Sent::Now)), false))
+        if license.active_installations > 0 {
+            for g in crate::service::usage::gauges(self.store, license).await? {
+                if let Ok(name) = Feature::parse(g.gauge) {
+                    readings.push((name, g.value, g.limit));
+                }
+            }
+        }
+        let mut published = 0;
+        for (feature, used, limit) in readings {
+            let Some(percent) = usage_warning_due(used, limit) else {
+                continue;
+            };
+            let kind = NoticeKind::UsageWarning {
+                feature,
+                period: Period::containing(self.now).to_string(),
+                percent,
+                used,
+                limit,
+            };
+            if matches!(self.send(c, kind, None).await?, Some(Sent::Now)) {
+                published += 1;
+            }
+        }
+        Ok(published)
     }
 
     /// Claim → publish → (expire, when `expire` is given) → mark sent. `None`: nothing to do
