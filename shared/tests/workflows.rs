@@ -160,6 +160,11 @@ async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_
         })
         .collect();
     assert!(ran.contains(&("discount", "succeeded")), "{ran:?}");
+    assert_eq!(
+        (&body["steps"][0]["nodeId"], &body["steps"][0]["type"]),
+        (&json!("total"), &json!("transform")),
+        "steps name their node and its type"
+    );
     assert!(ran.contains(&("standard", "skipped")), "{ran:?}");
     assert_eq!(
         body["usage"],

@@ -112,7 +112,8 @@ pub enum StepStatus {
 pub struct Step {
     /// The node.
     pub node_id: String,
-    /// Its type.
+    /// Its type (`type` on the wire, as the API's step shape names it).
+    #[serde(rename = "type")]
     pub node_type: NodeType,
     /// What happened.
     pub status: StepStatus,

@@ -488,7 +488,7 @@ async fn the_execution_serializes_with_camel_case_fields() {
     assert_eq!(
         value,
         json!({"status": "succeeded", "output": 2, "error": null, "durationMs": 0,
-               "steps": [{"nodeId": "a", "nodeType": "transform", "status": "succeeded", "durationMs": 0, "error": null}]})
+               "steps": [{"nodeId": "a", "type": "transform", "status": "succeeded", "durationMs": 0, "error": null}]})
     );
 }
 
