@@ -460,6 +460,16 @@ async fn sweeps_are_bounded_per_run_and_resume_where_they_stopped() {
     assert_eq!(inbox.drain().await.len(), 5);
 }
 
+/// A starter license for a year with two seats.
+async fn two_seat_license(stack: &Stack) -> Issued {
+    stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.term = Term::Days(365);
+            c.limits.installations = Some(2);
+        })
+        .await
+}
+
 fn beat_cmd(issued: &Issued, inst: &str) -> HeartbeatCommand {
     HeartbeatCommand {
         key: issued.key.clone(),
@@ -575,12 +585,7 @@ async fn a_culled_installation_revives_when_a_seat_is_free() {
     // Arrange: two seats; "a" falls silent and is culled.
     let stack = Stack::new().await;
     let inbox = Inbox::new().await;
-    let issued = stack
-        .issue(Plan::Starter, NOW, |c| {
-            c.term = Term::Days(365);
-            c.limits.installations = Some(2);
-        })
-        .await;
+    let issued = two_seat_license(&stack).await;
     let (ring, signer) = (stack.key_ring().await, stack.signer().await);
     let window = Plan::Starter.policy().heartbeat_window;
     let first = heartbeat(
@@ -627,12 +632,7 @@ async fn gauge_warnings_go_out_when_active_installations_approach_their_user_lim
     // Arrange: starter allows 5 users; two installations report 2 and 2 users (80 %).
     let stack = Stack::new().await;
     let inbox = Inbox::new().await;
-    let issued = stack
-        .issue(Plan::Starter, NOW, |c| {
-            c.term = Term::Days(365);
-            c.limits.installations = Some(2);
-        })
-        .await;
+    let issued = two_seat_license(&stack).await;
     let (ring, signer) = (stack.key_ring().await, stack.signer().await);
     for inst in ["a", "b"] {
         let mut cmd = beat_cmd(&issued, inst);
