@@ -36,6 +36,20 @@ pub async fn key_ring(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Ke
     Ok(load_key_ring(&kms, config.issuer(), &config.trusted_key_ids()?).await?)
 }
 
+/// The signer for `SIGNING_KEY_ID` and the ring of every trusted key, each fetched once.
+pub async fn signer_and_key_ring(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<(KmsSigner, KeyRing), InitError> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    Ok(crate::adapters::kms::load_signer_and_key_ring(
+        &kms,
+        config.issuer(),
+        &config.trusted_key_ids()?,
+    )
+    .await?)
+}
+
 /// The signer for `SIGNING_KEY_ID`.
 pub async fn signer(sdk: &aws_config::SdkConfig, config: &Config) -> Result<KmsSigner, InitError> {
     let kms = aws_sdk_kms::Client::new(sdk);

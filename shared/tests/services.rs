@@ -838,3 +838,37 @@ async fn a_revoked_license_cannot_be_renewed() {
         "{renewed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_signing_and_verifying_function_fetches_each_public_key_once_at_cold_start() {
+    // Arrange
+    let stack = Stack::new().await;
+    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    stack.calls.reset();
+    // Act
+    let (signer, ring) = shared::adapters::kms::load_signer_and_key_ring(
+        &stack.kms,
+        TEST_ISSUER,
+        std::slice::from_ref(&stack.key_id),
+    )
+    .await
+    .expect("loads");
+    // Assert
+    assert_eq!(stack.calls.count("KMS.GetPublicKey"), 1);
+    assert_eq!(stack.calls.count("KMS."), 1);
+    let beat = heartbeat(
+        &ring,
+        &stack.store,
+        &signer,
+        &beat_cmd(&issued.key, "i-1"),
+        Duration::hours(1),
+        NOW,
+    )
+    .await
+    .expect("beat");
+    let lease = beat.lease.expect("a lease");
+    assert!(
+        ring.verify_lease(lease.token.expose()).is_ok(),
+        "signer and ring agree"
+    );
+}

@@ -14,10 +14,11 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
+    let (signer, ring) = shared::aws::signer_and_key_ring(&sdk, &config).await?;
     let deps = handler::Deps {
-        ring: shared::aws::key_ring(&sdk, &config).await?,
+        ring,
         store: shared::aws::store(&sdk, &config)?,
-        signer: Arc::new(shared::aws::signer(&sdk, &config).await?),
+        signer: Arc::new(signer),
         clock: Arc::new(SystemClock),
         interval: config.heartbeat_interval(),
     };

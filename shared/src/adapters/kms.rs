@@ -60,14 +60,52 @@ pub async fn load_key_ring(
     issuer: &str,
     key_refs: &[String],
 ) -> Result<KeyRing, KeyRingError> {
+    Ok(load_keys(client, issuer, key_refs).await?.1)
+}
+
+/// The signer for the first of `key_refs` and the ring of all of them, with one `GetPublicKey`
+/// per key: a function that both signs and verifies (heartbeat) must not fetch its signing key
+/// twice at cold start.
+pub async fn load_signer_and_key_ring(
+    client: &Client,
+    issuer: &str,
+    key_refs: &[String],
+) -> Result<(KmsSigner, KeyRing), KeyRingError> {
+    let (first, ring) = load_keys(client, issuer, key_refs).await?;
+    let (key_arn, kid) = first.ok_or_else(|| KeyRingError::Fetch {
+        kid: String::new(),
+        source: "no signing key configured".into(),
+    })?;
+    Ok((
+        KmsSigner {
+            client: client.clone(),
+            key_arn,
+            kid,
+        },
+        ring,
+    ))
+}
+
+/// The ring of `key_refs`, and the ARN and kid of the first.
+async fn load_keys(
+    client: &Client,
+    issuer: &str,
+    key_refs: &[String],
+) -> Result<(Option<(String, String)>, KeyRing), KeyRingError> {
     let mut keys = Vec::with_capacity(key_refs.len());
+    let mut first = None;
     for key_ref in key_refs {
-        keys.push(public_key(client, key_ref).await?.1);
+        let (arn, key) = public_key(client, key_ref).await?;
+        if first.is_none() {
+            first = Some((arn, key.kid.clone()));
+        }
+        keys.push(key);
     }
-    KeyRing::from_spki_der(
+    let ring = KeyRing::from_spki_der(
         issuer,
         keys.iter().map(|k| (k.kid.as_str(), k.spki_der.as_slice())),
-    )
+    )?;
+    Ok((first, ring))
 }
 
 impl KmsSigner {
