@@ -138,11 +138,7 @@ impl CloudClient {
             .await
             .map_err(|e| CloudError::Unreachable(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+        let retry_after = crate::server::retry_after_seconds(resp.headers());
         let body = resp
             .bytes()
             .await

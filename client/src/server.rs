@@ -270,11 +270,7 @@ impl HttpLicenseServer {
             .await
             .map_err(|e| NetError::Unreachable(without_url(&e)))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+        let retry_after = retry_after_seconds(resp.headers());
         let body = resp
             .bytes()
             .await
@@ -391,6 +387,14 @@ pub fn usage_outcome(
         }
         _ => Err(error_of(status, retry_after, body)),
     }
+}
+
+/// `Retry-After` in seconds, when the server sent one (we only ever send seconds).
+pub(crate) fn retry_after_seconds(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]

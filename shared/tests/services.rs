@@ -50,6 +50,27 @@ fn beat_cmd(key: &LicenseKey, inst: &str) -> HeartbeatCommand {
     }
 }
 
+/// One heartbeat of `inst` at `at`, with the usual command.
+async fn beat_once(
+    ring: &shared::token::KeyRing,
+    stack: &Stack,
+    signer: &dyn shared::domain::ports::TokenSigner,
+    key: &LicenseKey,
+    inst: &str,
+    at: OffsetDateTime,
+) -> shared::service::heartbeat::Beat {
+    heartbeat(
+        ring,
+        &stack.store,
+        signer,
+        &beat_cmd(key, inst),
+        Duration::hours(1),
+        at,
+    )
+    .await
+    .expect("heartbeat")
+}
+
 async fn code_of(stack: &Stack, cmd: &ValidateCommand, now: OffsetDateTime) -> Code {
     let ring = stack.key_ring().await;
     validate(&ring, &stack.store, cmd, now)
@@ -187,16 +208,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
     assert!(changed);
     assert_eq!(license.status, LicenseStatus::Revoked);
     assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Revoked);
-    let beat = heartbeat(
-        &ring,
-        &stack.store,
-        &signer,
-        &beat_cmd(&issued.key, "i-1"),
-        Duration::hours(1),
-        NOW,
-    )
-    .await
-    .expect("heartbeat");
+    let beat = beat_once(&ring, &stack, &signer, &issued.key, "i-1", NOW).await;
     assert_eq!(beat.verdict.code, Code::Revoked);
     // A revoked license says REVOKED even once it is also past its expiry.
     assert_eq!(
@@ -442,16 +454,7 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
         ("i-2", Code::Valid),
         ("i-3", Code::InstallationLimit),
     ] {
-        let beat = heartbeat(
-            &ring,
-            &stack.store,
-            &signer,
-            &beat_cmd(&issued.key, inst),
-            Duration::hours(1),
-            NOW,
-        )
-        .await
-        .expect("heartbeat");
+        let beat = beat_once(&ring, &stack, &signer, &issued.key, inst, NOW).await;
         assert_eq!(beat.verdict.code, expected, "{inst}");
     }
     // Seat holders still validate; the newcomer is told why it cannot.
@@ -565,16 +568,7 @@ async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
     let issued = issue(&stack, Plan::Starter, |_| {}).await;
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
-    heartbeat(
-        &ring,
-        &stack.store,
-        &signer,
-        &beat_cmd(&issued.key, "i-1"),
-        Duration::hours(1),
-        NOW,
-    )
-    .await
-    .expect("heartbeat");
+    beat_once(&ring, &stack, &signer, &issued.key, "i-1", NOW).await;
     let (customer, licenses) = lookup_customer(&stack.store, &issued.customer.id)
         .await
         .expect("lookup");
@@ -672,16 +666,7 @@ async fn a_lease_never_outlives_its_license() {
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
     // Act
-    let beat = heartbeat(
-        &ring,
-        &stack.store,
-        &signer,
-        &beat_cmd(&issued.key, "i-1"),
-        Duration::hours(1),
-        NOW,
-    )
-    .await
-    .expect("beat");
+    let beat = beat_once(&ring, &stack, &signer, &issued.key, "i-1", NOW).await;
     // Assert
     let lease = beat.lease.expect("a lease");
     assert_eq!(lease.expires_at, issued.license.expires_at);
@@ -856,16 +841,7 @@ async fn a_signing_and_verifying_function_fetches_each_public_key_once_at_cold_s
     // Assert
     assert_eq!(stack.calls.count("KMS.GetPublicKey"), 1);
     assert_eq!(stack.calls.count("KMS."), 1);
-    let beat = heartbeat(
-        &ring,
-        &stack.store,
-        &signer,
-        &beat_cmd(&issued.key, "i-1"),
-        Duration::hours(1),
-        NOW,
-    )
-    .await
-    .expect("beat");
+    let beat = beat_once(&ring, &stack, &signer, &issued.key, "i-1", NOW).await;
     let lease = beat.lease.expect("a lease");
     assert!(
         ring.verify_lease(lease.token.expose()).is_ok(),
