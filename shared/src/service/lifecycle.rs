@@ -150,6 +150,7 @@ where
         now: whole_seconds(now),
         settings,
         emails: HashMap::new(),
+        windows: HashMap::new(),
     };
     let mut reports = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -181,6 +182,8 @@ struct Runner<'a, S: ?Sized, P: ?Sized> {
     now: OffsetDateTime,
     settings: Settings,
     emails: HashMap<CustomerId, Option<String>>,
+    /// Heartbeat window per license (`None`: no such license), read once per run.
+    windows: HashMap<LicenseId, Option<Duration>>,
 }
 
 /// Whether a candidate's notice went out in this run.
@@ -468,10 +471,21 @@ where
     }
 
     async fn cull(&mut self, inst: &Installation) -> Result<bool, DomainError> {
-        let Some(license) = self.store.license(&inst.license_id).await? else {
+        let window = match self.windows.get(&inst.license_id) {
+            Some(w) => *w,
+            None => {
+                let w = self
+                    .store
+                    .license(&inst.license_id)
+                    .await?
+                    .map(|l| l.plan.policy().heartbeat_window);
+                self.windows.insert(inst.license_id.clone(), w);
+                w
+            }
+        };
+        let Some(window) = window else {
             return Ok(false);
         };
-        let window = license.plan.policy().heartbeat_window;
         if inst.last_seen_at > self.now - window {
             return Ok(false);
         }
