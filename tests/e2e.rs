@@ -110,13 +110,23 @@ async fn issue_validate_heartbeat_revoke_then_validate_says_revoked() {
 #[tokio::test]
 async fn a_key_past_its_expiry_validates_as_expired() {
     let api = Api::from_env();
-    // Wide enough for issue + validate over HTTP on a busy machine, yet a short wait.
-    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
-    let at = soon
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("format");
-    let (_, key) = api.issue("starter", json!({"expiresAt": at})).await;
-    assert_eq!(api.validate(&key, "i-1", json!({})).await["code"], "VALID");
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    // Whole seconds, so the instant the server stores is exactly this one.
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .replace_nanosecond(0)
+        .expect("whole second");
+    let (_, key) = api
+        .issue(
+            "starter",
+            json!({"expiresAt": soon.format(rfc3339).expect("format")}),
+        )
+        .await;
+    // Before the expiry instant by the server's own clock, the key is valid — however slow the
+    // machine, the verdict must agree with the server time it reports.
+    let v = api.validate(&key, "i-1", json!({})).await;
+    let ts = time::OffsetDateTime::parse(v["ts"].as_str().expect("ts"), rfc3339).expect("ts");
+    let expected = if ts < soon { "VALID" } else { "EXPIRED" };
+    assert_eq!(v["code"], expected, "{v}");
     let wait = soon - time::OffsetDateTime::now_utc() + time::Duration::milliseconds(1100);
     tokio::time::sleep(wait.try_into().unwrap_or_default()).await;
     let v = api.validate(&key, "i-1", json!({})).await;

@@ -241,6 +241,44 @@ impl Api {
         }
     }
 
+    /// Polls the usage queue until nothing is waiting or in flight (every message counted or
+    /// dead-lettered, so no redelivery is pending), for at most `secs`; panics if it never drains.
+    /// Other tests share the queue, so this waits for their messages too — seconds, not minutes.
+    pub async fn wait_queue_drained(&self, secs: u64) {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let sqs = aws_sdk_sqs::Client::new(&shared::testing::emulator().await);
+        let (queue, _) = self.usage_queues();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let attrs = sqs
+                .get_queue_attributes()
+                .queue_url(&queue)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .expect("queue attributes")
+                .attributes
+                .unwrap_or_default();
+            let count = |name: &A| {
+                attrs
+                    .get(name)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let left = count(&A::ApproximateNumberOfMessages)
+                + count(&A::ApproximateNumberOfMessagesNotVisible);
+            if left == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the usage queue still holds {left} messages after {secs} s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// The usage queue and its dead-letter queue, as the stack was bootstrapped.
     pub fn usage_queues(&self) -> (String, String) {
         (

@@ -33,7 +33,7 @@ async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_su
         api.wait_used(&key, "workflows", expected, 120).await,
         expected
     );
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    api.wait_queue_drained(60).await;
     assert_eq!(api.used(&key, "workflows").await, expected);
 }
 

@@ -4,12 +4,16 @@
 
 use lambda_http::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::AdminAuth;
+
+pub mod route;
+
 use crate::domain::{Actor, DomainError, StoreError};
+pub use route::{Matched, PathId, keys, route};
 
 /// Largest request body we parse.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -396,40 +400,12 @@ pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
 }
 
-/// Refuses any method but `expected` with 405.
-pub fn require_method(req: &Request, expected: &Method) -> Result<(), ApiError> {
-    if req.method() == expected {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-            format!("use {expected}"),
-        ))
-    }
-}
-
 /// Parses the JSON body: 400 `BODY_TOO_LARGE` over 64 KiB, `MALFORMED_JSON` when it is not JSON,
 /// `INVALID_REQUEST` (naming the field) when a field is missing or of the wrong type.
 pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     // Structs would otherwise also accept a JSON array, field by position: objects only.
     serde_json::from_value(parse_json_object(req, MAX_BODY_BYTES)?)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()))
-}
-
-/// A path parameter: from API Gateway's `pathParameters` when present, else the path segment
-/// `from_end` places before the last (0 = last), which is how local routers deliver it.
-pub fn path_param(req: &Request, name: &str, from_end: usize) -> Option<String> {
-    if let Some(v) = req.path_parameters().first(name) {
-        return Some(v.to_owned());
-    }
-    req.uri()
-        .path()
-        .trim_end_matches('/')
-        .rsplit('/')
-        .nth(from_end)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 /// Authenticates an admin request (`Authorization: Bearer <token>`) and names the actor from the

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{CreateCustomerRequest, CustomerCreatedResponse, CustomerView};
 use shared::config::AdminAuth;
@@ -34,7 +34,7 @@ async fn run<D: CustomerDirectory>(
     deps: &Deps<D>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    http::require_method(req, &Method::POST)?;
+    http::route(req, &[(http::keys::CUSTOMER_CREATE, ())])?;
     let actor = http::admin_actor(req, &deps.auth)?;
     let new = http::parse_json::<CreateCustomerRequest>(req)?.into();
     let customer =

@@ -1,17 +1,16 @@
 //! Health handler: the deployed version on `GET /health`; `ROUTE_NOT_FOUND` for anything else
 //! (the HTTP API's `$default` route lands here).
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::HealthResponse;
-use shared::http::{self, ApiError};
+use shared::http::{self};
 
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle(version: &str, req: Request) -> Result<Response<Body>, Error> {
-    if req.uri().path().trim_end_matches('/') != "/health" {
-        return Ok(ApiError::route_not_found(req.method(), req.uri().path()).into_response());
-    }
-    if let Err(e) = http::require_method(&req, &Method::GET) {
+    // The `$default` route key matches nothing here, so its requests are matched by path: 404
+    // for every path but `/health`.
+    if let Err(e) = http::route(&req, &[(http::keys::HEALTH, ())]) {
         return Ok(e.into_response());
     }
     Ok(http::json(

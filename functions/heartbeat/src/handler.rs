@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{HeartbeatRequest, HeartbeatResponse};
 use shared::domain::ports::{AuditLog, Clock, InstallationRegistry, LicenseReader, TokenSigner};
@@ -36,7 +36,7 @@ async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiErro
 where
     S: LicenseReader + InstallationRegistry + AuditLog,
 {
-    http::require_method(req, &Method::POST)?;
+    http::route(req, &[(http::keys::HEARTBEAT, ())])?;
     let cmd = HeartbeatCommand::try_from(http::parse_json::<HeartbeatRequest>(req)?)?;
     let now = deps.clock.now();
     let beat = heartbeat(

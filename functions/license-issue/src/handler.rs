@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{IssueLicenseRequest, LicenseIssuedResponse, LicenseView, RenewLicenseRequest};
 use shared::config::AdminAuth;
@@ -13,6 +13,17 @@ use shared::domain::ports::{
 };
 use shared::http::{self, ApiError};
 use shared::service::admin::{IssueCommand, RenewCommand, issue_license, renew_license};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Issue,
+    Renew,
+}
+
+const ROUTES: &[(&str, Route)] = &[
+    (http::keys::LICENSE_ISSUE, Route::Issue),
+    (http::keys::LICENSE_RENEW, Route::Renew),
+];
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -42,12 +53,10 @@ async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiErro
 where
     S: CustomerDirectory + LicenseReader + LicenseWriter,
 {
-    http::require_method(req, &Method::POST)?;
+    let matched = http::route(req, ROUTES)?;
     let actor = http::admin_actor(req, &deps.auth)?;
-    if req.uri().path().trim_end_matches('/').ends_with("/renew") {
-        let raw = http::path_param(req, "licenseId", 1).unwrap_or_default();
-        let id = LicenseId::parse(&raw)
-            .map_err(|e| ApiError::field("INVALID_FIELD", "licenseId", e.to_string()))?;
+    if matched.route == Route::Renew {
+        let id: LicenseId = matched.id("licenseId")?;
         let (term, reason) = http::parse_json::<RenewLicenseRequest>(req)?.parse()?;
         let (license, key) = renew_license(
             &deps.store,

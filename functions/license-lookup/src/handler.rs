@@ -1,11 +1,11 @@
 //! Lookup handler: authenticate → parse the customer id → `service::admin::lookup_customer`.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{CustomerLicensesResponse, CustomerView, LicenseDetailView};
 use shared::config::AdminAuth;
+use shared::domain::CustomerId;
 use shared::domain::ports::CustomerDirectory;
-use shared::domain::{CustomerId, DomainError};
 use shared::http::{self, ApiError};
 use shared::service::admin::lookup_customer;
 
@@ -29,13 +29,9 @@ async fn run<D: CustomerDirectory>(
     deps: &Deps<D>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    http::require_method(req, &Method::GET)?;
+    let matched = http::route(req, &[(http::keys::CUSTOMER_LICENSES, ())])?;
     http::admin_actor(req, &deps.auth)?;
-    let raw = http::path_param(req, "customerId", 0).unwrap_or_default();
-    let id = CustomerId::parse(&raw).map_err(|source| DomainError::InvalidField {
-        field: "customerId",
-        source,
-    })?;
+    let id: CustomerId = matched.id("customerId")?;
     let (customer, licenses) = lookup_customer(&deps.store, &id).await?;
     Ok(http::json(
         StatusCode::OK,

@@ -1,15 +1,21 @@
-//! Suspend / reinstate handler: authenticate → action from the path → `change_status`.
+//! Suspend / reinstate handler: route (the action is the route) → authenticate → `change_status`.
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{LicenseView, StatusChangeRequest, StatusChangeResponse};
 use shared::config::AdminAuth;
+use shared::domain::LicenseId;
 use shared::domain::ports::{Clock, LicenseReader, LicenseWriter};
-use shared::domain::{DomainError, LicenseId};
 use shared::http::{self, ApiError};
 use shared::service::admin::{StatusAction, change_status};
+
+/// The routes this function serves; the action is the route.
+const ROUTES: &[(&str, StatusAction)] = &[
+    (http::keys::LICENSE_SUSPEND, StatusAction::Suspend),
+    (http::keys::LICENSE_REINSTATE, StatusAction::Reinstate),
+];
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -33,18 +39,10 @@ async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiErro
 where
     S: LicenseReader + LicenseWriter,
 {
-    http::require_method(req, &Method::POST)?;
+    let matched = http::route(req, ROUTES)?;
     let actor = http::admin_actor(req, &deps.auth)?;
-    let action = match http::path_param(req, "action", 0).as_deref() {
-        Some("suspend") => StatusAction::Suspend,
-        Some("reinstate") => StatusAction::Reinstate,
-        _ => return Err(ApiError::route_not_found(req.method(), req.uri().path())),
-    };
-    let raw_id = http::path_param(req, "licenseId", 1).unwrap_or_default();
-    let id = LicenseId::parse(&raw_id).map_err(|source| DomainError::InvalidField {
-        field: "licenseId",
-        source,
-    })?;
+    let action = matched.route;
+    let id: LicenseId = matched.id("licenseId")?;
     let reason = http::parse_json::<StatusChangeRequest>(req)?.parse()?;
     let (license, changed) = change_status(
         &deps.store,

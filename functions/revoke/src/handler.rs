@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{LicenseView, RevokeRequest, StatusChangeResponse};
 use shared::config::AdminAuth;
@@ -32,7 +32,7 @@ async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiErro
 where
     S: LicenseReader + LicenseWriter,
 {
-    http::require_method(req, &Method::POST)?;
+    http::route(req, &[(http::keys::REVOKE, ())])?;
     let actor = http::admin_actor(req, &deps.auth)?;
     let (id, reason) = http::parse_json::<RevokeRequest>(req)?.parse()?;
     let (license, changed) = change_status(

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::api::{UsageStatsRequest, UsageStatsResponse, parse_period};
 use shared::config::AdminAuth;
@@ -13,6 +13,18 @@ use shared::domain::{DomainError, LicenseId};
 use shared::http::{self, ApiError};
 use shared::service::usage::{authorize, gauges, statistics};
 use shared::token::KeyRing;
+
+/// The license's own statistics (license key in the body) or any license's (admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    OwnStats,
+    LicenseUsage,
+}
+
+const ROUTES: &[(&str, Route)] = &[
+    (http::keys::USAGE_STATS, Route::OwnStats),
+    (http::keys::LICENSE_USAGE, Route::LicenseUsage),
+];
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -39,13 +51,8 @@ where
     S: LicenseReader + UsageLedger + InstallationRegistry,
 {
     let now = deps.clock.now();
-    let (license, period) = if req
-        .uri()
-        .path()
-        .trim_end_matches('/')
-        .ends_with("/usage/stats")
-    {
-        http::require_method(req, &Method::POST)?;
+    let matched = http::route(req, ROUTES)?;
+    let (license, period) = if matched.route == Route::OwnStats {
         let body = http::parse_json::<UsageStatsRequest>(req)?;
         let period = parse_period(body.period.as_deref(), now)?;
         (
@@ -53,13 +60,8 @@ where
             period,
         )
     } else {
-        http::require_method(req, &Method::GET)?;
         http::admin_actor(req, &deps.auth)?;
-        let raw_id = http::path_param(req, "licenseId", 1).unwrap_or_default();
-        let id = LicenseId::parse(&raw_id).map_err(|source| DomainError::InvalidField {
-            field: "licenseId",
-            source,
-        })?;
+        let id: LicenseId = matched.id("licenseId")?;
         let params = req.query_string_parameters();
         let period = parse_period(params.first("period"), now)?;
         let license = deps

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{UsageRequest, UsageResponse};
 use shared::domain::ports::{Clock, LicenseReader, UsageLedger, UsageQueue};
@@ -37,7 +37,7 @@ where
     S: LicenseReader + UsageLedger,
     Q: UsageQueue,
 {
-    http::require_method(req, &Method::POST)?;
+    http::route(req, &[(http::keys::USAGE, ())])?;
     let now = deps.clock.now();
     let (key, events) = http::parse_json::<UsageRequest>(req)?
         .parse(now)

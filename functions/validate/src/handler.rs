@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{ValidateRequest, ValidateResponse};
 use shared::domain::ports::{Clock, LicenseReader};
@@ -29,7 +29,7 @@ pub async fn handle<R: LicenseReader>(
 }
 
 async fn run<R: LicenseReader>(deps: &Deps<R>, req: &Request) -> Result<Response<Body>, ApiError> {
-    http::require_method(req, &Method::POST)?;
+    http::route(req, &[(http::keys::VALIDATE, ())])?;
     let cmd = ValidateCommand::try_from(http::parse_json::<ValidateRequest>(req)?)?;
     let now = deps.clock.now();
     let checked = validate(&deps.ring, &deps.store, &cmd, now).await?;

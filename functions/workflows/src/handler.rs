@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use nectar_workflow::{Env, HttpCaller, StatisticalAnalytics};
 use shared::domain::Plan;
@@ -15,6 +15,17 @@ use shared::token::KeyRing;
 
 /// Largest request body: the workflow and its input data.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Execute,
+    Execution,
+}
+
+const ROUTES: &[(&str, Route)] = &[
+    (http::keys::WORKFLOW_EXECUTE, Route::Execute),
+    (http::keys::WORKFLOW_EXECUTION, Route::Execution),
+];
 
 /// What the handler needs.
 pub struct Deps<S, H> {
@@ -44,21 +55,16 @@ where
     S: LicenseReader + UsageLedger + RateLimiter + ExecutionLog,
     H: HttpCaller,
 {
-    let path = req.uri().path().trim_end_matches('/');
-    if path.ends_with("/api/workflows/execute") {
-        http::require_method(req, &Method::POST)?;
-        return execute(deps, req).await;
+    let matched = http::route(req, ROUTES)?;
+    match matched.route {
+        Route::Execute => execute(deps, req).await,
+        Route::Execution => {
+            let key = http::license_key_header(req)?;
+            let id: ExecutionId = matched.id("executionId")?;
+            let body = execution_of(&deps.ring, &deps.store, &key, &id, deps.clock.now()).await?;
+            Ok(http::json(StatusCode::OK, &body))
+        }
     }
-    if path.contains("/api/workflows/executions/") {
-        http::require_method(req, &Method::GET)?;
-        let key = http::license_key_header(req)?;
-        let raw = http::path_param(req, "executionId", 0).unwrap_or_default();
-        let id = ExecutionId::parse(&raw)
-            .map_err(|e| ApiError::field("INVALID_FIELD", "executionId", e.to_string()))?;
-        let body = execution_of(&deps.ring, &deps.store, &key, &id, deps.clock.now()).await?;
-        return Ok(http::json(StatusCode::OK, &body));
-    }
-    Err(ApiError::route_not_found(req.method(), path))
 }
 
 async fn execute<S, H>(deps: &Deps<S, H>, req: &Request) -> Result<Response<Body>, ApiError>
