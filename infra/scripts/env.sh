@@ -14,7 +14,7 @@ export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
 
 NECTAR_TOOL_PINS="moto[server]==5.2.1 cargo-lambda==1.9.2"
 
-nectar_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+nectar_log() { printf '\033[1m==> [%ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 
 # nectar_venv DIR: creates a virtualenv. Debian's python3 may lack the venv module (package
 # python3-venv); then virtualenv, installed from PyPI into the tools dir, does the same job.
