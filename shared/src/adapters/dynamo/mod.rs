@@ -11,6 +11,8 @@ mod usage;
 mod workflows;
 
 pub use usage::MARKER_TTL_DAYS;
+pub use workflows::EXECUTION_TTL_DAYS;
+pub(crate) use workflows::fit_for_storage;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -19,7 +19,7 @@ const MAX_RECORDED_BODY: usize = 350 * 1024;
 
 /// The body as stored: whole when it fits; else the steps are cut to the first 200, then the
 /// output dropped, each cut flagged in the body so a reader knows.
-fn fit_for_storage(body: &serde_json::Value) -> String {
+pub(crate) fn fit_for_storage(body: &serde_json::Value) -> String {
     let whole = body.to_string();
     if whole.len() <= MAX_RECORDED_BODY {
         return whole;
