@@ -349,6 +349,41 @@ impl MemoryStack {
     }
 }
 
+/// A signer that counts its signatures: the memory layer's counterpart of counting `KMS.Sign`
+/// calls with [`CallCounter`].
+pub struct CountingSigner<S> {
+    inner: S,
+    signed: std::sync::atomic::AtomicUsize,
+}
+
+impl<S> CountingSigner<S> {
+    /// Counts what `inner` signs.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            signed: Default::default(),
+        }
+    }
+
+    /// Signatures made so far.
+    pub fn count(&self) -> usize {
+        self.signed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: crate::domain::ports::TokenSigner> crate::domain::ports::TokenSigner for CountingSigner<S> {
+    fn kid(&self) -> &str {
+        self.inner.kid()
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, crate::token::SignError> {
+        self.signed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.sign(message).await
+    }
+}
+
 fn ring_of(signer: &crate::adapters::local::LocalSigner) -> KeyRing {
     use crate::domain::ports::TokenSigner;
     let der = signer.spki_der();
