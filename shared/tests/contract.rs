@@ -749,10 +749,16 @@ async fn dedupe_markers_last_until_their_ttl<F: Fixture>(f: &F) {
     let l = seeded(store, "LLLLLLLL").await;
     let e = event(&l.id, "late", 1, NOW);
     let ttl = NOW + Duration::days(shared::adapters::dynamo::MARKER_TTL_DAYS);
-    store.record(&[e.clone()], NOW).await.expect("record");
+    store
+        .record(std::slice::from_ref(&e), NOW)
+        .await
+        .expect("record");
     f.expire_ttl(ttl - Duration::seconds(1)).await;
     assert_eq!(
-        store.record(&[e.clone()], NOW).await.expect("record"),
+        store
+            .record(std::slice::from_ref(&e), NOW)
+            .await
+            .expect("record"),
         [Recorded::Duplicate]
     );
     f.expire_ttl(ttl).await;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::MemoryStore;
-use crate::adapters::dynamo::keys;
+use crate::adapters::dynamo::{expiry_gsi2_sk, keys, seen_gsi2_sk};
 use crate::domain::license::whole_seconds;
 use crate::domain::lifecycle::NoticeState;
 use crate::domain::ports::{Candidate, LifecycleIndex, NoticeClaim, NoticeLedger, SweepPage};
@@ -63,7 +63,7 @@ impl LifecycleIndex for MemoryStore {
             .filter(|item| item.license.status == status)
             .map(|item| {
                 (
-                    keys::expiry_gsi2_sk(item.license.expires_at, &item.license.id),
+                    expiry_gsi2_sk(item.license.expires_at, &item.license.id),
                     Candidate {
                         license: item.license.clone(),
                         notices: item.notices.clone(),
@@ -94,7 +94,7 @@ impl LifecycleIndex for MemoryStore {
             .filter(|i| i.status == InstallationStatus::Active)
             .map(|i| {
                 (
-                    keys::seen_gsi2_sk(i.last_seen_at, &i.license_id, &i.id),
+                    seen_gsi2_sk(i.last_seen_at, &i.license_id, &i.id),
                     i.clone(),
                 )
             })
