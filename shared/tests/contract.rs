@@ -167,6 +167,7 @@ contract!(
     touch_refreshes_only_an_active_installation_and_keeps_unreported_readings,
     a_lease_is_recorded_only_for_a_known_installation,
     usage_counts_each_event_once_per_license_and_event_id,
+    a_group_larger_than_one_transaction_counts_each_event_once,
     dedupe_markers_last_until_their_ttl,
     reservations_never_pass_the_limit_even_concurrently,
     notice_claims_exclude_each_other_until_they_lapse_and_sent_is_final,
@@ -742,6 +743,35 @@ async fn usage_counts_each_event_once_per_license_and_event_id<F: Fixture>(f: &F
         .await;
     assert!(mixed.is_err(), "one call, one counter");
     assert!(store.record(&[], NOW).await.expect("empty").is_empty());
+}
+
+async fn a_group_larger_than_one_transaction_counts_each_event_once<F: Fixture>(f: &F) {
+    // DynamoDB takes 100 items per transaction: 250 events span three, and re-sent ones (some
+    // already counted, some repeated within the call) straddle the boundaries.
+    let store = f.store();
+    let l = seeded(store, "SSSSSSSS").await;
+    let first: Vec<UsageEvent> = (0..120)
+        .map(|i| event(&l.id, &format!("g{i}"), 1, NOW))
+        .collect();
+    store.record(&first, NOW).await.expect("record");
+    let mut group: Vec<UsageEvent> = (100..330)
+        .map(|i| event(&l.id, &format!("g{i}"), 1, NOW))
+        .collect();
+    group.extend((300..320).map(|i| event(&l.id, &format!("g{i}"), 1, NOW)));
+    let outcome = store.record(&group, NOW).await.expect("record");
+    let counted = outcome.iter().filter(|r| **r == Recorded::Counted).count();
+    assert_eq!(
+        counted, 210,
+        "g120..g329 are new; g100..g119 and the repeats are not"
+    );
+    assert_eq!(outcome[..20], [Recorded::Duplicate; 20]);
+    assert_eq!(outcome[230..], [Recorded::Duplicate; 20]);
+    let total = store
+        .usage(&l.id, &[feature("workflows")], Period::containing(NOW))
+        .await
+        .expect("usage")[0]
+        .0;
+    assert_eq!(total, 330);
 }
 
 async fn dedupe_markers_last_until_their_ttl<F: Fixture>(f: &F) {

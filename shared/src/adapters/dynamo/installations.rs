@@ -377,7 +377,7 @@ impl DynamoStore {
 
 /// An installation item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InstallationRecord {
+pub(crate) struct InstallationRecord {
     pub pk: String,
     pub sk: String,
     pub entity: String,
