@@ -97,9 +97,10 @@ unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL 
 
 # NECTAR_TEST_ARGS narrows the run while developing, e.g. "-p e2e --test agent"; CI runs everything.
 read -r -a test_args <<<"${NECTAR_TEST_ARGS:---workspace}"
-nectar_log "cargo test ${test_args[*]}"
+# Emulator-dependent tests are `#[ignore]`d so plain `cargo test` needs no emulator; run them here.
+nectar_log "cargo test ${test_args[*]} -- --include-ignored"
 set +e
-cargo test "${test_args[@]}" 2>&1 | tee "$work/test.log"
+cargo test "${test_args[@]}" -- --include-ignored 2>&1 | tee "$work/test.log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run, summed over every test binary.

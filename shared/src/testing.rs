@@ -1,5 +1,6 @@
 //! Test support (feature `test-util`): clients for the emulator that `make test` starts, fresh
-//! per-test tables and keys, and an SDK interceptor that counts AWS calls per operation.
+//! per-test tables and keys, and an SDK interceptor that counts AWS calls per operation; and
+//! [`MemoryStack`], the same fixtures on the in-memory adapters for tests that need no emulator.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -230,52 +231,163 @@ impl Stack {
         now: time::OffsetDateTime,
         tweak: impl FnOnce(&mut crate::service::admin::IssueCommand),
     ) -> Issued {
-        use crate::domain::ports::RandomIds;
-        use crate::domain::{Actor, LimitOverrides};
-        use crate::service::admin::{
-            IssueCommand, NewCustomer, Term, create_customer, issue_license,
-        };
-
-        let customer = create_customer(
-            &self.store,
-            &RandomIds,
-            NewCustomer {
-                name: "Acme".into(),
-                email: "ops@acme.com".into(),
-            },
-            Actor::system("test"),
-            now,
-        )
-        .await
-        .expect("customer");
-        let mut cmd = IssueCommand {
-            customer_id: customer.id,
-            plan,
-            term: Term::Days(30),
-            features: None,
-            limits: LimitOverrides::default(),
-            domain_restrictions: Vec::new(),
-        };
-        tweak(&mut cmd);
-        let signer = self.signer().await;
-        let (license, key) = issue_license(
-            &self.store,
-            &signer,
-            &RandomIds,
-            TEST_ISSUER,
-            cmd,
-            Actor::admin(Some("alice")),
-            now,
-        )
-        .await
-        .expect("issue");
+        let issued = issue_on(&self.store, &self.signer().await, plan, now, tweak).await;
         self.calls.reset();
-        Issued {
-            customer,
-            license,
-            key,
+        issued
+    }
+}
+
+/// Creates a customer on `store` and issues them a 30-day `plan` license at `now`, signed by
+/// `signer` and adjusted by `tweak`: what both stacks' `issue` do.
+pub async fn issue_on<S>(
+    store: &S,
+    signer: &dyn crate::domain::ports::TokenSigner,
+    plan: crate::domain::Plan,
+    now: time::OffsetDateTime,
+    tweak: impl FnOnce(&mut crate::service::admin::IssueCommand),
+) -> Issued
+where
+    S: crate::domain::ports::CustomerDirectory + crate::domain::ports::LicenseWriter,
+{
+    use crate::domain::ports::RandomIds;
+    use crate::domain::{Actor, LimitOverrides};
+    use crate::service::admin::{IssueCommand, NewCustomer, Term, create_customer, issue_license};
+
+    let customer = create_customer(
+        store,
+        &RandomIds,
+        NewCustomer {
+            name: "Acme".into(),
+            email: "ops@acme.com".into(),
+        },
+        Actor::system("test"),
+        now,
+    )
+    .await
+    .expect("customer");
+    let mut cmd = IssueCommand {
+        customer_id: customer.id,
+        plan,
+        term: Term::Days(30),
+        features: None,
+        limits: LimitOverrides::default(),
+        domain_restrictions: Vec::new(),
+    };
+    tweak(&mut cmd);
+    let (license, key) = issue_license(
+        store,
+        signer,
+        &RandomIds,
+        TEST_ISSUER,
+        cmd,
+        Actor::admin(Some("alice")),
+        now,
+    )
+    .await
+    .expect("issue");
+    Issued {
+        customer,
+        license,
+        key,
+    }
+}
+
+/// The in-memory counterpart of [`Stack`]: the memory adapters behind every store port, a usage
+/// queue and an events topic a test can drain (and make fail), and a local signing key with the
+/// ring that trusts it — no emulator, so a service rule is tested in milliseconds.
+pub struct MemoryStack {
+    /// Every store port.
+    pub store: crate::adapters::memory::MemoryStore,
+    /// The usage queue.
+    pub queue: crate::adapters::memory::MemoryQueue,
+    /// The events topic.
+    pub publisher: crate::adapters::memory::MemoryPublisher,
+    /// The signing key (as KMS would sign).
+    pub signer: crate::adapters::local::LocalSigner,
+    /// The ring trusting [`MemoryStack::signer`], with issuer [`TEST_ISSUER`].
+    pub ring: KeyRing,
+}
+
+impl Default for MemoryStack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStack {
+    /// Empty adapters and a fresh key.
+    pub fn new() -> Self {
+        let signer = crate::adapters::local::LocalSigner::random("memory-test-key");
+        let ring = ring_of(&signer);
+        Self {
+            store: Default::default(),
+            queue: Default::default(),
+            publisher: Default::default(),
+            signer,
+            ring,
         }
     }
+
+    /// The signer (a copy of [`MemoryStack::signer`]), as [`Stack::signer`] gives one.
+    pub async fn signer(&self) -> crate::adapters::local::LocalSigner {
+        self.signer.clone()
+    }
+
+    /// A ring trusting the stack's key, as [`Stack::key_ring`] gives one.
+    pub async fn key_ring(&self) -> KeyRing {
+        ring_of(&self.signer)
+    }
+
+    /// Creates a customer and issues them a 30-day `plan` license at `now`, adjusted by `tweak`.
+    pub async fn issue(
+        &self,
+        plan: crate::domain::Plan,
+        now: time::OffsetDateTime,
+        tweak: impl FnOnce(&mut crate::service::admin::IssueCommand),
+    ) -> Issued {
+        issue_on(&self.store, &self.signer, plan, now, tweak).await
+    }
+}
+
+/// A signer that counts its signatures: the memory layer's counterpart of counting `KMS.Sign`
+/// calls with [`CallCounter`].
+pub struct CountingSigner<S> {
+    inner: S,
+    signed: std::sync::atomic::AtomicUsize,
+}
+
+impl<S> CountingSigner<S> {
+    /// Counts what `inner` signs.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            signed: Default::default(),
+        }
+    }
+
+    /// Signatures made so far.
+    pub fn count(&self) -> usize {
+        self.signed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: crate::domain::ports::TokenSigner> crate::domain::ports::TokenSigner for CountingSigner<S> {
+    fn kid(&self) -> &str {
+        self.inner.kid()
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, crate::token::SignError> {
+        self.signed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.sign(message).await
+    }
+}
+
+fn ring_of(signer: &crate::adapters::local::LocalSigner) -> KeyRing {
+    use crate::domain::ports::TokenSigner;
+    let der = signer.spki_der();
+    KeyRing::from_spki_der(TEST_ISSUER, [(signer.kid(), der.as_slice())]).expect("a P-256 key")
 }
 
 /// The admin token handler tests authenticate with.

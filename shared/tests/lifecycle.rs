@@ -1,13 +1,14 @@
-//! The lifecycle job against the emulator (DynamoDB, SNS → SQS), with an injected clock: every
-//! notice arrives exactly once per threshold however often (and however concurrently) the job
-//! runs, a crash between publishing and recording re-sends the same idempotency id, and silent
-//! installations give their seats back.
+//! The lifecycle job on the in-memory adapters, with an injected clock: every notice goes out
+//! exactly once per threshold however often (and however concurrently) the job runs, a crash
+//! between publishing and recording re-sends the same idempotency id, and silent installations
+//! give their seats back. Delivery through SNS → SQS and undecodable DynamoDB items are in
+//! `emulator.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use shared::adapters::sns::SnsPublisher;
+use shared::adapters::memory::MemoryPublisher;
 use shared::domain::lifecycle::Notice;
 use shared::domain::ports::{
     CustomerDirectory, EventPublisher, InstallationRegistry, LicenseReader, PublishError,
@@ -18,7 +19,7 @@ use shared::service::admin::Term;
 use shared::service::check::Code;
 use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
 use shared::service::lifecycle::{Job, JobReport, Settings, run};
-use shared::testing::{Inbox, Issued, Stack};
+use shared::testing::{Issued, MemoryStack};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -38,7 +39,7 @@ fn types(events: &[Value]) -> Vec<String> {
 }
 
 async fn run_ok<P: EventPublisher>(
-    stack: &Stack,
+    stack: &MemoryStack,
     publisher: &P,
     jobs: &[Job],
     at: OffsetDateTime,
@@ -51,29 +52,17 @@ async fn run_ok<P: EventPublisher>(
         .collect()
 }
 
-/// The notice ledger entries kept on the license item.
-async fn notice_attributes(stack: &Stack, issued: &Issued) -> Vec<String> {
-    use aws_sdk_dynamodb::types::AttributeValue::S;
-    let item = stack
-        .dynamo
-        .get_item()
-        .table_name(stack.store.table())
-        .key("pk", S(format!("LICENSE#{}", issued.license.id)))
-        .key("sk", S("LICENSE".into()))
-        .send()
-        .await
-        .expect("get")
-        .item
-        .expect("license item");
-    let mut names: Vec<String> = item
-        .into_keys()
-        .filter(|k| k.starts_with("notice:"))
-        .collect();
-    names.sort();
-    names
+/// The notice ledger entries kept on the license item, named as the DynamoDB attributes are.
+fn notice_attributes(stack: &MemoryStack, issued: &Issued) -> Vec<String> {
+    stack
+        .store
+        .notice_ids(&issued.license.id)
+        .into_iter()
+        .map(|id| format!("notice:{id}"))
+        .collect()
 }
 
-async fn issue_expiring(stack: &Stack, plan: Plan, expires_at: OffsetDateTime) -> Issued {
+async fn issue_expiring(stack: &MemoryStack, plan: Plan, expires_at: OffsetDateTime) -> Issued {
     stack
         .issue(plan, NOW, |c| c.term = Term::Until(expires_at))
         .await
@@ -82,8 +71,7 @@ async fn issue_expiring(stack: &Stack, plan: Plan, expires_at: OffsetDateTime) -
 #[tokio::test]
 async fn a_license_walking_to_its_expiry_gets_three_warnings_one_expiry_and_one_audit_entry() {
     // Arrange: a starter license (no expiry grace) expiring 31 days from now.
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     let expires = NOW + Duration::days(31);
     let issued = issue_expiring(&stack, Plan::Starter, expires).await;
     let jobs = [Job::ExpiryWarnings, Job::Expiry];
@@ -92,14 +80,14 @@ async fn a_license_walking_to_its_expiry_gets_three_warnings_one_expiry_and_one_
     for days_left in [31, 30, 8, 7, 2, 1, 0, -1] {
         let at = expires - Duration::days(days_left);
         let (a, b) = futures::join!(
-            run(&stack.store, &inbox.publisher, &jobs, at, settings),
-            run(&stack.store, &inbox.publisher, &jobs, at, settings),
+            run(&stack.store, &stack.publisher, &jobs, at, settings),
+            run(&stack.store, &stack.publisher, &jobs, at, settings),
         );
         assert!(a.iter().chain(&b).all(Result::is_ok));
         for minute in 1..4 {
             run_ok(
                 &stack,
-                &inbox.publisher,
+                &stack.publisher,
                 &jobs,
                 at + Duration::minutes(minute),
                 settings,
@@ -108,7 +96,7 @@ async fn a_license_walking_to_its_expiry_gets_three_warnings_one_expiry_and_one_
         }
     }
     // Assert
-    let events = inbox.drain().await;
+    let events = stack.publisher.drain();
     assert_eq!(
         types(&events),
         [
@@ -157,25 +145,27 @@ async fn a_license_walking_to_its_expiry_gets_three_warnings_one_expiry_and_one_
 #[tokio::test]
 async fn plan_grace_delays_the_expiry_and_renewal_re_arms_the_warnings() {
     // Arrange: professional (3 days of expiry grace), expiring in 5 days.
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     let expires = NOW + Duration::days(5);
     let issued = issue_expiring(&stack, Plan::Professional, expires).await;
     let jobs = [Job::ExpiryWarnings, Job::Expiry];
     let s = Settings::default();
     // Act / Assert: 5 days left → the 7-day warning only (never a belated 30-day one).
-    run_ok(&stack, &inbox.publisher, &jobs, NOW, s).await;
-    assert_eq!(types(&inbox.drain().await), ["license.expiry_warning@7"]);
+    run_ok(&stack, &stack.publisher, &jobs, NOW, s).await;
+    assert_eq!(
+        types(&stack.publisher.drain()),
+        ["license.expiry_warning@7"]
+    );
     // Two days past expiry, inside the grace: still active, nothing sent.
     run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &jobs,
         expires + Duration::days(2),
         s,
     )
     .await;
-    assert_eq!(inbox.drain().await.len(), 0);
+    assert_eq!(stack.publisher.drain().len(), 0);
     // A renewal (new expiry, through the admin service) arms the thresholds again.
     let renewed = NOW + Duration::days(40);
     shared::service::admin::renew_license(
@@ -194,14 +184,17 @@ async fn plan_grace_delays_the_expiry_and_renewal_re_arms_the_warnings() {
     .expect("renew");
     run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &jobs,
         renewed - Duration::days(30),
         s,
     )
     .await;
-    assert_eq!(types(&inbox.drain().await), ["license.expiry_warning@30"]);
-    let ledger = notice_attributes(&stack, &issued).await;
+    assert_eq!(
+        types(&stack.publisher.drain()),
+        ["license.expiry_warning@30"]
+    );
+    let ledger = notice_attributes(&stack, &issued);
     let renewed_at = renewed.unix_timestamp().to_string();
     assert!(
         ledger.len() == 1 && ledger[0].contains(&renewed_at),
@@ -210,18 +203,18 @@ async fn plan_grace_delays_the_expiry_and_renewal_re_arms_the_warnings() {
     // Past the renewed expiry plus grace: expired.
     run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &jobs,
         renewed + Duration::days(3),
         s,
     )
     .await;
-    assert_eq!(types(&inbox.drain().await), ["license.expired"]);
+    assert_eq!(types(&stack.publisher.drain()), ["license.expired"]);
 }
 
 /// Publishes, then fails `crashes` times as if the process died before recording the notice.
 struct CrashAfterPublish<'a> {
-    inner: &'a SnsPublisher,
+    inner: &'a MemoryPublisher,
     crashes: AtomicUsize,
     before_publish: bool,
 }
@@ -247,12 +240,11 @@ impl EventPublisher for CrashAfterPublish<'_> {
 #[tokio::test]
 async fn a_crash_between_publishing_and_recording_resends_the_same_idempotency_id() {
     // Arrange
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     let expires = NOW + Duration::days(7);
     issue_expiring(&stack, Plan::Starter, expires).await;
     let crashing = CrashAfterPublish {
-        inner: &inbox.publisher,
+        inner: &stack.publisher,
         crashes: AtomicUsize::new(1),
         before_publish: false,
     };
@@ -277,7 +269,7 @@ async fn a_crash_between_publishing_and_recording_resends_the_same_idempotency_i
         (0, 0)
     );
     assert_eq!((after_claim[0].published, after_claim[0].failures), (1, 0));
-    let events = inbox.drain().await;
+    let events = stack.publisher.drain();
     assert_eq!(
         events.len(),
         2,
@@ -290,11 +282,10 @@ async fn a_crash_between_publishing_and_recording_resends_the_same_idempotency_i
 #[tokio::test]
 async fn a_crash_before_publishing_delays_the_warning_but_sends_it_once() {
     // Arrange
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     issue_expiring(&stack, Plan::Starter, NOW + Duration::days(1)).await;
     let crashing = CrashAfterPublish {
-        inner: &inbox.publisher,
+        inner: &stack.publisher,
         crashes: AtomicUsize::new(1),
         before_publish: true,
     };
@@ -311,14 +302,16 @@ async fn a_crash_before_publishing_delays_the_warning_but_sends_it_once() {
         .await;
     }
     // Assert
-    assert_eq!(types(&inbox.drain().await), ["license.expiry_warning@1"]);
+    assert_eq!(
+        types(&stack.publisher.drain()),
+        ["license.expiry_warning@1"]
+    );
 }
 
 #[tokio::test]
 async fn usage_warnings_go_out_at_80_and_100_percent_once_per_period() {
     // Arrange: 10 workflows a month.
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     let issued = stack
         .issue(Plan::Starter, NOW, |c| {
             c.term = Term::Days(365);
@@ -340,15 +333,15 @@ async fn usage_warnings_go_out_at_80_and_100_percent_once_per_period() {
         let at = NOW + Duration::minutes(minute);
         use_units(units, at).await;
         for _ in 0..2 {
-            run_ok(&stack, &inbox.publisher, &jobs, at, s).await;
+            run_ok(&stack, &stack.publisher, &jobs, at, s).await;
         }
-        seen.extend(inbox.drain().await);
+        seen.extend(stack.publisher.drain());
     }
     // Next month starts from zero: 8 units warn again, for the new period.
     let next_month = datetime!(2026-07-02 12:00 UTC);
     use_units(8, next_month).await;
-    run_ok(&stack, &inbox.publisher, &jobs, next_month, s).await;
-    seen.extend(inbox.drain().await);
+    run_ok(&stack, &stack.publisher, &jobs, next_month, s).await;
+    seen.extend(stack.publisher.drain());
     // Assert
     assert_eq!(
         types(&seen),
@@ -369,54 +362,15 @@ async fn usage_warnings_go_out_at_80_and_100_percent_once_per_period() {
     );
     assert_eq!(seen[2]["period"], "2026-07");
     // The ledger forgot June when July's first notice was claimed.
-    let ledger = notice_attributes(&stack, &issued).await;
+    let ledger = notice_attributes(&stack, &issued);
     assert_eq!(ledger.len(), 1, "{ledger:?}");
     assert!(ledger[0].contains(":2026-07:80"), "{ledger:?}");
 }
 
 #[tokio::test]
-async fn an_undecodable_license_item_is_skipped_and_the_sweep_goes_on() {
-    use aws_sdk_dynamodb::types::AttributeValue::S;
-    // Arrange: a broken item sorted before a good license in the status index.
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
-    let good = issue_expiring(&stack, Plan::Starter, NOW + Duration::days(7)).await;
-    let broken_sk = format!(
-        "{}#garbage",
-        shared::adapters::dynamo::keys::sortable_time(NOW + Duration::days(1))
-    );
-    stack
-        .dynamo
-        .put_item()
-        .table_name(stack.store.table())
-        .item("pk", S("LICENSE#garbage".into()))
-        .item("sk", S("LICENSE".into()))
-        .item("gsi2pk", S("STATUS#active".into()))
-        .item("gsi2sk", S(broken_sk))
-        .send()
-        .await
-        .expect("put");
-    // Act
-    let report = run_ok(
-        &stack,
-        &inbox.publisher,
-        &[Job::ExpiryWarnings],
-        NOW,
-        Settings::default(),
-    )
-    .await;
-    // Assert
-    assert_eq!((report[0].published, report[0].swept), (1, true));
-    let events = inbox.drain().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["licenseId"], good.license.id.as_str());
-}
-
-#[tokio::test]
 async fn sweeps_are_bounded_per_run_and_resume_where_they_stopped() {
     // Arrange: five licenses inside the 30-day window; each run may examine three.
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     for day in 20..25 {
         issue_expiring(&stack, Plan::Starter, NOW + Duration::days(day)).await;
     }
@@ -426,10 +380,10 @@ async fn sweeps_are_bounded_per_run_and_resume_where_they_stopped() {
         ..Settings::default()
     };
     // Act
-    let first = run_ok(&stack, &inbox.publisher, &[Job::ExpiryWarnings], NOW, s).await;
+    let first = run_ok(&stack, &stack.publisher, &[Job::ExpiryWarnings], NOW, s).await;
     let second = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::ExpiryWarnings],
         NOW + Duration::minutes(15),
         s,
@@ -437,7 +391,7 @@ async fn sweeps_are_bounded_per_run_and_resume_where_they_stopped() {
     .await;
     let third = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::ExpiryWarnings],
         NOW + Duration::minutes(30),
         s,
@@ -457,11 +411,11 @@ async fn sweeps_are_bounded_per_run_and_resume_where_they_stopped() {
         (3, 0),
         "starts over; all sent"
     );
-    assert_eq!(inbox.drain().await.len(), 5);
+    assert_eq!(stack.publisher.drain().len(), 5);
 }
 
 /// A starter license for a year with two seats.
-async fn two_seat_license(stack: &Stack) -> Issued {
+async fn two_seat_license(stack: &MemoryStack) -> Issued {
     stack
         .issue(Plan::Starter, NOW, |c| {
             c.term = Term::Days(365);
@@ -484,8 +438,7 @@ fn beat_cmd(issued: &Issued, inst: &str) -> HeartbeatCommand {
 #[tokio::test]
 async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_back() {
     // Arrange: one seat, held by "old", which then falls silent.
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     let issued = stack
         .issue(Plan::Starter, NOW, |c| c.term = Term::Days(365))
         .await;
@@ -510,7 +463,7 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
     // Act
     let early = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::Installations],
         NOW + window - Duration::minutes(1),
         s,
@@ -518,7 +471,7 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
     .await;
     let late = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::Installations],
         NOW + window + Duration::minutes(1),
         s,
@@ -526,7 +479,7 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
     .await;
     let again = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::Installations],
         NOW + window + Duration::minutes(2),
         s,
@@ -583,8 +536,7 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
 #[tokio::test]
 async fn a_culled_installation_revives_when_a_seat_is_free() {
     // Arrange: two seats; "a" falls silent and is culled.
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     let issued = two_seat_license(&stack).await;
     let (ring, signer) = (stack.key_ring().await, stack.signer().await);
     let window = Plan::Starter.policy().heartbeat_window;
@@ -601,7 +553,7 @@ async fn a_culled_installation_revives_when_a_seat_is_free() {
     assert_eq!(first.verdict.code, Code::Valid);
     let culled = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::Installations],
         NOW + window + Duration::hours(1),
         Settings::default(),
@@ -630,8 +582,7 @@ async fn a_culled_installation_revives_when_a_seat_is_free() {
 #[tokio::test]
 async fn gauge_warnings_go_out_when_active_installations_approach_their_user_limit() {
     // Arrange: starter allows 5 users; two installations report 2 and 2 users (80 %).
-    let stack = Stack::new().await;
-    let inbox = Inbox::new().await;
+    let stack = MemoryStack::new();
     let issued = two_seat_license(&stack).await;
     let (ring, signer) = (stack.key_ring().await, stack.signer().await);
     for inst in ["a", "b"] {
@@ -645,7 +596,7 @@ async fn gauge_warnings_go_out_when_active_installations_approach_their_user_lim
     // Act
     let first = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::UsageWarnings],
         NOW,
         Settings::default(),
@@ -653,7 +604,7 @@ async fn gauge_warnings_go_out_when_active_installations_approach_their_user_lim
     .await;
     let again = run_ok(
         &stack,
-        &inbox.publisher,
+        &stack.publisher,
         &[Job::UsageWarnings],
         NOW + Duration::minutes(15),
         Settings::default(),
@@ -661,7 +612,7 @@ async fn gauge_warnings_go_out_when_active_installations_approach_their_user_lim
     .await;
     // Assert
     assert_eq!((first[0].published, again[0].published), (1, 0));
-    let events = inbox.drain().await;
+    let events = stack.publisher.drain();
     assert_eq!(types(&events), ["license.usage_warning@80"]);
     assert_eq!(
         (

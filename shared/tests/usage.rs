@@ -1,10 +1,11 @@
-//! Usage metering against the emulator: exact counting under duplicates, poison messages, crashes
-//! and redelivery; atomic reservations; statistics; USAGE_EXCEEDED in validate.
+//! Usage metering on the in-memory adapters: exact counting under duplicates, poison messages,
+//! crashes and redelivery; reservations; statistics; USAGE_EXCEEDED in validate; submission to the
+//! queue. Concurrency on the real counter, transactions at DynamoDB's item limit, call counts and
+//! SQS itself are in `emulator.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use shared::adapters::sqs::SqsUsageQueue;
 use shared::domain::ports::{Recorded, UsageLedger};
 use shared::domain::{
     EventId, Feature, InstallationId, LicenseId, Period, Plan, StoreError, UsageEvent,
@@ -14,7 +15,7 @@ use shared::service::usage::{
     EventInput, EventStatus, Message, Reservation, process_batch, reserve, statistics, submit,
 };
 use shared::service::validate::{ValidateCommand, validate};
-use shared::testing::Stack;
+use shared::testing::MemoryStack;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -45,7 +46,7 @@ fn message(n: usize, e: &UsageEvent) -> Message {
     }
 }
 
-async fn used(stack: &Stack, license: &LicenseId, period: Period) -> (u64, Vec<u64>) {
+async fn used(stack: &MemoryStack, license: &LicenseId, period: Period) -> (u64, Vec<u64>) {
     stack
         .store
         .usage(license, &[feature("workflows")], period)
@@ -58,7 +59,7 @@ async fn used(stack: &Stack, license: &LicenseId, period: Period) -> (u64, Vec<u
 async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_sum() {
     // Arrange: 900 distinct events (quantities 1..=5 over three days), and 100 of them sent again
     // — some in the same batch, most in later batches, as client re-sends and SQS redeliveries.
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Enterprise, NOW, |_| {}).await;
     let id = &issued.license.id;
     let distinct: Vec<UsageEvent> = (0..900)
@@ -109,7 +110,7 @@ async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_su
 
 #[tokio::test]
 async fn a_poison_message_fails_alone_while_its_batch_mates_are_counted() {
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Enterprise, NOW, |_| {}).await;
     let id = &issued.license.id;
     let mut messages: Vec<Message> = (0..4)
@@ -134,7 +135,7 @@ async fn a_poison_message_fails_alone_while_its_batch_mates_are_counted() {
 
 /// A ledger that crashes after `survive` successful writes, as a processor dying mid-batch.
 struct Crashing<'a> {
-    inner: &'a shared::adapters::dynamo::DynamoStore,
+    inner: &'a shared::adapters::memory::MemoryStore,
     survive: usize,
     calls: AtomicUsize,
 }
@@ -174,7 +175,7 @@ impl UsageLedger for Crashing<'_> {
 #[tokio::test]
 async fn a_crash_mid_batch_then_redelivery_still_counts_every_event_once() {
     // Arrange: one batch touching three counters (three licenses).
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let licenses: Vec<LicenseId> =
         futures::future::join_all((0..3).map(|_| stack.issue(Plan::Enterprise, NOW, |_| {})))
             .await
@@ -222,52 +223,8 @@ async fn a_crash_mid_batch_then_redelivery_still_counts_every_event_once() {
 }
 
 #[tokio::test]
-async fn a_hundred_concurrent_reservations_against_a_limit_of_twenty_admit_exactly_twenty() {
-    let stack = Stack::new().await;
-    let issued = stack
-        .issue(Plan::Starter, NOW, |c| {
-            c.limits.workflows_per_month = Some(20)
-        })
-        .await;
-    let workflows = feature("workflows");
-    let results = futures::future::join_all(
-        (0..100).map(|_| reserve(&stack.store, &issued.license, &workflows, 1, NOW)),
-    )
-    .await;
-    let granted = results
-        .iter()
-        .filter(|r| matches!(r, Ok(Reservation::Granted { .. })))
-        .count();
-    let refused = results
-        .iter()
-        .filter(|r| matches!(r, Ok(Reservation::Exceeded { limit: 20 })))
-        .count();
-    assert_eq!((granted, refused), (20, 80), "{results:?}");
-    assert_eq!(
-        used(&stack, &issued.license.id, Period::containing(NOW))
-            .await
-            .0,
-        20
-    );
-    let mut totals: Vec<u64> = results
-        .iter()
-        .filter_map(|r| match r {
-            Ok(Reservation::Granted { used, .. }) => Some(*used),
-            _ => None,
-        })
-        .collect();
-    totals.sort_unstable();
-    // (Which total each grant saw is not checked: the emulator's ReturnValues can race.)
-    assert_eq!(
-        totals.last(),
-        Some(&20),
-        "no grant saw a total past the limit"
-    );
-}
-
-#[tokio::test]
 async fn a_reservation_larger_than_what_is_left_is_refused_whole() {
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let issued = stack
         .issue(Plan::Starter, NOW, |c| {
             c.limits.workflows_per_month = Some(10)
@@ -319,7 +276,7 @@ async fn a_reservation_larger_than_what_is_left_is_refused_whole() {
 #[tokio::test]
 async fn validate_says_usage_exceeded_once_the_limit_is_reached_and_valid_again_next_month() {
     // Arrange: a limit of 5, and 6 units reported asynchronously (reports may pass the limit).
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let issued = stack
         .issue(Plan::Starter, NOW, |c| {
             c.limits.workflows_per_month = Some(5)
@@ -348,17 +305,10 @@ async fn validate_says_usage_exceeded_once_the_limit_is_reached_and_valid_again_
         .collect();
     assert_eq!(code(cmd("workflows"), NOW).await, Code::Valid);
     // Act
-    stack.calls.reset();
     process_batch(&stack.store, &msgs, NOW, PARALLELISM).await;
     // Assert: counted past the limit, never dropped; validate refuses the feature, not the rest.
     assert_eq!(used(&stack, id, Period::containing(NOW)).await.0, 6);
-    stack.calls.reset();
     assert_eq!(code(cmd("workflows"), NOW).await, Code::UsageExceeded);
-    assert_eq!(
-        stack.calls.count("DynamoDB."),
-        1,
-        "counter read in the same round trip"
-    );
     assert_eq!(code(cmd("api_access"), NOW).await, Code::Valid);
     let next_month = Period::containing(NOW).end() + Duration::hours(1);
     assert_eq!(code(cmd("workflows"), next_month).await, Code::Valid);
@@ -366,7 +316,7 @@ async fn validate_says_usage_exceeded_once_the_limit_is_reached_and_valid_again_
 
 #[tokio::test]
 async fn statistics_report_used_limit_remaining_and_the_daily_series_per_feature() {
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
     let id = &issued.license.id;
     let mut api = event(id, "a1", 4, NOW - Duration::days(1));
@@ -409,18 +359,9 @@ async fn statistics_report_used_limit_remaining_and_the_daily_series_per_feature
 
 #[tokio::test]
 async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures_honestly() {
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
-    let sqs = aws_sdk_sqs::Client::new(&shared::testing::emulator().await);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(shared::testing::unique("usage"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
     let input = |id: &str, f: &str| EventInput {
         event_id: EventId::parse(id).expect("valid"),
         feature: feature(f),
@@ -429,13 +370,12 @@ async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures
         metadata: None,
     };
     // A working queue: one accepted, one rejected (starter has no analytics).
-    let queue = SqsUsageQueue::new(sqs.clone(), &queue_url);
     let mut with_meta = input("a", "workflows");
     with_meta.metadata = serde_json::json!({"run": "wf-42"}).as_object().cloned();
     let submitted = submit(
         &ring,
         &stack.store,
-        &queue,
+        &stack.queue,
         &issued.key,
         vec![with_meta, input("b", "analytics")],
         NOW,
@@ -447,62 +387,31 @@ async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures
     assert!(
         matches!(&submitted.statuses[1].1, EventStatus::Rejected(v) if v.code == Code::FeatureNotEntitled)
     );
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .expect("receive");
-    let bodies: Vec<UsageEvent> = received
-        .messages
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|m| serde_json::from_str(m.body.as_deref()?).ok())
-        .collect();
-    assert_eq!(bodies.len(), 1);
-    assert_eq!(bodies[0].event_id.as_str(), "a");
+    let queued = stack.queue.drain();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].event_id.as_str(), "a");
     assert_eq!(
-        bodies[0].occurred_at, NOW,
+        queued[0].occurred_at, NOW,
         "occurredAt defaults to the time of receipt"
     );
-    // Metadata travels with the event and is kept on its marker for billing reconciliation.
+    // Metadata travels with the event (the emulator test checks it is kept on its marker).
     assert_eq!(
-        bodies[0].metadata.as_ref().and_then(|m| m.get("run")),
+        queued[0].metadata.as_ref().and_then(|m| m.get("run")),
         Some(&serde_json::json!("wf-42"))
     );
-    process_batch(&stack.store, &[message(0, &bodies[0])], NOW, PARALLELISM).await;
-    let marker = stack
-        .dynamo
-        .get_item()
-        .table_name(stack.store.table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENT#{}#a", issued.license.id)),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("EVENT".into()),
-        )
-        .send()
-        .await
-        .expect("get marker")
-        .item
-        .expect("marker exists");
-    let kept = marker
-        .get("metadata")
-        .and_then(|v| v.as_s().ok())
-        .expect("metadata kept");
+    process_batch(&stack.store, &[message(0, &queued[0])], NOW, PARALLELISM).await;
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(kept).expect("json"),
-        serde_json::json!({"run": "wf-42"})
+        used(&stack, &issued.license.id, Period::containing(NOW))
+            .await
+            .0,
+        1
     );
-    // A queue that does not exist: nothing is silently half-accepted.
-    let broken = SqsUsageQueue::new(sqs, format!("{queue_url}-missing"));
+    // A queue that fails: nothing is silently half-accepted.
+    stack.queue.set_unavailable(true);
     let submitted = submit(
         &ring,
         &stack.store,
-        &broken,
+        &stack.queue,
         &issued.key,
         vec![input("c", "workflows")],
         NOW,
@@ -512,6 +421,7 @@ async fn submit_rejects_unentitled_features_per_event_and_reports_queue_failures
     .expect("submitted");
     assert!(submitted.any_failed());
     assert_eq!(submitted.statuses[0].1, EventStatus::Failed);
+    assert!(stack.queue.drain().is_empty());
 }
 
 #[tokio::test]
@@ -521,7 +431,7 @@ async fn gauges_keep_each_installations_latest_reading_and_sum_the_active_ones()
     use shared::service::usage::gauges;
 
     // Arrange: users limit 5 (starter).
-    let stack = Stack::new().await;
+    let stack = MemoryStack::new();
     let issued = stack
         .issue(Plan::Starter, NOW, |c| c.limits.installations = Some(3))
         .await;

@@ -1,6 +1,7 @@
-//! The workflow execution service against the emulator: gates before anything runs or counts,
-//! exact outputs, atomic metering under concurrency, rate windows, revocation, and executions
-//! readable only by their own license.
+//! The workflow execution service on the in-memory adapters: gates before anything runs or counts,
+//! exact outputs, metering, rate windows, revocation, and executions readable only by their own
+//! license. AWS calls per execution and concurrent metering on the real counter are in
+//! `emulator.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,7 +18,7 @@ use shared::service::check::Code;
 use shared::service::workflows::{
     ExecuteCommand, ReadRefusal, Refusal, execute_workflow, execution_of, workflows_feature,
 };
-use shared::testing::{Issued, Stack};
+use shared::testing::{Issued, MemoryStack};
 use shared::token::KeyRing;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -50,7 +51,7 @@ fn cmd(issued: &Issued, workflow: Value, data: Value) -> ExecuteCommand {
     }
 }
 
-async fn used(stack: &Stack, issued: &Issued) -> u64 {
+async fn used(stack: &MemoryStack, issued: &Issued) -> u64 {
     stack
         .store
         .usage(
@@ -64,14 +65,14 @@ async fn used(stack: &Stack, issued: &Issued) -> u64 {
 }
 
 struct Harness {
-    stack: Stack,
+    stack: MemoryStack,
     ring: KeyRing,
     http: CountingHttp,
 }
 
 impl Harness {
     async fn new() -> Self {
-        let stack = Stack::new().await;
+        let stack = MemoryStack::new();
         let ring = stack.key_ring().await;
         Self {
             stack,
@@ -137,10 +138,8 @@ async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_
     ]});
     let c = cmd(&issued, order_workflow(), data);
     let id = c.execution_id;
-    h.stack.calls.reset();
     // Act
     let body = h.run(c).await.expect("runs");
-    let calls = h.stack.calls.snapshot();
     // Assert: 105 ≥ 100 → express, 105 × 0.9 = 94.5.
     assert_eq!(body["status"], "succeeded", "{body}");
     assert_eq!(
@@ -171,16 +170,6 @@ async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_
         json!({"used": 1, "limit": 10_000, "remaining": 9_999})
     );
     assert_eq!(used(&h.stack, &issued).await, 1);
-    // One license read, one rate window, one reservation, one record; no KMS.
-    let expected: std::collections::BTreeMap<String, usize> = [
-        ("DynamoDB.GetItem", 1),
-        ("DynamoDB.PutItem", 1),
-        ("DynamoDB.UpdateItem", 2),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    assert_eq!(calls, expected);
     let read = execution_of(&h.ring, &h.stack.store, &issued.key, &id, NOW)
         .await
         .expect("recorded");
@@ -278,32 +267,6 @@ async fn an_http_node_without_integrations_is_refused_before_any_node_runs_or_co
     let body = h.run(cmd(&pro, workflow, json!({}))).await.expect("runs");
     assert_eq!(body["output"]["body"], json!({"ok": true}));
     assert_eq!(h.http.0.load(Ordering::SeqCst), 1);
-}
-
-#[tokio::test]
-async fn thirty_concurrent_executions_with_ten_left_run_exactly_ten() {
-    // Arrange: a limit of 12, 2 already used.
-    let h = Harness::new().await;
-    let issued = h.issue(Plan::Professional, Some(12)).await;
-    h.stack
-        .store
-        .reserve(&issued.license.id, &workflows_feature(), NOW, 2, 12)
-        .await
-        .expect("reserve");
-    let workflow = json!({"nodes": [{"id": "o", "type": "output", "params": {"expr": ".n"}}]});
-    // Act
-    let runs = futures::future::join_all(
-        (0..30).map(|n| h.run(cmd(&issued, workflow.clone(), json!({ "n": n })))),
-    )
-    .await;
-    // Assert
-    let ok = runs.iter().filter(|r| r.is_ok()).count();
-    let exceeded = runs
-        .iter()
-        .filter(|r| matches!(r, Err(Refusal::UsageExceeded { limit: 12, .. })))
-        .count();
-    assert_eq!((ok, exceeded), (10, 20));
-    assert_eq!(used(&h.stack, &issued).await, 12);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use crate::domain::ports::TokenSigner;
 use crate::token::SignError;
 
 /// Signs like KMS does (DER ECDSA over SHA-256 of the raw message) with an in-memory key.
+#[derive(Clone)]
 pub struct LocalSigner {
     kid: String,
     key: SigningKey,

@@ -1,8 +1,9 @@
-//! Adapters: the AWS implementations of the domain ports.
+//! Adapters: the AWS implementations of the domain ports, and in-memory ones behind the same ports.
 
 pub mod dynamo;
 pub mod kms;
 #[cfg(any(test, feature = "test-util"))]
 pub mod local;
+pub mod memory;
 pub mod sns;
 pub mod sqs;

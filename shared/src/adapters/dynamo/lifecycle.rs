@@ -14,16 +14,90 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::records::{AuditRecord, InstallationRecord, LicenseRecord};
-use super::{
-    DynamoStore, Item, TransactError, from_item, keys, names, s, sdk_error, time_value, to_item,
-    values,
+use super::audit::AuditRecord;
+use super::installations::{InstallationRecord, SEEN_GSI2_PK, installation_sk};
+use super::keys;
+use super::licenses::{
+    LicenseRecord, NOTICE_PREFIX, license_key, license_pk, notice_attribute, status_gsi2_pk,
 };
+use super::table::{
+    AccessPattern, Consistency, DynamoStore, Item, TransactError, from_item, names, s, sdk_error,
+    time_value, to_item, values,
+};
+use super::usage::usage_sk;
 use crate::domain::lifecycle::NoticeState;
 use crate::domain::ports::{Candidate, LifecycleIndex, NoticeClaim, NoticeLedger, SweepPage};
 use crate::domain::{
     AuditEntry, Feature, Installation, License, LicenseId, LicenseStatus, Period, StoreError,
 };
+
+/// Sort key of a sweep cursor.
+const JOB_CURSOR_SK: &str = "CURSOR";
+
+/// Partition of a lifecycle job's sweep cursor.
+fn job_pk(job: &str) -> String {
+    format!("JOB#{job}")
+}
+
+/// How the lifecycle job reads and writes.
+pub const ACCESS_PATTERNS: &[AccessPattern] = &[
+    AccessPattern {
+        entity: "license",
+        name: "licenses in a status expiring in a range, after a cursor",
+        operation: "Query gsi2 (Limit)",
+        key: "`gsi2pk = STATUS#<status> AND gsi2sk BETWEEN <after>+\" \" AND <to>#~`",
+        consistency: Consistency::Eventual,
+        used_by: "`LifecycleIndex::licenses_by_expiry`",
+    },
+    AccessPattern {
+        entity: "installation",
+        name: "active installations silent since before T, after a cursor",
+        operation: "Query gsi2 (Limit)",
+        key: "`gsi2pk = SEEN#active AND gsi2sk BETWEEN <after>+\" \" AND <T>#~`",
+        consistency: Consistency::Eventual,
+        used_by: "`LifecycleIndex::silent_installations`",
+    },
+    AccessPattern {
+        entity: "usage counter",
+        name: "this period's totals of a feature for many licenses",
+        operation: "BatchGetItem (≤ 100 keys a call)",
+        key: "`LICENSE#<lid>` / `USAGE#<feature>#<YYYY-MM>`",
+        consistency: Consistency::Strong,
+        used_by: "`LifecycleIndex::usage_totals`",
+    },
+    AccessPattern {
+        entity: "job cursor",
+        name: "where a sweep stopped",
+        operation: "GetItem / PutItem",
+        key: "`JOB#<job>` / `CURSOR`",
+        consistency: Consistency::Strong,
+        used_by: "`LifecycleIndex::cursor`, `LifecycleIndex::save_cursor`",
+    },
+    AccessPattern {
+        entity: "installation",
+        name: "cull a silent installation: inactive, seat −1, audit entry",
+        operation: "TransactWriteItems (2 updates + put)",
+        key: "`LICENSE#<lid>` / `INSTALLATION#<iid>`, `status = active AND last_seen_at = :seen`; `LICENSE#<lid>` / `LICENSE`, `attribute_exists(pk)`",
+        consistency: Consistency::Write,
+        used_by: "`LifecycleIndex::deactivate_installation`",
+    },
+    AccessPattern {
+        entity: "license",
+        name: "claim a notice (and forget stale ones)",
+        operation: "UpdateItem",
+        key: "`LICENSE#<lid>` / `LICENSE`; `attribute_exists(pk) AND (attribute_not_exists(notice:<id>) OR notice:<id> < claimed#<now>)`",
+        consistency: Consistency::Write,
+        used_by: "`NoticeLedger::claim_notice`",
+    },
+    AccessPattern {
+        entity: "license",
+        name: "mark a notice sent",
+        operation: "UpdateItem",
+        key: "`LICENSE#<lid>` / `LICENSE`; `attribute_exists(pk)`",
+        consistency: Consistency::Write,
+        used_by: "`NoticeLedger::mark_notice_sent`",
+    },
+];
 
 const CLAIMED: &str = "claimed#";
 const SENT: &str = "sent#";
@@ -75,7 +149,7 @@ fn sort_key(item: &Item) -> Option<String> {
 fn notices_of(item: &Item) -> BTreeMap<String, NoticeState> {
     item.iter()
         .filter_map(|(name, value)| {
-            let id = name.strip_prefix(keys::NOTICE_PREFIX)?;
+            let id = name.strip_prefix(NOTICE_PREFIX)?;
             let AttributeValue::S(v) = value else {
                 return None;
             };
@@ -127,7 +201,7 @@ impl LifecycleIndex for DynamoStore {
     ) -> Result<SweepPage<Candidate>, StoreError> {
         let (items, more) = self
             .gsi2_page(
-                &keys::status_gsi2_pk(status),
+                &status_gsi2_pk(status),
                 keys::sortable_time(from),
                 format!("{}#~", keys::sortable_time(to)),
                 after,
@@ -155,7 +229,7 @@ impl LifecycleIndex for DynamoStore {
     ) -> Result<SweepPage<Installation>, StoreError> {
         let (items, more) = self
             .gsi2_page(
-                keys::SEEN_GSI2_PK,
+                SEEN_GSI2_PK,
                 "0".into(),
                 format!("{}#~", keys::sortable_time(seen_before)),
                 after,
@@ -182,7 +256,7 @@ impl LifecycleIndex for DynamoStore {
         for chunk in licenses.chunks(100) {
             let keys_: Vec<Item> = chunk
                 .iter()
-                .map(|l| keys::key(keys::license_pk(l), keys::usage_sk(feature, period)))
+                .map(|l| keys::key(license_pk(l), usage_sk(feature, period)))
                 .collect();
             for item in self.batch_get(keys_).await? {
                 let license = match item.get("pk") {
@@ -204,9 +278,7 @@ impl LifecycleIndex for DynamoStore {
     }
 
     async fn cursor(&self, job: &str) -> Result<Option<String>, StoreError> {
-        let item = self
-            .get(keys::key(keys::job_pk(job), keys::JOB_CURSOR_SK))
-            .await?;
+        let item = self.get(keys::key(job_pk(job), JOB_CURSOR_SK)).await?;
         Ok(item.and_then(|i| match i.get("after") {
             Some(AttributeValue::S(v)) => Some(v.clone()),
             _ => None,
@@ -214,7 +286,7 @@ impl LifecycleIndex for DynamoStore {
     }
 
     async fn save_cursor(&self, job: &str, cursor: Option<&str>) -> Result<(), StoreError> {
-        let mut item = keys::key(keys::job_pk(job), keys::JOB_CURSOR_SK);
+        let mut item = keys::key(job_pk(job), JOB_CURSOR_SK);
         item.insert("entity".into(), s("job_cursor"));
         if let Some(c) = cursor {
             item.insert("after".into(), s(c));
@@ -235,12 +307,12 @@ impl LifecycleIndex for DynamoStore {
         installation: &Installation,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let license_pk = keys::license_pk(&installation.license_id);
+        let license_pk = license_pk(&installation.license_id);
         let deactivate = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::key(
                 license_pk.clone(),
-                keys::installation_sk(&installation.id),
+                installation_sk(&installation.id),
             )))
             .update_expression(
                 "SET #status = :inactive, deactivated_at = :at REMOVE gsi2pk, gsi2sk",
@@ -257,7 +329,10 @@ impl LifecycleIndex for DynamoStore {
             .map_err(|e| StoreError::Backend(e.into()))?;
         let release = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(keys::key(license_pk.clone(), keys::LICENSE_SK)))
+            .set_key(Some(keys::key(
+                license_pk.clone(),
+                super::licenses::LICENSE_SK,
+            )))
             .update_expression("ADD active_installations :minus_one")
             .condition_expression("attribute_exists(pk)")
             .set_expression_attribute_values(Some(values(vec![(
@@ -294,19 +369,19 @@ impl NoticeLedger for DynamoStore {
     ) -> Result<NoticeClaim, StoreError> {
         // "claimed#<until>" < "claimed#<now>" exactly when the claim lapsed; "sent#…" sorts after
         // every "claimed#…", so a sent notice is never claimed again.
-        let mut attr_names = names(&[("#n", keys::notice_attribute(id).as_str())]);
+        let mut attr_names = names(&[("#n", notice_attribute(id).as_str())]);
         let mut update = "SET #n = :claim".to_owned();
         let stale = stale.iter().filter(|s| s.as_str() != id).take(20);
         for (i, old) in stale.enumerate() {
             update.push_str(if i == 0 { " REMOVE " } else { ", " });
             update.push_str(&format!("#s{i}"));
-            attr_names.insert(format!("#s{i}"), keys::notice_attribute(old));
+            attr_names.insert(format!("#s{i}"), notice_attribute(old));
         }
         let claimed = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::key(keys::license_pk(license), keys::LICENSE_SK)))
+            .set_key(Some(license_key(license)))
             .update_expression(update)
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#n) OR #n < :lapsed)",
@@ -345,13 +420,10 @@ impl NoticeLedger for DynamoStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::key(keys::license_pk(license), keys::LICENSE_SK)))
+            .set_key(Some(license_key(license)))
             .update_expression("SET #n = :sent")
             .condition_expression("attribute_exists(pk)")
-            .set_expression_attribute_names(Some(names(&[(
-                "#n",
-                keys::notice_attribute(id).as_str(),
-            )])))
+            .set_expression_attribute_names(Some(names(&[("#n", notice_attribute(id).as_str())])))
             .set_expression_attribute_values(Some(values(vec![(
                 ":sent",
                 s(format!("{SENT}{}", keys::sortable_time(at))),
@@ -365,8 +437,8 @@ impl NoticeLedger for DynamoStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::table::n;
     use super::*;
-    use crate::adapters::dynamo::n;
 
     #[test]
     fn notice_attributes_decode_into_ledger_states() {

@@ -1,4 +1,6 @@
 //! The table definition for local stacks and tests; `template.yaml` declares the same table for AWS.
+//! Waiting for a new table to become active uses the one retry policy ([`Backoff::TABLE_ACTIVE`])
+//! and fails loudly if it never does.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -7,6 +9,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::keys::{GSI1, GSI2};
+use super::table::{Backoff, Step};
+use crate::domain::StoreError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -56,19 +60,33 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), BoxError> {
         }
         create.send().await?;
     }
-    for _ in 0..100 {
-        let status = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await?
-            .table
-            .and_then(|t| t.table_status);
-        if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    Backoff::TABLE_ACTIVE
+        .run(
+            "wait for the table to become active",
+            |_| async {
+                let status = client
+                    .describe_table()
+                    .table_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Backend(e.into()))?
+                    .table
+                    .and_then(|t| t.table_status);
+                Ok(
+                    if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+                        Step::Done(())
+                    } else {
+                        Step::Retry
+                    },
+                )
+            },
+            || {
+                Err(StoreError::Backend(
+                    format!("table {name} is not active yet; giving up").into(),
+                ))
+            },
+        )
+        .await?;
     client
         .update_time_to_live()
         .table_name(name)

@@ -6,17 +6,70 @@
 //! and a crash or redelivery can neither lose nor double-count.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
-use super::records::ENTITY_USAGE;
-use super::{DynamoStore, Item, TransactError, keys, n, s, sdk_error, values};
+use super::keys;
+use super::licenses::license_pk;
+use super::table::{
+    AccessPattern, Backoff, Consistency, DynamoStore, Item, Step, TransactError, n, s, sdk_error,
+    values,
+};
 use crate::domain::ports::{Recorded, UsageLedger};
-use crate::domain::{Feature, LicenseId, Period, StoreError, UsageEvent};
+use crate::domain::{EventId, Feature, LicenseId, Period, StoreError, UsageEvent};
+
+/// Entity tag of a usage counter (license, feature, month).
+pub(crate) const ENTITY_USAGE: &str = "usage";
+/// Sort key of a dedupe marker.
+const EVENT_MARKER_SK: &str = "EVENT";
+
+/// Sort key of a usage counter: one item per feature and month, holding the total and `d01`..`d31`.
+pub(crate) fn usage_sk(feature: &Feature, period: Period) -> String {
+    format!("USAGE#{feature}#{period}")
+}
+
+/// Partition of a usage event's dedupe marker: one partition per event, so a license reporting
+/// thousands of events a second is not throttled on a single hot partition (and license lookups
+/// never page through markers).
+fn event_marker_pk(license: &LicenseId, event: &EventId) -> String {
+    format!("EVENT#{license}#{event}")
+}
+
+/// Attribute holding one day's total in a usage counter (`d01`..`d31`).
+fn day_attribute(day: u8) -> String {
+    format!("d{day:02}")
+}
+
+/// How usage counters and dedupe markers are read and written.
+pub const ACCESS_PATTERNS: &[AccessPattern] = &[
+    AccessPattern {
+        entity: "usage counter",
+        name: "count a group of events of one counter, each once",
+        operation: "TransactWriteItems (≤ 99 marker puts + 1 counter update)",
+        key: "`EVENT#<lid>#<eventId>` / `EVENT` (TTL 90 d), `attribute_not_exists(pk)`; `LICENSE#<lid>` / `USAGE#<feature>#<YYYY-MM>`, `ADD used, dNN`",
+        consistency: Consistency::Write,
+        used_by: "`UsageLedger::record`",
+    },
+    AccessPattern {
+        entity: "usage counter",
+        name: "totals and daily series of some features",
+        operation: "BatchGetItem",
+        key: "`LICENSE#<lid>` / `USAGE#<feature>#<YYYY-MM>`",
+        consistency: Consistency::Strong,
+        used_by: "`UsageLedger::usage`",
+    },
+    AccessPattern {
+        entity: "usage counter",
+        name: "reserve within the limit",
+        operation: "UpdateItem",
+        key: "`LICENSE#<lid>` / `USAGE#<feature>#<YYYY-MM>`; `attribute_not_exists(used) OR used <= :limit - :q`",
+        consistency: Consistency::Write,
+        used_by: "`UsageLedger::reserve`",
+    },
+];
 
 /// How long a dedupe marker lives. Events older than [`crate::service::usage::MAX_EVENT_AGE_DAYS`]
 /// are refused at the edge, so any event we accept is still deduplicated when re-sent.
@@ -26,15 +79,15 @@ pub const MARKER_TTL_DAYS: i64 = 90;
 const MAX_MARKERS_PER_TRANSACTION: usize = 99;
 
 fn counter_key(license: &LicenseId, feature: &Feature, period: Period) -> Item {
-    keys::key(keys::license_pk(license), keys::usage_sk(feature, period))
+    keys::key(license_pk(license), usage_sk(feature, period))
 }
 
 impl DynamoStore {
     fn marker(&self, e: &UsageEvent, now: OffsetDateTime) -> Result<TransactWriteItem, StoreError> {
         let expires = (now + time::Duration::days(MARKER_TTL_DAYS)).unix_timestamp();
         let mut item: Item = [
-            ("pk", s(keys::event_marker_pk(&e.license_id, &e.event_id))),
-            ("sk", s(keys::EVENT_MARKER_SK)),
+            ("pk", s(event_marker_pk(&e.license_id, &e.event_id))),
+            ("sk", s(EVENT_MARKER_SK)),
             ("entity", s("usage_event")),
             ("feature", s(e.feature.as_str())),
             ("quantity", n(e.quantity)),
@@ -75,7 +128,7 @@ impl DynamoStore {
             (":now", s(keys::sortable_time(now))),
         ]);
         for (day, q) in per_day {
-            let attr = keys::day_attribute(day);
+            let attr = day_attribute(day);
             adds.push(format!("{attr} :{attr}"));
             vals.insert(format!(":{attr}"), n(q));
         }
@@ -108,29 +161,38 @@ impl DynamoStore {
                 .update(self.counter_update(events, now)?)
                 .build(),
         );
-        for attempt in 0..6u32 {
-            match self.transact(items.clone()).await {
-                Ok(()) => return Ok(Ok(())),
-                Err(TransactError::Cancelled(reasons)) => {
-                    let dupes: Vec<usize> = reasons
-                        .iter()
-                        .take(events.len())
-                        .enumerate()
-                        .filter(|(_, r)| r.as_str() == "ConditionalCheckFailed")
-                        .map(|(i, _)| i)
-                        .collect();
-                    if !dupes.is_empty() {
-                        return Ok(Err(dupes));
+        // A cancellation without a failed marker is a conflict with a concurrent writer of the
+        // counter (or throttling): retried under the one policy, then reported as throttling.
+        Backoff::TRANSACTION_CONFLICT
+            .run(
+                "usage counter transaction",
+                |_| {
+                    let items = items.clone();
+                    async move {
+                        match self.transact(items).await {
+                            Ok(()) => Ok(Step::Done(Ok(()))),
+                            Err(TransactError::Cancelled(reasons)) => {
+                                let dupes: Vec<usize> = reasons
+                                    .iter()
+                                    .take(events.len())
+                                    .enumerate()
+                                    .filter(|(_, r)| r.as_str() == "ConditionalCheckFailed")
+                                    .map(|(i, _)| i)
+                                    .collect();
+                                if dupes.is_empty() {
+                                    Ok(Step::Retry)
+                                } else {
+                                    Ok(Step::Done(Err(dupes)))
+                                }
+                            }
+                            Err(TransactError::Store(StoreError::Throttled)) => Ok(Step::Retry),
+                            Err(TransactError::Store(e)) => Err(e),
+                        }
                     }
-                    // TransactionConflict (a concurrent writer on the counter): back off, retry.
-                }
-                Err(TransactError::Store(StoreError::Throttled)) => {}
-                Err(TransactError::Store(e)) => return Err(e),
-            }
-            let jitter = rand::random_range(0..20u64);
-            tokio::time::sleep(Duration::from_millis((10 << attempt) + jitter)).await;
-        }
-        Err(StoreError::Throttled)
+                },
+                || Err(StoreError::Throttled),
+            )
+            .await
     }
 }
 
@@ -210,14 +272,14 @@ impl UsageLedger for DynamoStore {
         Ok(features
             .iter()
             .map(|f| {
-                let item = found.get(&keys::usage_sk(f, period));
+                let item = found.get(&usage_sk(f, period));
                 let num = |attr: &str| {
                     item.and_then(|i| i.get(attr))
                         .and_then(|v| v.as_n().ok())
                         .and_then(|v| v.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
-                let daily = (1..=days).map(|d| num(&keys::day_attribute(d))).collect();
+                let daily = (1..=days).map(|d| num(&day_attribute(d))).collect();
                 (num("used"), daily)
             })
             .collect())
@@ -236,7 +298,7 @@ impl UsageLedger for DynamoStore {
             return Ok(None);
         };
         let period = Period::containing(at);
-        let day = keys::day_attribute(at.to_offset(time::UtcOffset::UTC).day());
+        let day = day_attribute(at.to_offset(time::UtcOffset::UTC).day());
         let result = self
             .client
             .update_item()

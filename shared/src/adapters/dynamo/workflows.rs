@@ -6,10 +6,55 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use super::{DynamoStore, keys, n, s, sdk_error, values};
+use super::keys;
+use super::table::{AccessPattern, Consistency, DynamoStore, n, s, sdk_error, values};
 use crate::domain::ports::{ExecutionLog, RateLimiter};
 use crate::domain::workflow::{ExecutionId, ExecutionRecord};
 use crate::domain::{LicenseId, StoreError};
+
+/// Sort key of a rate window.
+const RATE_SK: &str = "RATE";
+/// Sort key of a recorded execution.
+const EXECUTION_SK: &str = "EXECUTION";
+
+/// Partition of one rate-limit window of one key: one item per window, so no hot item outlives a
+/// minute.
+fn rate_pk(key: &str, window_start: OffsetDateTime) -> String {
+    format!("RATE#{key}#{}", window_start.unix_timestamp())
+}
+
+/// Partition of a recorded execution (its own partition: executions are read by id).
+fn execution_pk(id: &ExecutionId) -> String {
+    format!("EXECUTION#{id}")
+}
+
+/// How rate windows and executions are read and written.
+pub const ACCESS_PATTERNS: &[AccessPattern] = &[
+    AccessPattern {
+        entity: "rate window",
+        name: "count a request within the window's limit",
+        operation: "UpdateItem",
+        key: "`RATE#<key>#<window start>` / `RATE` (TTL: window end + 1 h); `attribute_not_exists(hits) OR hits < :limit`",
+        consistency: Consistency::Write,
+        used_by: "`RateLimiter::admit`",
+    },
+    AccessPattern {
+        entity: "execution",
+        name: "record an execution",
+        operation: "PutItem",
+        key: "`EXECUTION#<id>` / `EXECUTION` (TTL 30 d); `attribute_not_exists(pk)`",
+        consistency: Consistency::Write,
+        used_by: "`ExecutionLog::record_execution`",
+    },
+    AccessPattern {
+        entity: "execution",
+        name: "execution by id",
+        operation: "GetItem",
+        key: "`EXECUTION#<id>` / `EXECUTION`",
+        consistency: Consistency::Strong,
+        used_by: "`ExecutionLog::execution`",
+    },
+];
 
 /// How long executions stay readable at least (DynamoDB deletes expired items within days).
 pub const EXECUTION_TTL_DAYS: i64 = 30;
@@ -19,7 +64,7 @@ const MAX_RECORDED_BODY: usize = 350 * 1024;
 
 /// The body as stored: whole when it fits; else the steps are cut to the first 200, then the
 /// output dropped, each cut flagged in the body so a reader knows.
-fn fit_for_storage(body: &serde_json::Value) -> String {
+pub(crate) fn fit_for_storage(body: &serde_json::Value) -> String {
     let whole = body.to_string();
     if whole.len() <= MAX_RECORDED_BODY {
         return whole;
@@ -52,10 +97,7 @@ impl RateLimiter for DynamoStore {
             .client
             .update_item()
             .table_name(self.table())
-            .set_key(Some(keys::key(
-                keys::rate_pk(key, window_start),
-                keys::RATE_SK,
-            )))
+            .set_key(Some(keys::key(rate_pk(key, window_start), RATE_SK)))
             .update_expression("SET #ttl = :ttl ADD hits :one")
             .condition_expression("attribute_not_exists(hits) OR hits < :limit")
             .expression_attribute_names("#ttl", "ttl")
@@ -84,7 +126,7 @@ impl ExecutionLog for DynamoStore {
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
         let expires =
             (record.started_at + time::Duration::days(EXECUTION_TTL_DAYS)).unix_timestamp();
-        let mut item = keys::key(keys::execution_pk(&record.id), keys::EXECUTION_SK);
+        let mut item = keys::key(execution_pk(&record.id), EXECUTION_SK);
         item.extend(values(vec![
             ("entity", s("execution")),
             ("license_id", s(record.license_id.as_str())),
@@ -105,10 +147,7 @@ impl ExecutionLog for DynamoStore {
     }
 
     async fn execution(&self, id: &ExecutionId) -> Result<Option<ExecutionRecord>, StoreError> {
-        let Some(item) = self
-            .get(keys::key(keys::execution_pk(id), keys::EXECUTION_SK))
-            .await?
-        else {
+        let Some(item) = self.get(keys::key(execution_pk(id), EXECUTION_SK)).await? else {
             return Ok(None);
         };
         let text = |name: &str| match item.get(name) {

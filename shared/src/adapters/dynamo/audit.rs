@@ -1,0 +1,98 @@
+//! Audit entries: one item per entry in the partition of what it is about
+//! (`LICENSE#<lid>` or `CUSTOMER#<cid>` / `AUDIT#<at>#<uuidv7>`), so a partition query returns the
+//! trail in time order. Status changes and creates write their entry in the same transaction
+//! (see `licenses.rs`, `customers.rs`); [`AuditLog`] appends the others.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::keys;
+use super::licenses::license_pk;
+use super::table::{AccessPattern, Consistency, DynamoStore, sdk_error, to_item};
+use crate::domain::ports::AuditLog;
+use crate::domain::{AuditEntry, LicenseId, LicenseStatus, StoreError};
+
+/// Entity tag of an audit item.
+pub(crate) const ENTITY_AUDIT: &str = "audit";
+
+/// Sort key of an audit entry; `unique` (a time-ordered UUIDv7) orders entries within a second.
+fn audit_sk(at: OffsetDateTime, unique: &uuid::Uuid) -> String {
+    format!("AUDIT#{}#{unique}", keys::sortable_time(at))
+}
+
+/// How audit entries are written (they are read with their partition, see `customers.rs`).
+pub const ACCESS_PATTERNS: &[AccessPattern] = &[AccessPattern {
+    entity: "audit entry",
+    name: "append an entry outside a transaction",
+    operation: "PutItem",
+    key: "`LICENSE#<lid>` / `AUDIT#<at>#<uuidv7>`; `attribute_not_exists(pk)`",
+    consistency: Consistency::Write,
+    used_by: "`AuditLog::append`",
+}];
+
+#[async_trait]
+impl AuditLog for DynamoStore {
+    #[tracing::instrument(skip_all, fields(license_id = %license, action = %entry.action))]
+    async fn append(&self, license: &LicenseId, entry: &AuditEntry) -> Result<(), StoreError> {
+        let record = AuditRecord::new(license_pk(license), entry);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+}
+
+/// An audit item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AuditRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub action: String,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<LicenseStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<LicenseStatus>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl AuditRecord {
+    /// The audit item for `entry` in partition `pk`.
+    pub fn new(pk: String, entry: &AuditEntry) -> Self {
+        Self {
+            // v7 ids grow with real time, so entries within one (injected) second keep their order.
+            sk: audit_sk(entry.at, &uuid::Uuid::now_v7()),
+            pk,
+            entity: ENTITY_AUDIT.into(),
+            action: entry.action.clone(),
+            actor: entry.actor.as_str().to_owned(),
+            reason: entry.reason.clone(),
+            from: entry.from,
+            to: entry.to,
+            at: entry.at,
+        }
+    }
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            action: r.action,
+            actor: crate::domain::Actor::recorded(r.actor),
+            reason: r.reason,
+            from: r.from,
+            to: r.to,
+            at: r.at,
+        }
+    }
+}

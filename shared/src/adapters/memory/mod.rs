@@ -1,0 +1,397 @@
+//! In-memory adapters: every store port the DynamoDB adapter implements, plus a usage queue and an
+//! event publisher, with the semantics the services rely on — so a service rule is tested in
+//! milliseconds, without the emulator.
+//!
+//! Compiled always (not only under `test-util`): they add no dependency, every build type-checks
+//! them against the ports, and a local demo binary may use them. They are not a production store.
+//!
+//! Faithfulness to DynamoDB (checked by the port contract suite in `shared/tests/contract.rs`,
+//! which runs the same tests against this store and against DynamoDB on the emulator):
+//! - one `Mutex` around the whole state makes every port call a single atomic step: conditional
+//!   writes and transactions (state change + audit entry) are all-or-nothing, and the seat count
+//!   never passes its limit whatever the concurrency;
+//! - times stored by DynamoDB as whole-second text are truncated to whole seconds here too;
+//! - sweep cursors are the DynamoDB index sort keys, built by the same functions, so paging order
+//!   and cursors are identical; like DynamoDB with `Limit`, a full page may report a next page that
+//!   turns out empty;
+//! - items DynamoDB deletes by TTL (usage dedupe markers, rate windows, executions) carry the same
+//!   expiry and stay until [`MemoryStore::expire_ttl`] plays the TTL process — DynamoDB, too, keeps
+//!   (and conditions on) an expired item until its TTL sweep deletes it.
+//!
+//! Known differences: no eventual consistency (DynamoDB's customer index may briefly miss a new
+//! license; here it never does), no throttling, no item-size limit, and a claim of a seat by the
+//! same installation from concurrent beats never briefly fills the license (DynamoDB's three-step
+//! claim may refuse such a duplicate beat; here it is always seated).
+
+mod events;
+mod lifecycle;
+mod usage;
+mod workflows;
+
+pub use events::{MemoryPublisher, MemoryQueue};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::license::whole_seconds;
+use crate::domain::lifecycle::NoticeState;
+use crate::domain::ports::{
+    AuditLog, CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseDetail,
+    LicenseReader, LicenseWriter, SeatClaim, Snapshot,
+};
+use crate::domain::workflow::{ExecutionId, ExecutionRecord};
+use crate::domain::{
+    AuditEntry, Customer, CustomerId, EventId, Feature, Installation, InstallationId,
+    InstallationStatus, Lease, License, LicenseId, LicenseStatus, Period, StoreError,
+};
+
+/// The store: cheap to clone, every clone sees the same state.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+/// A license with the notice ledger DynamoDB keeps as attributes of the license item.
+#[derive(Debug, Clone)]
+struct LicenseItem {
+    license: License,
+    notices: BTreeMap<String, NoticeState>,
+}
+
+/// A usage counter: the month total and the daily series.
+#[derive(Debug, Clone, Default)]
+struct Counter {
+    used: u64,
+    days: BTreeMap<u8, u64>,
+}
+
+/// Everything, keyed as DynamoDB keys it (license and installation ids order as their sort keys).
+#[derive(Debug, Default)]
+struct State {
+    customers: HashMap<CustomerId, Customer>,
+    licenses: BTreeMap<LicenseId, LicenseItem>,
+    installations: BTreeMap<(LicenseId, InstallationId), Installation>,
+    /// Audit trails by partition (`LICENSE#…` or `CUSTOMER#…`), in sort-key order.
+    audit: HashMap<String, Vec<AuditEntry>>,
+    counters: HashMap<(LicenseId, Feature, Period), Counter>,
+    /// Dedupe markers and their TTL (Unix seconds).
+    markers: HashMap<(LicenseId, EventId), i64>,
+    cursors: HashMap<String, Option<String>>,
+    /// Rate windows by (key, window start as Unix seconds): hits and TTL.
+    rates: HashMap<(String, i64), (u64, i64)>,
+    executions: HashMap<ExecutionId, (ExecutionRecord, i64)>,
+}
+
+impl State {
+    /// Appends to a partition's audit trail, keeping DynamoDB's sort-key order: by whole second,
+    /// then by time of writing (the sort key's UUIDv7).
+    fn audit(&mut self, partition: String, entry: &AuditEntry) {
+        let trail = self.audit.entry(partition).or_default();
+        trail.push(entry.clone());
+        trail.sort_by_key(|e| whole_seconds(e.at));
+    }
+
+    fn license_audit(&mut self, license: &LicenseId, entry: &AuditEntry) {
+        self.audit(format!("LICENSE#{license}"), entry);
+    }
+
+    /// The heartbeat fields both touch and claim record (absent readings keep their value).
+    fn record_beat(installation: &mut Installation, report: &HeartbeatReport) {
+        installation.last_seen_at = whole_seconds(report.at);
+        installation.version.clone_from(&report.version);
+        if let Some(users) = report.gauges.users {
+            installation.gauges.users = Some(users);
+        }
+        if let Some(storage) = report.gauges.storage_gb {
+            installation.gauges.storage_gb = Some(storage);
+        }
+        if let Some(domain) = &report.domain {
+            installation.domain = Some(domain.clone());
+        }
+    }
+
+    fn touch(&mut self, report: &HeartbeatReport) -> Option<Installation> {
+        let key = (report.license_id.clone(), report.installation_id.clone());
+        let installation = self.installations.get_mut(&key)?;
+        if installation.status != InstallationStatus::Active {
+            return None;
+        }
+        Self::record_beat(installation, report);
+        Some(installation.clone())
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state, recovering it if a panicking test thread poisoned the lock (the state is only
+    /// ever changed by complete assignments, so it is consistent).
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Plays DynamoDB's TTL process at `now`: deletes dedupe markers, rate windows and executions
+    /// whose TTL (Unix seconds) is at or before `now`. Until then they count, as in DynamoDB.
+    pub fn expire_ttl(&self, now: OffsetDateTime) {
+        let now = now.unix_timestamp();
+        let mut state = self.state();
+        state.markers.retain(|_, ttl| *ttl > now);
+        state.rates.retain(|_, (_, ttl)| *ttl > now);
+        state.executions.retain(|_, (_, ttl)| *ttl > now);
+    }
+
+    /// The ids of the notices in the license's ledger (what DynamoDB keeps as `notice:<id>`
+    /// attributes), sorted; empty for an unknown license.
+    pub fn notice_ids(&self, license: &LicenseId) -> Vec<String> {
+        self.state()
+            .licenses
+            .get(license)
+            .map(|item| item.notices.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl LicenseReader for MemoryStore {
+    async fn snapshot(
+        &self,
+        license: &LicenseId,
+        installation: &InstallationId,
+        counter: Option<(&Feature, Period)>,
+    ) -> Result<Snapshot, StoreError> {
+        let state = self.state();
+        Ok(Snapshot {
+            license: state.licenses.get(license).map(|i| i.license.clone()),
+            installation: state
+                .installations
+                .get(&(license.clone(), installation.clone()))
+                .cloned(),
+            used: counter.map(|(feature, period)| {
+                state
+                    .counters
+                    .get(&(license.clone(), feature.clone(), period))
+                    .map_or(0, |c| c.used)
+            }),
+        })
+    }
+
+    async fn license(&self, id: &LicenseId) -> Result<Option<License>, StoreError> {
+        Ok(self.state().licenses.get(id).map(|i| i.license.clone()))
+    }
+}
+
+#[async_trait]
+impl LicenseWriter for MemoryStore {
+    async fn create_license(
+        &self,
+        license: &License,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.licenses.contains_key(&license.id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.licenses.insert(
+            license.id.clone(),
+            LicenseItem {
+                license: license.clone(),
+                notices: BTreeMap::new(),
+            },
+        );
+        state.license_audit(&license.id, audit);
+        Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        Ok(self.status_change(id, expected, to, None, audit))
+    }
+
+    async fn renew(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        expires_at: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        Ok(self.status_change(id, expected, to, Some(expires_at), audit))
+    }
+}
+
+impl MemoryStore {
+    /// The status transaction: the change and its audit entry, or nothing.
+    fn status_change(
+        &self,
+        id: &LicenseId,
+        expected: LicenseStatus,
+        to: LicenseStatus,
+        expires_at: Option<OffsetDateTime>,
+        audit: &AuditEntry,
+    ) -> bool {
+        let mut state = self.state();
+        let Some(item) = state.licenses.get_mut(id) else {
+            return false;
+        };
+        if item.license.status != expected {
+            return false;
+        }
+        item.license.status = to;
+        item.license.updated_at = whole_seconds(audit.at);
+        if let Some(exp) = expires_at {
+            item.license.expires_at = whole_seconds(exp);
+        }
+        state.license_audit(id, audit);
+        true
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn append(&self, license: &LicenseId, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.state().license_audit(license, entry);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl InstallationRegistry for MemoryStore {
+    async fn touch(&self, report: &HeartbeatReport) -> Result<Option<Installation>, StoreError> {
+        Ok(self.state().touch(report))
+    }
+
+    /// One atomic step with DynamoDB's outcome: an installation that already holds a seat is
+    /// refreshed; otherwise a seat is taken only below the limit (and only on a known license).
+    async fn claim_seat(
+        &self,
+        report: &HeartbeatReport,
+        seat_limit: u64,
+    ) -> Result<SeatClaim, StoreError> {
+        let mut state = self.state();
+        if let Some(seated) = state.touch(report) {
+            return Ok(SeatClaim::Seated(Box::new(seated)));
+        }
+        let Some(item) = state.licenses.get_mut(&report.license_id) else {
+            return Ok(SeatClaim::SeatsFull);
+        };
+        if item.license.active_installations >= seat_limit {
+            return Ok(SeatClaim::SeatsFull);
+        }
+        item.license.active_installations += 1;
+        let at = whole_seconds(report.at);
+        let installation = state
+            .installations
+            .entry((report.license_id.clone(), report.installation_id.clone()))
+            .or_insert_with(|| Installation {
+                id: report.installation_id.clone(),
+                license_id: report.license_id.clone(),
+                status: InstallationStatus::Active,
+                version: report.version.clone(),
+                domain: None,
+                first_seen_at: at,
+                last_seen_at: at,
+                gauges: Default::default(),
+                lease: None,
+            });
+        installation.status = InstallationStatus::Active;
+        State::record_beat(installation, report);
+        Ok(SeatClaim::Seated(Box::new(installation.clone())))
+    }
+
+    async fn installations(&self, license: &LicenseId) -> Result<Vec<Installation>, StoreError> {
+        Ok(self
+            .state()
+            .installations
+            .iter()
+            .filter(|((l, _), _)| l == license)
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
+
+    async fn record_lease(
+        &self,
+        license: &LicenseId,
+        installation: &InstallationId,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let Some(found) = state
+            .installations
+            .get_mut(&(license.clone(), installation.clone()))
+        else {
+            // DynamoDB: the `attribute_exists(pk)` condition fails, a backend error.
+            return Err(StoreError::Backend(
+                "record_lease: no such installation".into(),
+            ));
+        };
+        found.lease = Some(Lease {
+            token: lease.token.clone(),
+            issued_at: whole_seconds(lease.issued_at),
+            expires_at: whole_seconds(lease.expires_at),
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CustomerDirectory for MemoryStore {
+    async fn create_customer(
+        &self,
+        customer: &Customer,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.customers.contains_key(&customer.id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.customers.insert(customer.id, customer.clone());
+        state.audit(format!("CUSTOMER#{}", customer.id), audit);
+        Ok(())
+    }
+
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        Ok(self.state().customers.get(id).cloned())
+    }
+
+    async fn licenses_of(&self, id: &CustomerId) -> Result<Vec<LicenseDetail>, StoreError> {
+        let state = self.state();
+        let mut details: Vec<LicenseDetail> = state
+            .licenses
+            .values()
+            .filter(|item| item.license.customer_id == *id)
+            .map(|item| {
+                let license = item.license.clone();
+                LicenseDetail {
+                    installations: state
+                        .installations
+                        .iter()
+                        .filter(|((l, _), _)| *l == license.id)
+                        .map(|(_, i)| i.clone())
+                        .collect(),
+                    audit: state
+                        .audit
+                        .get(&format!("LICENSE#{}", license.id))
+                        .cloned()
+                        .unwrap_or_default(),
+                    license,
+                }
+            })
+            .collect();
+        // Stable, like the DynamoDB adapter's sort of the index order (license id).
+        details.sort_by_key(|d| d.license.issued_at);
+        Ok(details)
+    }
+}

@@ -1,0 +1,1207 @@
+//! The port contract suite: every rule the services rely on from the store ports, written once
+//! against the ports and run against the in-memory adapter (always) and against DynamoDB on the
+//! emulator (ignored by plain `cargo test`; `make test` includes it) — so the fast test layer
+//! cannot drift from DynamoDB's semantics.
+//!
+//! Each rule is a generic `async fn` over a [`Fixture`]; the `contract!` macro instantiates all of
+//! them once per adapter.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use shared::adapters::memory::MemoryStore;
+use shared::domain::lifecycle::NoticeState;
+use shared::domain::ports::{
+    AuditLog, CustomerDirectory, ExecutionLog, HeartbeatReport, InstallationRegistry,
+    LicenseReader, LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger, RateLimiter, Recorded,
+    SeatClaim, SweepPage, UsageLedger,
+};
+use shared::domain::workflow::{ExecutionId, ExecutionRecord};
+use shared::domain::{
+    Actor, AuditEntry, Customer, CustomerId, EventId, Feature, Gauges, Hostname, Installation,
+    InstallationId, InstallationStatus, Lease, LeaseToken, License, LicenseId, LicenseStatus,
+    Period, Plan, StoreError, UsageEvent,
+};
+use shared::testing::Stack;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2026-06-10 12:00 UTC);
+
+/// Everything a store must implement to pass the suite.
+trait Store:
+    LicenseReader
+    + LicenseWriter
+    + AuditLog
+    + InstallationRegistry
+    + CustomerDirectory
+    + UsageLedger
+    + LifecycleIndex
+    + NoticeLedger
+    + RateLimiter
+    + ExecutionLog
+{
+}
+
+impl<T> Store for T where
+    T: LicenseReader
+        + LicenseWriter
+        + AuditLog
+        + InstallationRegistry
+        + CustomerDirectory
+        + UsageLedger
+        + LifecycleIndex
+        + NoticeLedger
+        + RateLimiter
+        + ExecutionLog
+{
+}
+
+/// A fresh, empty store of one adapter.
+#[async_trait]
+trait Fixture: Send + Sync {
+    /// The adapter under test.
+    type S: Store;
+    /// A fresh, empty store.
+    async fn new() -> Self;
+    /// The store.
+    fn store(&self) -> &Self::S;
+    /// Plays DynamoDB's TTL process at `now`: deletes every item whose `ttl` is at or before it.
+    async fn expire_ttl(&self, now: OffsetDateTime);
+}
+
+struct Memory(MemoryStore);
+
+#[async_trait]
+impl Fixture for Memory {
+    type S = MemoryStore;
+    async fn new() -> Self {
+        Self(MemoryStore::new())
+    }
+    fn store(&self) -> &MemoryStore {
+        &self.0
+    }
+    async fn expire_ttl(&self, now: OffsetDateTime) {
+        self.0.expire_ttl(now);
+    }
+}
+
+struct Dynamo(Stack);
+
+#[async_trait]
+impl Fixture for Dynamo {
+    type S = shared::adapters::dynamo::DynamoStore;
+    async fn new() -> Self {
+        Self(Stack::new().await)
+    }
+    fn store(&self) -> &Self::S {
+        &self.0.store
+    }
+    /// The emulator does not run DynamoDB's TTL process: a scan deletes what it would.
+    async fn expire_ttl(&self, now: OffsetDateTime) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let dynamo = &self.0.dynamo;
+        let mut start = None;
+        loop {
+            let page = dynamo
+                .scan()
+                .table_name(self.0.store.table())
+                .filter_expression("#ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::N(now.unix_timestamp().to_string()),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items.unwrap_or_default() {
+                dynamo
+                    .delete_item()
+                    .table_name(self.0.store.table())
+                    .key("pk", item["pk"].clone())
+                    .key("sk", item["sk"].clone())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return,
+            }
+        }
+    }
+}
+
+macro_rules! contract {
+    ($($rule:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $rule() {
+                    super::$rule(&<super::Memory as super::Fixture>::new().await).await;
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test]
+                #[ignore = "emulator: run by make test"]
+                async fn $rule() {
+                    super::$rule(&<super::Dynamo as super::Fixture>::new().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    creates_are_conditional_and_write_their_audit_entry_with_them,
+    status_changes_are_optimistic_and_audited_atomically,
+    renewal_moves_the_expiry_and_the_index_with_the_status,
+    a_snapshot_reads_license_installation_and_counter_together,
+    seats_stop_at_the_limit_and_a_seated_installation_keeps_its_seat,
+    concurrent_claims_never_pass_the_seat_limit,
+    concurrent_beats_of_one_installation_take_one_seat,
+    touch_refreshes_only_an_active_installation_and_keeps_unreported_readings,
+    a_lease_is_recorded_only_for_a_known_installation,
+    usage_counts_each_event_once_per_license_and_event_id,
+    a_group_larger_than_one_transaction_counts_each_event_once,
+    dedupe_markers_last_until_their_ttl,
+    reservations_never_pass_the_limit_even_concurrently,
+    notice_claims_exclude_each_other_until_they_lapse_and_sent_is_final,
+    licenses_by_expiry_pages_in_index_order_and_resumes_after_a_cursor,
+    silent_installations_page_oldest_first_and_only_active_ones,
+    deactivation_is_conditional_and_frees_the_seat_with_its_audit_entry,
+    sweep_cursors_round_trip,
+    rate_windows_admit_up_to_the_limit_and_refusals_do_not_count,
+    executions_read_back_until_their_ttl_and_ids_are_never_reused,
+);
+
+// ---- fixtures ----
+
+fn license_id(suffix: &str) -> LicenseId {
+    LicenseId::parse(&format!("NECTAR-STARTER-2026-{suffix}")).expect("valid license id")
+}
+
+fn installation(id: &str) -> InstallationId {
+    InstallationId::parse(id).expect("valid installation id")
+}
+
+fn feature(name: &str) -> Feature {
+    Feature::parse(name).expect("valid feature")
+}
+
+fn customer() -> Customer {
+    Customer {
+        id: CustomerId::from_uuid(uuid::Uuid::new_v4()),
+        name: "Acme".into(),
+        email: "ops@acme.com".into(),
+        created_at: NOW,
+    }
+}
+
+fn license(suffix: &str, owner: &Customer, expires_at: OffsetDateTime) -> License {
+    License {
+        id: license_id(suffix),
+        customer_id: owner.id,
+        plan: Plan::Starter,
+        status: LicenseStatus::Active,
+        features: Plan::Starter.default_features(),
+        limits: Plan::Starter.default_limits(),
+        domain_restrictions: Vec::new(),
+        issued_at: NOW,
+        expires_at,
+        active_installations: 0,
+        updated_at: NOW,
+    }
+}
+
+fn audit(action: &str, at: OffsetDateTime) -> AuditEntry {
+    AuditEntry {
+        action: action.into(),
+        actor: Actor::admin(None),
+        reason: None,
+        from: None,
+        to: None,
+        at,
+    }
+}
+
+/// A customer and one active license expiring in 30 days, as stored.
+async fn seeded<S: Store>(store: &S, suffix: &str) -> License {
+    let owner = customer();
+    store
+        .create_customer(&owner, &audit("customer.created", NOW))
+        .await
+        .expect("customer");
+    let l = license(suffix, &owner, NOW + Duration::days(30));
+    store
+        .create_license(&l, &audit("license.issued", NOW))
+        .await
+        .expect("license");
+    l
+}
+
+fn report(license: &LicenseId, inst: &str, at: OffsetDateTime) -> HeartbeatReport {
+    HeartbeatReport {
+        license_id: license.clone(),
+        installation_id: installation(inst),
+        version: "1.0.0".into(),
+        domain: None,
+        gauges: Gauges::default(),
+        at,
+    }
+}
+
+async fn claim<S: Store>(store: &S, r: &HeartbeatReport, limit: u64) -> SeatClaim {
+    store.claim_seat(r, limit).await.expect("claim")
+}
+
+async fn seats<S: Store>(store: &S, id: &LicenseId) -> u64 {
+    store
+        .license(id)
+        .await
+        .expect("read")
+        .expect("license")
+        .active_installations
+}
+
+async fn trail<S: Store>(store: &S, owner: CustomerId, id: &LicenseId) -> Vec<String> {
+    store
+        .licenses_of(&owner)
+        .await
+        .expect("lookup")
+        .into_iter()
+        .find(|d| &d.license.id == id)
+        .expect("listed")
+        .audit
+        .into_iter()
+        .map(|a| a.action)
+        .collect()
+}
+
+fn event(license: &LicenseId, id: &str, quantity: u64, at: OffsetDateTime) -> UsageEvent {
+    UsageEvent {
+        license_id: license.clone(),
+        event_id: EventId::parse(id).expect("valid event id"),
+        feature: feature("workflows"),
+        quantity,
+        occurred_at: at,
+        metadata: None,
+    }
+}
+
+// ---- rules ----
+
+async fn creates_are_conditional_and_write_their_audit_entry_with_them<F: Fixture>(f: &F) {
+    let store = f.store();
+    let owner = customer();
+    store
+        .create_customer(&owner, &audit("customer.created", NOW))
+        .await
+        .expect("first");
+    assert!(matches!(
+        store
+            .create_customer(&owner, &audit("customer.created", NOW))
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.customer(&owner.id).await.expect("read"),
+        Some(owner.clone())
+    );
+    let l = license("AAAAAAAA", &owner, NOW + Duration::days(30));
+    store
+        .create_license(&l, &audit("license.issued", NOW))
+        .await
+        .expect("first");
+    let again = store
+        .create_license(&l, &audit("license.issued.again", NOW))
+        .await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
+    assert_eq!(store.license(&l.id).await.expect("read"), Some(l.clone()));
+    // The refused create wrote no audit entry: the entry and the item commit together.
+    assert_eq!(trail(store, owner.id, &l.id).await, ["license.issued"]);
+    let missing = CustomerId::from_uuid(uuid::Uuid::new_v4());
+    assert_eq!(store.customer(&missing).await.expect("read"), None);
+    assert!(store.licenses_of(&missing).await.expect("read").is_empty());
+}
+
+async fn status_changes_are_optimistic_and_audited_atomically<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "BBBBBBBB").await;
+    let later = NOW + Duration::minutes(5);
+    let suspend = AuditEntry {
+        from: Some(LicenseStatus::Active),
+        to: Some(LicenseStatus::Suspended),
+        ..audit("license.suspended", later)
+    };
+    // The wrong expected status: nothing written, not even the audit entry.
+    assert!(
+        !store
+            .set_status(
+                &l.id,
+                LicenseStatus::Suspended,
+                LicenseStatus::Active,
+                &suspend
+            )
+            .await
+            .expect("set")
+    );
+    assert!(
+        store
+            .set_status(
+                &l.id,
+                LicenseStatus::Active,
+                LicenseStatus::Suspended,
+                &suspend
+            )
+            .await
+            .expect("set")
+    );
+    let read = store.license(&l.id).await.expect("read").expect("license");
+    assert_eq!(
+        (read.status, read.updated_at),
+        (LicenseStatus::Suspended, later)
+    );
+    assert!(
+        !store
+            .set_status(
+                &l.id,
+                LicenseStatus::Active,
+                LicenseStatus::Suspended,
+                &suspend
+            )
+            .await
+            .expect("set"),
+        "moved on: a second identical change is refused"
+    );
+    assert!(
+        !store
+            .set_status(
+                &license_id("MISSING0"),
+                LicenseStatus::Active,
+                LicenseStatus::Revoked,
+                &suspend
+            )
+            .await
+            .expect("set"),
+        "a missing license is not created"
+    );
+    assert_eq!(
+        store.license(&license_id("MISSING0")).await.expect("read"),
+        None
+    );
+    // Entries appended outside a transaction land in the same trail, in time order.
+    store
+        .append(
+            &l.id,
+            &audit("installation.signal", later + Duration::seconds(1)),
+        )
+        .await
+        .expect("append");
+    assert_eq!(
+        trail(store, l.customer_id, &l.id).await,
+        ["license.issued", "license.suspended", "installation.signal"]
+    );
+    let detail = store.licenses_of(&l.customer_id).await.expect("lookup");
+    assert_eq!(
+        (detail[0].audit[1].from, detail[0].audit[1].to),
+        (Some(LicenseStatus::Active), Some(LicenseStatus::Suspended))
+    );
+}
+
+async fn renewal_moves_the_expiry_and_the_index_with_the_status<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "CCCCCCCC").await;
+    let expired = audit("license.expired", NOW);
+    assert!(
+        store
+            .set_status(
+                &l.id,
+                LicenseStatus::Active,
+                LicenseStatus::Expired,
+                &expired
+            )
+            .await
+            .expect("expire")
+    );
+    let new_expiry = NOW + Duration::days(90);
+    assert!(
+        !store
+            .renew(
+                &l.id,
+                LicenseStatus::Active,
+                LicenseStatus::Active,
+                new_expiry,
+                &audit("license.renewed", NOW)
+            )
+            .await
+            .expect("renew"),
+        "not active any more"
+    );
+    assert!(
+        store
+            .renew(
+                &l.id,
+                LicenseStatus::Expired,
+                LicenseStatus::Active,
+                new_expiry,
+                &audit("license.renewed", NOW)
+            )
+            .await
+            .expect("renew")
+    );
+    let read = store.license(&l.id).await.expect("read").expect("license");
+    assert_eq!(
+        (read.status, read.expires_at),
+        (LicenseStatus::Active, new_expiry)
+    );
+    let around = |at: OffsetDateTime| {
+        store.licenses_by_expiry(
+            LicenseStatus::Active,
+            at - Duration::days(1),
+            at + Duration::days(1),
+            None,
+            10,
+        )
+    };
+    assert!(around(l.expires_at).await.expect("old").items.is_empty());
+    let found = around(new_expiry).await.expect("new");
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].license.id, l.id);
+    assert_eq!(
+        trail(store, l.customer_id, &l.id).await,
+        ["license.issued", "license.expired", "license.renewed"]
+    );
+}
+
+async fn a_snapshot_reads_license_installation_and_counter_together<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "DDDDDDDD").await;
+    let i1 = installation("i-1");
+    let period = Period::containing(NOW);
+    let workflows = feature("workflows");
+    let empty = store.snapshot(&l.id, &i1, None).await.expect("snapshot");
+    assert_eq!(empty.license.as_ref(), Some(&l));
+    assert_eq!((empty.installation, empty.used), (None, None));
+    let counted = store
+        .snapshot(&l.id, &i1, Some((&workflows, period)))
+        .await
+        .expect("snapshot");
+    assert_eq!(counted.used, Some(0), "an unused counter reads 0");
+    claim(store, &report(&l.id, "i-1", NOW), 5).await;
+    store
+        .record(&[event(&l.id, "e1", 4, NOW)], NOW)
+        .await
+        .expect("record");
+    let full = store
+        .snapshot(&l.id, &i1, Some((&workflows, period)))
+        .await
+        .expect("snapshot");
+    assert_eq!(full.used, Some(4));
+    assert_eq!(
+        full.installation.map(|i| (i.id, i.status)),
+        Some((i1.clone(), InstallationStatus::Active))
+    );
+    assert_eq!(full.license.map(|l| l.active_installations), Some(1));
+    let ghost = store
+        .license_and_installation(&license_id("GHOST000"), &i1)
+        .await
+        .expect("read");
+    assert_eq!(ghost, (None, None));
+}
+
+async fn seats_stop_at_the_limit_and_a_seated_installation_keeps_its_seat<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "EEEEEEEE").await;
+    let first = claim(store, &report(&l.id, "i-1", NOW), 2).await;
+    let SeatClaim::Seated(seated) = first else {
+        panic!("seated: {first:?}");
+    };
+    assert_eq!(
+        (seated.status, seated.first_seen_at, seated.last_seen_at),
+        (InstallationStatus::Active, NOW, NOW)
+    );
+    assert!(matches!(
+        claim(store, &report(&l.id, "i-2", NOW), 2).await,
+        SeatClaim::Seated(_)
+    ));
+    assert_eq!(
+        claim(store, &report(&l.id, "i-3", NOW), 2).await,
+        SeatClaim::SeatsFull
+    );
+    // A seat holder claiming again is refreshed, not counted twice, even at the limit.
+    let later = NOW + Duration::minutes(3);
+    let again = claim(store, &report(&l.id, "i-1", later), 2).await;
+    assert!(
+        matches!(&again, SeatClaim::Seated(i) if i.last_seen_at == later && i.first_seen_at == NOW),
+        "{again:?}"
+    );
+    assert_eq!(seats(store, &l.id).await, 2);
+    let ids: Vec<String> = store
+        .installations(&l.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.id.as_str().to_owned())
+        .collect();
+    assert_eq!(ids, ["i-1", "i-2"], "the refused one was not recorded");
+    assert_eq!(
+        claim(store, &report(&license_id("GHOST000"), "i-1", NOW), 2).await,
+        SeatClaim::SeatsFull,
+        "no seat on a license not on record"
+    );
+}
+
+async fn concurrent_claims_never_pass_the_seat_limit<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "FFFFFFFF").await;
+    let reports: Vec<HeartbeatReport> = (0..12)
+        .map(|i| report(&l.id, &format!("node-{i}"), NOW))
+        .collect();
+    let claims = futures::future::join_all(reports.iter().map(|r| store.claim_seat(r, 3))).await;
+    let seated = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(SeatClaim::Seated(_))))
+        .count();
+    let full = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(SeatClaim::SeatsFull)))
+        .count();
+    assert_eq!((seated, full), (3, 9), "{claims:?}");
+    assert_eq!(seats(store, &l.id).await, 3);
+    assert_eq!(store.installations(&l.id).await.expect("list").len(), 3);
+}
+
+async fn concurrent_beats_of_one_installation_take_one_seat<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "GGGGGGGG").await;
+    let twin = report(&l.id, "twin", NOW);
+    let claims = futures::future::join_all((0..6).map(|_| store.claim_seat(&twin, 10))).await;
+    assert!(
+        claims.iter().all(|c| matches!(c, Ok(SeatClaim::Seated(_)))),
+        "{claims:?}"
+    );
+    assert_eq!(seats(store, &l.id).await, 1);
+}
+
+async fn touch_refreshes_only_an_active_installation_and_keeps_unreported_readings<F: Fixture>(
+    f: &F,
+) {
+    let store = f.store();
+    let l = seeded(store, "HHHHHHHH").await;
+    let mut r = report(&l.id, "i-1", NOW);
+    assert_eq!(store.touch(&r).await.expect("touch"), None, "unknown");
+    r.gauges = Gauges {
+        users: Some(3),
+        storage_gb: Some(9),
+    };
+    r.domain = Some(Hostname::parse("app.acme.com").expect("valid"));
+    claim(store, &r, 5).await;
+    let later = NOW + Duration::minutes(10);
+    let beat = HeartbeatReport {
+        version: "1.1.0".into(),
+        gauges: Gauges {
+            users: Some(4),
+            storage_gb: None,
+        },
+        domain: None,
+        at: later,
+        ..r.clone()
+    };
+    let touched = store.touch(&beat).await.expect("touch").expect("active");
+    assert_eq!(
+        (
+            touched.version.as_str(),
+            touched.last_seen_at,
+            touched.first_seen_at
+        ),
+        ("1.1.0", later, NOW)
+    );
+    assert_eq!(
+        touched.gauges,
+        Gauges {
+            users: Some(4),
+            storage_gb: Some(9)
+        },
+        "an absent reading keeps its value"
+    );
+    assert_eq!(
+        touched.domain.as_ref().map(Hostname::as_str),
+        Some("app.acme.com")
+    );
+    // Once culled, a touch writes nothing; a claim revives it (same first sighting).
+    assert!(
+        store
+            .deactivate_installation(&touched, &audit("installation.deactivated", later))
+            .await
+            .expect("deactivate")
+    );
+    assert_eq!(store.touch(&beat).await.expect("touch"), None);
+    let revived = claim(store, &beat, 5).await;
+    assert!(
+        matches!(&revived, SeatClaim::Seated(i) if i.first_seen_at == NOW && i.status == InstallationStatus::Active),
+        "{revived:?}"
+    );
+    assert_eq!(seats(store, &l.id).await, 1);
+}
+
+async fn a_lease_is_recorded_only_for_a_known_installation<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "IIIIIIII").await;
+    let lease = Lease {
+        token: LeaseToken::new("header.claims.signature"),
+        issued_at: NOW,
+        expires_at: NOW + Duration::days(7),
+    };
+    assert!(
+        store
+            .record_lease(&l.id, &installation("i-1"), &lease)
+            .await
+            .is_err(),
+        "no installation: nothing created"
+    );
+    assert!(store.installations(&l.id).await.expect("list").is_empty());
+    claim(store, &report(&l.id, "i-1", NOW), 5).await;
+    store
+        .record_lease(&l.id, &installation("i-1"), &lease)
+        .await
+        .expect("record");
+    let listed: Vec<Installation> = store.installations(&l.id).await.expect("list");
+    assert_eq!(listed[0].lease.as_ref(), Some(&lease));
+}
+
+async fn usage_counts_each_event_once_per_license_and_event_id<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "JJJJJJJJ").await;
+    let other = seeded(store, "KKKKKKKK").await;
+    let yesterday = NOW - Duration::days(1);
+    let outcome = store
+        .record(
+            &[
+                event(&l.id, "a", 2, NOW),
+                event(&l.id, "b", 3, yesterday),
+                event(&l.id, "a", 2, NOW),
+            ],
+            NOW,
+        )
+        .await
+        .expect("record");
+    assert_eq!(
+        outcome,
+        [Recorded::Counted, Recorded::Counted, Recorded::Duplicate]
+    );
+    let again = store
+        .record(
+            &[event(&l.id, "b", 3, yesterday), event(&l.id, "c", 5, NOW)],
+            NOW,
+        )
+        .await
+        .expect("record");
+    assert_eq!(again, [Recorded::Duplicate, Recorded::Counted]);
+    // Event ids are per license: another license's "a" is its own event.
+    assert_eq!(
+        store
+            .record(&[event(&other.id, "a", 1, NOW)], NOW)
+            .await
+            .expect("record"),
+        [Recorded::Counted]
+    );
+    let period = Period::containing(NOW);
+    let usage = store
+        .usage(
+            &l.id,
+            &[feature("workflows"), feature("api_access")],
+            period,
+        )
+        .await
+        .expect("usage");
+    let (total, daily) = &usage[0];
+    assert_eq!(*total, 10);
+    assert_eq!(daily.len(), 30, "June has 30 days");
+    assert_eq!((daily[8], daily[9]), (3, 7));
+    assert_eq!(usage[1], (0, vec![0; 30]), "an unused feature reads 0");
+    let totals = store
+        .usage_totals(
+            &[l.id.clone(), other.id.clone(), license_id("GHOST000")],
+            &feature("workflows"),
+            period,
+        )
+        .await
+        .expect("totals");
+    assert_eq!(totals.get(&l.id), Some(&10));
+    assert_eq!(totals.get(&other.id), Some(&1));
+    assert_eq!(totals.get(&license_id("GHOST000")), None);
+    let mixed = store
+        .record(
+            &[event(&l.id, "x", 1, NOW), event(&other.id, "y", 1, NOW)],
+            NOW,
+        )
+        .await;
+    assert!(mixed.is_err(), "one call, one counter");
+    assert!(store.record(&[], NOW).await.expect("empty").is_empty());
+}
+
+async fn a_group_larger_than_one_transaction_counts_each_event_once<F: Fixture>(f: &F) {
+    // DynamoDB takes 100 items per transaction: 250 events span three, and re-sent ones (some
+    // already counted, some repeated within the call) straddle the boundaries.
+    let store = f.store();
+    let l = seeded(store, "SSSSSSSS").await;
+    let first: Vec<UsageEvent> = (0..120)
+        .map(|i| event(&l.id, &format!("g{i}"), 1, NOW))
+        .collect();
+    store.record(&first, NOW).await.expect("record");
+    let mut group: Vec<UsageEvent> = (100..330)
+        .map(|i| event(&l.id, &format!("g{i}"), 1, NOW))
+        .collect();
+    group.extend((300..320).map(|i| event(&l.id, &format!("g{i}"), 1, NOW)));
+    let outcome = store.record(&group, NOW).await.expect("record");
+    let counted = outcome.iter().filter(|r| **r == Recorded::Counted).count();
+    assert_eq!(
+        counted, 210,
+        "g120..g329 are new; g100..g119 and the repeats are not"
+    );
+    assert_eq!(outcome[..20], [Recorded::Duplicate; 20]);
+    assert_eq!(outcome[230..], [Recorded::Duplicate; 20]);
+    let total = store
+        .usage(&l.id, &[feature("workflows")], Period::containing(NOW))
+        .await
+        .expect("usage")[0]
+        .0;
+    assert_eq!(total, 330);
+}
+
+async fn dedupe_markers_last_until_their_ttl<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "LLLLLLLL").await;
+    let e = event(&l.id, "late", 1, NOW);
+    let ttl = NOW + Duration::days(shared::adapters::dynamo::MARKER_TTL_DAYS);
+    store
+        .record(std::slice::from_ref(&e), NOW)
+        .await
+        .expect("record");
+    f.expire_ttl(ttl - Duration::seconds(1)).await;
+    assert_eq!(
+        store
+            .record(std::slice::from_ref(&e), NOW)
+            .await
+            .expect("record"),
+        [Recorded::Duplicate]
+    );
+    f.expire_ttl(ttl).await;
+    assert_eq!(
+        store.record(&[e], NOW).await.expect("record"),
+        [Recorded::Counted],
+        "past its TTL the marker is gone (the edge refuses events that old)"
+    );
+}
+
+async fn reservations_never_pass_the_limit_even_concurrently<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "MMMMMMMM").await;
+    let w = feature("workflows");
+    assert_eq!(
+        store.reserve(&l.id, &w, NOW, 7, 10).await.expect("r"),
+        Some(7)
+    );
+    assert_eq!(store.reserve(&l.id, &w, NOW, 4, 10).await.expect("r"), None);
+    assert_eq!(
+        store.reserve(&l.id, &w, NOW, 11, 10).await.expect("r"),
+        None
+    );
+    let tomorrow = NOW + Duration::days(1);
+    assert_eq!(
+        store.reserve(&l.id, &w, tomorrow, 3, 10).await.expect("r"),
+        Some(10)
+    );
+    let (total, daily) = store
+        .usage(&l.id, std::slice::from_ref(&w), Period::containing(NOW))
+        .await
+        .expect("usage")
+        .remove(0);
+    assert_eq!((total, daily[9], daily[10]), (10, 7, 3));
+    let api = feature("api_access");
+    let results =
+        futures::future::join_all((0..30).map(|_| store.reserve(&l.id, &api, NOW, 1, 10))).await;
+    let granted: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().expect("reserve").as_ref().copied())
+        .collect();
+    assert_eq!(granted.len(), 10, "{results:?}");
+    assert!(granted.iter().all(|&g| g <= 10));
+    let next_month = Period::containing(NOW).end() + Duration::hours(1);
+    assert_eq!(
+        store
+            .reserve(&l.id, &w, next_month, 1, 10)
+            .await
+            .expect("r"),
+        Some(1),
+        "each month starts from zero"
+    );
+}
+
+async fn notice_claims_exclude_each_other_until_they_lapse_and_sent_is_final<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "NNNNNNNN").await;
+    let until = NOW + Duration::minutes(5);
+    let c = |id: &'static str, now: OffsetDateTime, stale: Vec<String>| {
+        let (store, l) = (store, &l);
+        async move {
+            store
+                .claim_notice(&l.id, id, now, now + Duration::minutes(5), &stale)
+                .await
+                .expect("claim")
+        }
+    };
+    assert_eq!(c("old", NOW, vec![]).await, NoticeClaim::Claimed);
+    assert_eq!(c("n1", NOW, vec![]).await, NoticeClaim::Claimed);
+    assert_eq!(
+        c("n1", NOW + Duration::minutes(1), vec![]).await,
+        NoticeClaim::Taken
+    );
+    assert_eq!(
+        c("n1", until, vec![]).await,
+        NoticeClaim::Taken,
+        "live through `until`"
+    );
+    let lapsed = until + Duration::seconds(1);
+    assert_eq!(c("n1", lapsed, vec![]).await, NoticeClaim::Claimed);
+    store
+        .mark_notice_sent(&l.id, "n1", lapsed)
+        .await
+        .expect("sent");
+    assert_eq!(
+        c("n1", lapsed + Duration::days(400), vec![]).await,
+        NoticeClaim::Taken,
+        "sent is final"
+    );
+    // A claim forgets the stale notices it is given (never itself).
+    assert_eq!(
+        c("n2", NOW, vec!["old".into(), "n2".into()]).await,
+        NoticeClaim::Claimed
+    );
+    let page = store
+        .licenses_by_expiry(
+            LicenseStatus::Active,
+            NOW,
+            NOW + Duration::days(31),
+            None,
+            10,
+        )
+        .await
+        .expect("sweep");
+    let notices: &BTreeMap<String, NoticeState> = &page.items[0].notices;
+    assert_eq!(
+        notices
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect::<Vec<_>>(),
+        [
+            ("n1", NoticeState::Sent),
+            (
+                "n2",
+                NoticeState::Claimed {
+                    until: NOW + Duration::minutes(5)
+                }
+            )
+        ]
+    );
+    assert_eq!(
+        store
+            .claim_notice(&license_id("GHOST000"), "n1", NOW, until, &[])
+            .await
+            .expect("claim"),
+        NoticeClaim::Taken,
+        "no ledger without a license"
+    );
+    assert!(
+        store
+            .mark_notice_sent(&license_id("GHOST000"), "n1", NOW)
+            .await
+            .is_err()
+    );
+}
+
+/// Every item of a sweep, page by page; also the number of pages it took.
+async fn sweep_all<T, Fut>(mut page: impl FnMut(Option<String>) -> Fut) -> (Vec<T>, usize)
+where
+    Fut: std::future::Future<Output = Result<SweepPage<T>, StoreError>>,
+{
+    let (mut all, mut after, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let got = page(after.take()).await.expect("page");
+        pages += 1;
+        all.extend(got.items);
+        match got.next {
+            Some(n) => after = Some(n),
+            None => return (all, pages),
+        }
+        assert!(pages < 50, "the sweep ends");
+    }
+}
+
+async fn licenses_by_expiry_pages_in_index_order_and_resumes_after_a_cursor<F: Fixture>(f: &F) {
+    let store = f.store();
+    let owner = customer();
+    store
+        .create_customer(&owner, &audit("customer.created", NOW))
+        .await
+        .expect("customer");
+    // Two share an expiry (ordered by id); one is suspended; one expires outside the range.
+    for (suffix, days) in [
+        ("Q0000004", 4),
+        ("Q0000001", 1),
+        ("Q0000003", 3),
+        ("Q0000002", 3),
+        ("Q0000005", 5),
+        ("Q0000099", 99),
+    ] {
+        let l = license(suffix, &owner, NOW + Duration::days(days));
+        store
+            .create_license(&l, &audit("license.issued", NOW))
+            .await
+            .expect("create");
+    }
+    let suspended = license_id("Q0000005");
+    assert!(
+        store
+            .set_status(
+                &suspended,
+                LicenseStatus::Active,
+                LicenseStatus::Suspended,
+                &audit("license.suspended", NOW)
+            )
+            .await
+            .expect("suspend")
+    );
+    let to = NOW + Duration::days(30);
+    let (items, pages) = sweep_all(|after| async move {
+        store
+            .licenses_by_expiry(LicenseStatus::Active, NOW, to, after.as_deref(), 2)
+            .await
+    })
+    .await;
+    let ids: Vec<&str> = items.iter().map(|c| &c.license.id.as_str()[20..]).collect();
+    assert_eq!(ids, ["Q0000001", "Q0000002", "Q0000003", "Q0000004"]);
+    assert!(pages >= 2, "paged by 2");
+    // The range bounds are inclusive of the expiry instant at `to`.
+    let exact = store
+        .licenses_by_expiry(
+            LicenseStatus::Active,
+            NOW + Duration::days(3),
+            NOW + Duration::days(3),
+            None,
+            10,
+        )
+        .await
+        .expect("exact");
+    assert_eq!(exact.items.len(), 2);
+    // A cursor resumes right after its item; one from before the range starts at the range.
+    let first = store
+        .licenses_by_expiry(LicenseStatus::Active, NOW, to, None, 1)
+        .await
+        .expect("page");
+    let cursor = first.next.expect("more to come");
+    let rest = store
+        .licenses_by_expiry(LicenseStatus::Active, NOW, to, Some(&cursor), 10)
+        .await
+        .expect("rest");
+    assert_eq!(rest.items.len(), 3);
+    assert_eq!(rest.next, None);
+    let early = store
+        .licenses_by_expiry(
+            LicenseStatus::Active,
+            NOW + Duration::days(2),
+            to,
+            Some(&cursor),
+            10,
+        )
+        .await
+        .expect("early cursor");
+    assert_eq!(early.items.len(), 3);
+    let suspended_page = store
+        .licenses_by_expiry(LicenseStatus::Suspended, NOW, to, None, 10)
+        .await
+        .expect("suspended");
+    assert_eq!(suspended_page.items.len(), 1);
+    assert_eq!(suspended_page.items[0].license.id, suspended);
+}
+
+async fn silent_installations_page_oldest_first_and_only_active_ones<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "OOOOOOOO").await;
+    for (inst, hours_ago) in [("c", 1), ("a", 30), ("b", 20), ("d", 50)] {
+        claim(
+            store,
+            &report(&l.id, inst, NOW - Duration::hours(hours_ago)),
+            10,
+        )
+        .await;
+    }
+    // "d" is culled: it leaves the index.
+    let d = store
+        .installations(&l.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|i| i.id.as_str() == "d")
+        .expect("d");
+    assert!(
+        store
+            .deactivate_installation(&d, &audit("installation.deactivated", NOW))
+            .await
+            .expect("cull")
+    );
+    let before = NOW - Duration::hours(2);
+    let (items, _) = sweep_all(|after| async move {
+        store
+            .silent_installations(before, after.as_deref(), 1)
+            .await
+    })
+    .await;
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["a", "b"],
+        "oldest first; recent and inactive ones left out"
+    );
+    let at_instant = store
+        .silent_installations(NOW - Duration::hours(20), None, 10)
+        .await
+        .expect("page");
+    assert_eq!(
+        at_instant.items.len(),
+        2,
+        "seen exactly at the bound counts"
+    );
+}
+
+async fn deactivation_is_conditional_and_frees_the_seat_with_its_audit_entry<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "PPPPPPPP").await;
+    let SeatClaim::Seated(seen) = claim(store, &report(&l.id, "i-1", NOW), 2).await else {
+        panic!("seated");
+    };
+    // It beat after the sweep read it: left alone.
+    store
+        .touch(&report(&l.id, "i-1", NOW + Duration::minutes(1)))
+        .await
+        .expect("touch");
+    assert!(
+        !store
+            .deactivate_installation(&seen, &audit("installation.deactivated", NOW))
+            .await
+            .expect("cull")
+    );
+    assert_eq!(seats(store, &l.id).await, 1);
+    let fresh = store.installations(&l.id).await.expect("list").remove(0);
+    assert!(
+        store
+            .deactivate_installation(&fresh, &audit("installation.deactivated", NOW))
+            .await
+            .expect("cull")
+    );
+    assert!(
+        !store
+            .deactivate_installation(&fresh, &audit("installation.deactivated", NOW))
+            .await
+            .expect("cull"),
+        "only once"
+    );
+    assert_eq!(seats(store, &l.id).await, 0);
+    let listed = store.installations(&l.id).await.expect("list");
+    assert_eq!(listed[0].status, InstallationStatus::Inactive);
+    assert_eq!(
+        trail(store, l.customer_id, &l.id).await,
+        ["license.issued", "installation.deactivated"]
+    );
+}
+
+async fn sweep_cursors_round_trip<F: Fixture>(f: &F) {
+    let store = f.store();
+    assert_eq!(store.cursor("expiry").await.expect("read"), None);
+    store
+        .save_cursor("expiry", Some("2026#X"))
+        .await
+        .expect("save");
+    store
+        .save_cursor("usage", Some("other"))
+        .await
+        .expect("save");
+    assert_eq!(
+        store.cursor("expiry").await.expect("read").as_deref(),
+        Some("2026#X")
+    );
+    store.save_cursor("expiry", None).await.expect("save");
+    assert_eq!(store.cursor("expiry").await.expect("read"), None);
+    assert_eq!(
+        store.cursor("usage").await.expect("read").as_deref(),
+        Some("other")
+    );
+}
+
+async fn rate_windows_admit_up_to_the_limit_and_refusals_do_not_count<F: Fixture>(f: &F) {
+    let store = f.store();
+    let minute = Duration::minutes(1);
+    let window = datetime!(2026-06-10 12:00 UTC);
+    let admit = |key: &'static str, start: OffsetDateTime, limit: u64| async move {
+        store.admit(key, start, minute, limit).await.expect("admit")
+    };
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(admit("lic-a", window, 3).await);
+    }
+    assert_eq!(got, [true, true, true, false, false]);
+    assert!(admit("lic-a", window, 4).await, "refusals were not counted");
+    assert!(admit("lic-b", window, 3).await, "keys are independent");
+    assert!(admit("lic-a", window + minute, 3).await, "a new window");
+    let concurrent =
+        futures::future::join_all((0..10).map(|_| store.admit("lic-c", window, minute, 4))).await;
+    let admitted = concurrent.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(admitted, 4, "{concurrent:?}");
+    // The window lives until an hour past its end, then the TTL process removes it.
+    f.expire_ttl(window + minute + Duration::hours(1)).await;
+    assert!(
+        admit("lic-a", window, 1).await,
+        "a deleted window starts over"
+    );
+}
+
+async fn executions_read_back_until_their_ttl_and_ids_are_never_reused<F: Fixture>(f: &F) {
+    let store = f.store();
+    let record = ExecutionRecord {
+        id: ExecutionId::from_uuid(uuid::Uuid::now_v7()),
+        license_id: license_id("RRRRRRRR"),
+        workflow_id: "wf-1".into(),
+        started_at: NOW + Duration::milliseconds(250),
+        body: serde_json::json!({"status": "succeeded", "output": {"n": 1}, "steps": []}),
+    };
+    store.record_execution(&record).await.expect("record");
+    let read = store
+        .execution(&record.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        read,
+        ExecutionRecord {
+            started_at: NOW,
+            ..record.clone()
+        },
+        "kept at whole seconds"
+    );
+    assert!(
+        store.record_execution(&record).await.is_err(),
+        "an id is recorded once"
+    );
+    let unknown = ExecutionId::from_uuid(uuid::Uuid::now_v7());
+    assert_eq!(store.execution(&unknown).await.expect("read"), None);
+    let ttl = NOW + Duration::days(shared::adapters::dynamo::EXECUTION_TTL_DAYS);
+    f.expire_ttl(ttl - Duration::seconds(1)).await;
+    assert!(store.execution(&record.id).await.expect("read").is_some());
+    f.expire_ttl(ttl).await;
+    assert_eq!(store.execution(&record.id).await.expect("read"), None);
+}
