@@ -509,3 +509,64 @@ impl Inbox {
         }
     }
 }
+
+/// A store that must never be reached: every call panics. Handler tests give it to prove that a
+/// request is refused (bad input, no credentials) before any storage access — the memory layer's
+/// counterpart of asserting zero AWS calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Untouchable;
+
+fn untouched(what: &str) -> ! {
+    panic!("the store was reached ({what}); this request must be refused before any access")
+}
+
+#[async_trait::async_trait]
+impl crate::domain::ports::LicenseReader for Untouchable {
+    async fn snapshot(
+        &self,
+        _: &crate::domain::LicenseId,
+        _: &crate::domain::InstallationId,
+        _: Option<(&crate::domain::Feature, crate::domain::Period)>,
+    ) -> Result<crate::domain::ports::Snapshot, crate::domain::StoreError> {
+        untouched("snapshot")
+    }
+
+    async fn license(
+        &self,
+        _: &crate::domain::LicenseId,
+    ) -> Result<Option<crate::domain::License>, crate::domain::StoreError> {
+        untouched("license")
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::domain::ports::LicenseWriter for Untouchable {
+    async fn create_license(
+        &self,
+        _: &crate::domain::License,
+        _: &crate::domain::AuditEntry,
+    ) -> Result<(), crate::domain::StoreError> {
+        untouched("create_license")
+    }
+
+    async fn set_status(
+        &self,
+        _: &crate::domain::LicenseId,
+        _: crate::domain::LicenseStatus,
+        _: crate::domain::LicenseStatus,
+        _: &crate::domain::AuditEntry,
+    ) -> Result<bool, crate::domain::StoreError> {
+        untouched("set_status")
+    }
+
+    async fn renew(
+        &self,
+        _: &crate::domain::LicenseId,
+        _: crate::domain::LicenseStatus,
+        _: crate::domain::LicenseStatus,
+        _: time::OffsetDateTime,
+        _: &crate::domain::AuditEntry,
+    ) -> Result<bool, crate::domain::StoreError> {
+        untouched("renew")
+    }
+}

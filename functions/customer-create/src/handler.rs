@@ -51,11 +51,11 @@ async fn run<D: CustomerDirectory>(
 mod tests {
     use super::*;
     use shared::domain::ports::{RandomIds, SystemClock};
-    use shared::testing::{Stack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
+    use shared::testing::{MemoryStack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
 
     #[tokio::test]
     async fn creating_a_customer_answers_201_with_its_new_id() {
-        let stack = Stack::new().await;
+        let stack = MemoryStack::new();
         let deps = Deps {
             auth: admin_auth(),
             store: stack.store.clone(),

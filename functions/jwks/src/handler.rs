@@ -23,13 +23,13 @@ pub async fn handle(ring: &KeyRing, req: Request) -> Result<Response<Body>, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::testing::{Stack, apigw_v2, body_json};
+    use shared::domain::ports::TokenSigner;
+    use shared::testing::{MemoryStack, apigw_v2, body_json};
 
     #[tokio::test]
     async fn jwks_publishes_the_signing_key_and_lets_clients_cache_it() {
-        let stack = Stack::new().await;
+        let stack = MemoryStack::new();
         let ring = stack.key_ring().await;
-        stack.calls.reset();
         let req = apigw_v2(
             include_str!("../../../tests/fixtures/apigw_v2/jwks.json"),
             &[],
@@ -38,12 +38,7 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["cache-control"], "public, max-age=300");
         let body = body_json(&resp);
-        assert_eq!(body["keys"][0]["kid"], stack.key_id.as_str());
+        assert_eq!(body["keys"][0]["kid"], stack.signer.kid());
         assert_eq!(body["keys"][0]["crv"], "P-256");
-        assert_eq!(
-            stack.calls.count("KMS."),
-            0,
-            "served from the ring loaded at cold start"
-        );
     }
 }

@@ -47,13 +47,13 @@ mod tests {
     use super::*;
     use shared::domain::Plan;
     use shared::domain::ports::{Clock, SystemClock};
-    use shared::testing::{Stack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
+    use shared::testing::{MemoryStack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
 
     const FIXTURE: &str = include_str!("../../../tests/fixtures/apigw_v2/license_lookup.json");
 
     #[tokio::test]
     async fn lookup_lists_the_customers_licenses_with_seats_and_audit() {
-        let stack = Stack::new().await;
+        let stack = MemoryStack::new();
         let issued = stack
             .issue(Plan::Enterprise, SystemClock.now(), |_| {})
             .await;
@@ -80,7 +80,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_customer_is_404_and_a_malformed_id_is_400() {
-        let stack = Stack::new().await;
+        let stack = MemoryStack::new();
         let deps = Deps {
             auth: admin_auth(),
             store: stack.store.clone(),

@@ -67,11 +67,11 @@ mod tests {
     use super::*;
     use shared::domain::Plan;
     use shared::domain::ports::SystemClock;
-    use shared::testing::{Stack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
+    use shared::testing::{MemoryStack, TEST_ADMIN_TOKEN, admin_auth, apigw_v2, body_json};
 
     #[tokio::test]
     async fn suspend_and_reinstate_take_the_license_id_and_action_from_the_route() {
-        let stack = Stack::new().await;
+        let stack = MemoryStack::new();
         let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
         let deps = Deps {
             auth: admin_auth(),
@@ -104,7 +104,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_license_id_in_the_path_is_a_400_naming_it() {
-        let stack = Stack::new().await;
+        let stack = MemoryStack::new();
         let deps = Deps {
             auth: admin_auth(),
             store: stack.store.clone(),
