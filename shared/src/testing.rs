@@ -570,3 +570,13 @@ impl crate::domain::ports::LicenseWriter for Untouchable {
         untouched("renew")
     }
 }
+
+/// A clock stopped at one instant, for handler tests that need a known "now".
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub time::OffsetDateTime);
+
+impl crate::domain::ports::Clock for FixedClock {
+    fn now(&self) -> time::OffsetDateTime {
+        self.0
+    }
+}

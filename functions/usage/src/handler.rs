@@ -62,3 +62,122 @@ where
     }
     Ok(http::json(StatusCode::ACCEPTED, &view))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Plan;
+    use shared::testing::{FixedClock, MemoryStack, apigw_v2, body_json};
+    use time::macros::datetime;
+
+    const NOW: time::OffsetDateTime = datetime!(2026-06-15 12:00 UTC);
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/apigw_v2/usage.json");
+
+    async fn arrange() -> (
+        MemoryStack,
+        shared::testing::Issued,
+        Deps<shared::adapters::memory::MemoryStore, shared::adapters::memory::MemoryQueue>,
+    ) {
+        let stack = MemoryStack::new();
+        let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
+        let deps = Deps {
+            ring: stack.key_ring().await,
+            store: stack.store.clone(),
+            queue: stack.queue.clone(),
+            clock: Arc::new(FixedClock(NOW)),
+        };
+        (stack, issued, deps)
+    }
+
+    fn request(issued: &shared::testing::Issued) -> Request {
+        apigw_v2(
+            FIXTURE,
+            &[
+                ("__LICENSE_KEY__", issued.key.expose()),
+                ("__OCCURRED_AT__", "2026-06-15T11:00:00Z"),
+            ],
+        )
+    }
+
+    #[tokio::test]
+    async fn accepted_events_are_queued_once_each_and_answered_202() {
+        // Arrange
+        let (stack, issued, deps) = arrange().await;
+        // Act
+        let resp = handle(&deps, request(&issued)).await.expect("always Ok");
+        // Assert
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "{body}");
+        assert_eq!(
+            (&body["accepted"], &body["rejected"], &body["failed"]),
+            (&2.into(), &0.into(), &0.into())
+        );
+        assert_eq!(body["licenseId"], issued.license.id.as_str());
+        let queued = stack.queue.drain();
+        let summary: Vec<(String, u64, String)> = queued
+            .iter()
+            .map(|e| (e.event_id.to_string(), e.quantity, e.license_id.to_string()))
+            .collect();
+        let lid = issued.license.id.to_string();
+        assert_eq!(
+            summary,
+            [
+                ("evt-0001".to_owned(), 3, lid.clone()),
+                ("evt-0002".to_owned(), 2, lid)
+            ]
+        );
+        assert_eq!(queued[0].occurred_at, datetime!(2026-06-15 11:00 UTC));
+        assert_eq!(
+            queued[1].occurred_at, NOW,
+            "an event without occurredAt happened when received"
+        );
+        assert_eq!(
+            queued[0].metadata.as_ref().map(|m| m["workflowId"].clone()),
+            Some("wf-7".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_queue_failure_is_a_503_naming_each_events_fate() {
+        // Arrange: the first event cannot be queued, the second can.
+        let (stack, issued, deps) = arrange().await;
+        stack.queue.fail_next(1);
+        // Act
+        let resp = handle(&deps, request(&issued)).await.expect("always Ok");
+        // Assert
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert_eq!(body["error"]["code"], "USAGE_QUEUE_UNAVAILABLE");
+        let fates: Vec<(&str, &str)> = body["error"]["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| {
+                (
+                    e["eventId"].as_str().unwrap_or_default(),
+                    e["status"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(fates, [("evt-0001", "failed"), ("evt-0002", "accepted")]);
+        assert_eq!(stack.queue.drain().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_for_a_license_not_on_record_is_401_and_queues_nothing() {
+        // Arrange: a key our ring trusts, for a license another store holds.
+        let (stack, _, deps) = arrange().await;
+        let elsewhere = MemoryStack {
+            signer: stack.signer.clone(),
+            ..MemoryStack::new()
+        };
+        let foreign = elsewhere.issue(Plan::Professional, NOW, |_| {}).await;
+        // Act
+        let resp = handle(&deps, request(&foreign)).await.expect("always Ok");
+        // Assert
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body_json(&resp)["error"]["code"], "NOT_FOUND");
+        assert!(stack.queue.drain().is_empty());
+    }
+}
