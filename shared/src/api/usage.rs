@@ -130,7 +130,7 @@ fn shape_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (&'static
     let missing = inner
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
-    let at = e.path().iter().last().and_then(|segment| match segment {
+    let at = e.path().iter().next_back().and_then(|segment| match segment {
         serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
         _ => None,
     });

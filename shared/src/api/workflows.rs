@@ -75,7 +75,7 @@ fn shape_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> DomainErr
             ),
         );
     }
-    match e.path().iter().last() {
+    match e.path().iter().next_back() {
         Some(serde_path_to_error::Segment::Map { key }) if key == "workflowId" => {
             invalid("workflowId", "must be a string".into())
         }
