@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use nectar_client::server::UsageEvent;
 use nectar_client::{Clock, LicenseClient};
+use nectar_protocol::codes::{ErrorBody, ErrorEnvelope};
 use nectar_protocol::rules::is_feature_name;
 use nectar_protocol::usage::{MAX_METADATA_BYTES, MAX_QUANTITY};
 use serde::Deserialize;
@@ -54,7 +55,16 @@ pub fn router(state: AppState) -> Router {
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
-        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+        // The local API answers errors in the Cloud API's envelope, so one client reads both.
+        axum::Json(ErrorEnvelope {
+            error: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                field: None,
+                events: None,
+                issues: None,
+            },
+        }),
     )
         .into_response()
 }

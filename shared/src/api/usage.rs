@@ -130,10 +130,14 @@ fn shape_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (&'static
     let missing = inner
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
-    let at = e.path().iter().next_back().and_then(|segment| match segment {
-        serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
-        _ => None,
-    });
+    let at = e
+        .path()
+        .iter()
+        .next_back()
+        .and_then(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
+            _ => None,
+        });
     match (missing, at) {
         (Some("eventId"), _) | (None, Some("eventId")) => {
             ("INVALID_FIELD", "eventId (string) is required".into())
