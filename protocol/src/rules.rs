@@ -48,8 +48,8 @@ pub fn is_below(host: &str, base: &str) -> bool {
 }
 
 /// Whether `domain` is allowed by `patterns` (exact host names or `*.` wildcards; empty: any
-/// domain), case-insensitively and ignoring a trailing dot. With restrictions, no domain is
-/// refused.
+/// domain), case-insensitively and ignoring a trailing dot. With restrictions, a request that
+/// names no domain is refused.
 pub fn domain_allowed<P: AsRef<str>>(patterns: &[P], domain: Option<&str>) -> bool {
     if patterns.is_empty() {
         return true;
