@@ -90,6 +90,7 @@ fn unix(rfc3339: &Value) -> i64 {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn a_fresh_installation_gets_a_lease_and_answers_features_without_the_network() {
     // Arrange: no pinned JWKS, so the agent pins the stack's on first use.
     let api = Api::from_env();
@@ -123,6 +124,7 @@ async fn a_fresh_installation_gets_a_lease_and_answers_features_without_the_netw
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn with_the_server_unreachable_the_agent_runs_on_its_lease_then_grace_then_fails_closed() {
     // Arrange: a lease from the real server, then a restart pointed at a closed port.
     let api = Api::from_env();
@@ -187,6 +189,7 @@ async fn with_the_server_unreachable_the_agent_runs_on_its_lease_then_grace_then
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn revoking_the_license_locks_a_running_agent_on_its_next_heartbeat() {
     let api = Api::from_env();
     let (license, key) = api.issue("starter", json!({})).await;
@@ -235,6 +238,7 @@ async fn revoking_the_license_locks_a_running_agent_on_its_next_heartbeat() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn a_clock_rolled_back_two_days_is_refused_locally_and_reported_as_clock_tampered() {
     let api = Api::from_env();
     let (license, key) = api.issue("professional", json!({})).await;
@@ -288,6 +292,7 @@ async fn a_clock_rolled_back_two_days_is_refused_locally_and_reported_as_clock_t
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once() {
     // Arrange: an agent that cannot reach the server takes usage and is killed.
     let api = Api::from_env();
@@ -364,6 +369,7 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn the_startup_check_passes_a_valid_key_and_fails_a_revoked_or_foreign_one() {
     use nectar_agent::check::{CheckOutcome, run_check};
     let api = Api::from_env();

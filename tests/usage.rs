@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_sum() {
     // Arrange: 900 distinct events; 100 of them sent again in later requests.
     let api = Api::from_env();
@@ -38,6 +39,7 @@ async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_su
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn a_poison_message_goes_to_the_dlq_while_its_batch_mates_are_counted() {
     let api = Api::from_env();
     let (license, key) = api.issue("enterprise", json!({})).await;
@@ -111,6 +113,7 @@ async fn a_poison_message_goes_to_the_dlq_while_its_batch_mates_are_counted() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn usage_past_the_monthly_limit_is_counted_and_validate_then_says_usage_exceeded() {
     let api = Api::from_env();
     let (_, key) = api
@@ -166,6 +169,7 @@ async fn usage_past_the_monthly_limit_is_counted_and_validate_then_says_usage_ex
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn malformed_events_are_refused_whole_with_a_code_per_event() {
     let api = Api::from_env();
     let (_, key) = api.issue("starter", json!({})).await;
@@ -241,6 +245,7 @@ async fn malformed_events_are_refused_whole_with_a_code_per_event() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn usage_needs_a_valid_key_and_a_license_in_force() {
     let api = Api::from_env();
     let (license, key) = api.issue("starter", json!({})).await;
@@ -279,6 +284,7 @@ async fn usage_needs_a_valid_key_and_a_license_in_force() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn gauges_reported_on_heartbeat_are_summed_and_flagged_over_limit_in_statistics() {
     let api = Api::from_env();
     let (license, key) = api

@@ -64,6 +64,7 @@ async fn weather_server() -> (String, Arc<AtomicUsize>) {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn a_workflow_runs_over_http_and_only_its_own_license_can_read_it_back() {
     // Arrange
     let api = Api::from_env();
@@ -99,6 +100,7 @@ async fn a_workflow_runs_over_http_and_only_its_own_license_can_read_it_back() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn the_seed_clients_flat_body_is_accepted() {
     let api = Api::from_env();
     let (_, key) = api.issue("starter", json!({})).await;
@@ -117,6 +119,7 @@ async fn the_seed_clients_flat_body_is_accepted() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn an_http_node_calls_an_allowed_host_for_integrations_plans_and_is_refused_for_others() {
     // Arrange
     let api = Api::from_env();
@@ -146,6 +149,7 @@ async fn an_http_node_calls_an_allowed_host_for_integrations_plans_and_is_refuse
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn the_monthly_allowance_answers_429_with_retry_after_and_revocation_answers_403() {
     // Arrange: one execution a month.
     let api = Api::from_env();
@@ -179,6 +183,7 @@ async fn the_monthly_allowance_answers_429_with_retry_after_and_revocation_answe
 }
 
 #[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn bad_requests_get_clear_4xx_answers() {
     let api = Api::from_env();
     let (_, key) = api.issue("starter", json!({})).await;

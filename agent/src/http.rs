@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use nectar_client::server::UsageEvent;
 use nectar_client::{Clock, LicenseClient};
+use nectar_protocol::codes::{ErrorBody, ErrorEnvelope};
+use nectar_protocol::rules::is_feature_name;
+use nectar_protocol::usage::{MAX_METADATA_BYTES, MAX_QUANTITY};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,8 +21,6 @@ use crate::usage::UsageBuffer;
 
 /// Most events one `POST /v1/usage` may carry (they are forwarded 100 at a time).
 pub const MAX_EVENTS_PER_POST: usize = 1_000;
-/// The server's per-event quantity cap.
-const MAX_QUANTITY: u64 = 1_000_000;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -54,7 +55,16 @@ pub fn router(state: AppState) -> Router {
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
-        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+        // The local API answers errors in the Cloud API's envelope, so one client reads both.
+        axum::Json(ErrorEnvelope {
+            error: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                field: None,
+                events: None,
+                issues: None,
+            },
+        }),
     )
         .into_response()
 }
@@ -110,18 +120,11 @@ struct EventIn {
     metadata: Option<Value>,
 }
 
-fn valid_feature(f: &str) -> bool {
-    (1..=64).contains(&f.len())
-        && f.as_bytes()[0].is_ascii_lowercase()
-        && f.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
 /// Checks an event as the server will, so nothing the agent acknowledges is refused later for
 /// its shape; stamps it with an id and its time of occurrence.
 fn admit(e: EventIn, index: usize, now: time::OffsetDateTime) -> Result<UsageEvent, String> {
     use time::format_description::well_known::Rfc3339;
-    if !valid_feature(&e.feature) {
+    if !is_feature_name(&e.feature) {
         return Err(format!(
             "events[{index}].feature must match [a-z][a-z0-9_]{{0,63}}"
         ));
@@ -136,22 +139,25 @@ fn admit(e: EventIn, index: usize, now: time::OffsetDateTime) -> Result<UsageEve
             .map_err(|_| format!("events[{index}].occurredAt must be RFC 3339"))?,
         None => now,
     };
-    if let Some(m) = &e.metadata
-        && (!m.is_object() || m.to_string().len() > 1024)
-    {
-        return Err(format!(
-            "events[{index}].metadata must be an object of at most 1 KiB"
-        ));
-    }
+    let metadata = match e.metadata {
+        None => None,
+        Some(Value::Object(m))
+            if Value::Object(m.clone()).to_string().len() <= MAX_METADATA_BYTES =>
+        {
+            Some(m)
+        }
+        Some(_) => {
+            return Err(format!(
+                "events[{index}].metadata must be an object of at most 1 KiB"
+            ));
+        }
+    };
     Ok(UsageEvent {
         event_id: uuid::Uuid::now_v7().to_string(),
         feature: e.feature,
         quantity: e.quantity,
-        occurred_at: occurred_at
-            .to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
-            .ok(),
-        metadata: e.metadata,
+        occurred_at: Some(occurred_at.to_offset(time::UtcOffset::UTC)),
+        metadata,
     })
 }
 

@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| client.check(black_box("sso")))
     });
     let signer = TestSigner::random("k1");
-    let keys = signer.trusted_keys();
+    let keys = nectar_client::testing::trusted_keys(&signer);
     let token = signer.sign(&lease_claims("inst-1", 1_000, 1_000 + 72 * 3_600));
     c.bench_function("verify lease (once per installed lease)", |b| {
         b.iter(|| keys.verify_lease(black_box(&token), "inst-1"))

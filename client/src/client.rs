@@ -19,8 +19,8 @@ use crate::decision::{Decision, LockReason};
 use crate::persist::PersistError;
 use crate::schedule::Schedule;
 use crate::server::{
-    Gauges, HeartbeatRequest, LicenseServer, NetError, SIGNAL_CLOCK_TAMPERED, UsageEvent,
-    UsageOutcome, UsageRequest, ValidateRequest, ValidateResponse,
+    Gauges, HeartbeatRequest, LicenseServer, NetError, Signal, UsageEvent, UsageOutcome,
+    UsageRequest, ValidateRequest, ValidateResponse,
 };
 use crate::state::{Lock, State, StateStore};
 use crate::token::{Jwks, JwksError, LeaseClaims, LicenseClaims, Limits, TokenError, TrustedKeys};
@@ -504,7 +504,7 @@ impl LicenseClient {
         self.ensure_keys().await?;
         let (_, tampered) = self.observe_time();
         let signals: Vec<String> = if tampered || self.tamper_pending.load(Ordering::Relaxed) {
-            vec![SIGNAL_CLOCK_TAMPERED.to_owned()]
+            vec![Signal::ClockTampered.as_str().to_owned()]
         } else {
             Vec::new()
         };
@@ -559,7 +559,7 @@ impl LicenseClient {
                         Err(e) => rejected = Some(e),
                     }
                 }
-            } else if let Some(reason) = LockReason::from_code(&response.code) {
+            } else if let Some(reason) = LockReason::from_code(response.code) {
                 tracing::warn!(code = %response.code, detail = %response.detail, "license server locked this installation");
                 inner.lock = Some(Lock {
                     reason,
@@ -578,7 +578,7 @@ impl LicenseClient {
         }
         Ok(HeartbeatReport {
             ok: response.ok,
-            code: response.code,
+            code: response.code.as_str().to_owned(),
             detail: response.detail,
             interval: Duration::from_secs(
                 u64::try_from(response.heartbeat.interval_seconds)

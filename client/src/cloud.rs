@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use nectar_protocol::codes::ErrorEnvelope;
+use nectar_protocol::workflows::ExecuteRequest;
 use serde::{Deserialize, Serialize};
 
 /// Why a Cloud API call failed.
@@ -47,7 +49,8 @@ pub enum CloudError {
     Decode(String),
 }
 
-/// A finished execution.
+/// A finished execution: the part of the server's answer an installation reads. The run itself
+/// (`status`, `output`, `steps`) is the workflow engine's shape, passed through as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
@@ -81,18 +84,6 @@ impl fmt::Debug for CloudClient {
             .field("license_key", &"<redacted>")
             .finish()
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: String,
-    #[serde(default)]
-    message: String,
 }
 
 impl CloudClient {
@@ -131,9 +122,13 @@ impl CloudClient {
                 reqwest::header::AUTHORIZATION,
                 format!("License {}", self.license_key),
             )
-            .json(
-                &serde_json::json!({"workflowId": workflow_id, "workflow": workflow, "data": data}),
-            )
+            .json(&ExecuteRequest {
+                workflow_id: workflow_id.to_owned(),
+                workflow: Some(workflow.clone()),
+                nodes: None,
+                start: None,
+                data: data.clone(),
+            })
             .send()
             .await
             .map_err(|e| CloudError::Unreachable(e.without_url().to_string()))?;

@@ -1,6 +1,7 @@
 //! The answer to "may this installation use feature X now?", with the reason, computed from the
 //! cached lease without any network call.
 
+use nectar_protocol::Code;
 use serde::{Deserialize, Serialize};
 
 /// Why the installation is locked: a conclusive server verdict, persisted so a restart does not
@@ -23,28 +24,31 @@ pub enum LockReason {
 }
 
 impl LockReason {
-    /// The server code that locks, if `code` is one.
-    pub fn from_code(code: &str) -> Option<Self> {
+    /// The lock a server verdict imposes, if it is one that locks.
+    pub fn from_code(code: Code) -> Option<Self> {
         Some(match code {
-            "REVOKED" => Self::Revoked,
-            "SUSPENDED" => Self::Suspended,
-            "EXPIRED" => Self::Expired,
-            "INVALID_KEY" => Self::InvalidKey,
-            "NOT_FOUND" => Self::NotFound,
-            "DOMAIN_MISMATCH" => Self::DomainMismatch,
-            _ => return None,
+            Code::Revoked => Self::Revoked,
+            Code::Suspended => Self::Suspended,
+            Code::Expired => Self::Expired,
+            Code::InvalidKey => Self::InvalidKey,
+            Code::NotFound => Self::NotFound,
+            Code::DomainMismatch => Self::DomainMismatch,
+            Code::Valid
+            | Code::FeatureNotEntitled
+            | Code::UsageExceeded
+            | Code::InstallationLimit => return None,
         })
     }
 
-    /// The server code.
-    pub fn code(self) -> &'static str {
+    /// The server verdict that imposed the lock.
+    pub fn code(self) -> Code {
         match self {
-            Self::Revoked => "REVOKED",
-            Self::Suspended => "SUSPENDED",
-            Self::Expired => "EXPIRED",
-            Self::InvalidKey => "INVALID_KEY",
-            Self::NotFound => "NOT_FOUND",
-            Self::DomainMismatch => "DOMAIN_MISMATCH",
+            Self::Revoked => Code::Revoked,
+            Self::Suspended => Code::Suspended,
+            Self::Expired => Code::Expired,
+            Self::InvalidKey => Code::InvalidKey,
+            Self::NotFound => Code::NotFound,
+            Self::DomainMismatch => Code::DomainMismatch,
         }
     }
 }
@@ -94,7 +98,7 @@ impl Decision {
             Self::LeaseExpired { in_grace: true } => "LEASE_EXPIRED_IN_GRACE",
             Self::LeaseExpired { in_grace: false } => "LEASE_EXPIRED",
             Self::LicenseExpired => "LICENSE_EXPIRED",
-            Self::Locked(r) => r.code(),
+            Self::Locked(r) => r.code().as_str(),
             Self::ClockTampered => "CLOCK_TAMPERED",
         }
     }

@@ -1,206 +1,29 @@
-//! The license server as the installation sees it: wire types (the client's own: installations
-//! must not depend on the server crate) and the [`LicenseServer`] port, with its HTTP adapter.
+//! The license server as the installation sees it: the [`LicenseServer`] port and its HTTP
+//! adapter. The wire types are `nectar-protocol`'s, shared with the server (installations must not
+//! depend on the server crate, which pulls the AWS SDK).
 
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use nectar_protocol::codes::{ErrorEnvelope, INVALID_EVENTS, USAGE_QUEUE_UNAVAILABLE};
 use serde::{Deserialize, Serialize};
 
+pub use nectar_protocol::codes::Signal;
+pub use nectar_protocol::licensing::{
+    Gauges, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, LeaseView, ValidateRequest,
+    ValidateResponse,
+};
+pub use nectar_protocol::usage::{EventStatusView, UsageEvent, UsageRequest};
+
 use crate::token::Jwks;
-
-/// Gauge readings reported on heartbeat (an omitted gauge keeps its last value on the server).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gauges {
-    /// Named users now.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub users: Option<u64>,
-    /// Storage used now, in GB.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub storage_gb: Option<u64>,
-}
-
-/// The signal sent on the next heartbeat after the local clock went backwards.
-pub const SIGNAL_CLOCK_TAMPERED: &str = "CLOCK_TAMPERED";
-
-/// `POST /api/heartbeat` body. No `Debug`: it holds the license key.
-#[derive(Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatRequest {
-    /// The license key.
-    pub license_key: String,
-    /// This installation.
-    pub installation_id: String,
-    /// Product version.
-    pub version: String,
-    /// The domain served.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    /// Gauge readings.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gauges: Option<Gauges>,
-    /// Signals such as [`SIGNAL_CLOCK_TAMPERED`]; omitted when empty.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub signals: Vec<String>,
-}
-
-/// Heartbeat timing advice.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeartbeatTiming {
-    /// Seconds between heartbeats.
-    pub interval_seconds: i64,
-    /// When the next one is due.
-    #[serde(with = "time::serde::rfc3339")]
-    pub next_due_at: time::OffsetDateTime,
-}
-
-/// A lease handed out with a successful heartbeat. `Debug` hides the token.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LeaseGrant {
-    /// The lease (compact JWS).
-    pub token: String,
-    /// Issue time.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub issued_at: Option<time::OffsetDateTime>,
-    /// Expiry.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<time::OffsetDateTime>,
-}
-
-impl fmt::Debug for LeaseGrant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LeaseGrant")
-            .field("token", &"<redacted>")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-/// `POST /api/heartbeat` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeartbeatResponse {
-    /// Whether `code` is `VALID`.
-    pub ok: bool,
-    /// The verdict (`VALID`, `REVOKED`, …).
-    pub code: String,
-    /// A sentence for humans.
-    #[serde(default)]
-    pub detail: String,
-    /// Server time.
-    #[serde(with = "time::serde::rfc3339")]
-    pub ts: time::OffsetDateTime,
-    /// The license view, when the key verified.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub license: Option<serde_json::Value>,
-    /// When to beat next.
-    pub heartbeat: HeartbeatTiming,
-    /// The lease (only when `ok`, and only from servers that issue leases).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease: Option<LeaseGrant>,
-}
-
-/// `POST /api/validate` body. No `Debug`: it holds the license key.
-#[derive(Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ValidateRequest {
-    /// The license key.
-    pub license_key: String,
-    /// This installation.
-    pub installation_id: String,
-    /// The domain served.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    /// A feature to check.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub feature: Option<String>,
-    /// Product version.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-}
-
-/// `POST /api/validate` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ValidateResponse {
-    /// Whether `code` is `VALID`.
-    pub valid: bool,
-    /// The verdict.
-    pub code: String,
-    /// A sentence for humans.
-    #[serde(default)]
-    pub detail: String,
-    /// Server time.
-    #[serde(with = "time::serde::rfc3339")]
-    pub ts: time::OffsetDateTime,
-    /// The license view.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub license: Option<serde_json::Value>,
-}
-
-/// One usage event as sent to `POST /api/usage`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UsageEvent {
-    /// Idempotency key: the server counts an id once, however often it is sent.
-    pub event_id: String,
-    /// The feature used.
-    pub feature: String,
-    /// How much (1..=1,000,000).
-    pub quantity: u64,
-    /// When it happened (RFC 3339); kept from acceptance, so late delivery keeps the real time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub occurred_at: Option<String>,
-    /// Free-form object ≤ 1 KiB.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Value>,
-}
-
-/// `POST /api/usage` body. No `Debug`: it holds the license key.
-#[derive(Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UsageRequest {
-    /// The license key.
-    pub license_key: String,
-    /// 1..=100 events.
-    pub events: Vec<UsageEvent>,
-}
-
-/// One event's fate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventStatus {
-    /// The event.
-    pub event_id: String,
-    /// `accepted`, `rejected` or `failed`.
-    pub status: String,
-    /// Why it was rejected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
 
 /// What became of a usage submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsageOutcome {
     /// 202, or 503 `USAGE_QUEUE_UNAVAILABLE`: every event's fate (resend the `failed` ones).
-    Statuses(Vec<EventStatus>),
+    Statuses(Vec<EventStatusView>),
     /// 400 `INVALID_EVENTS`: these event ids can never be accepted (nothing was accepted).
     Invalid(Vec<String>),
-}
-
-/// The `{"error": {...}}` envelope of every error answer.
-#[derive(Debug, Clone, Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct ErrorBody {
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    events: Option<Vec<serde_json::Value>>,
 }
 
 /// Why a call to the server did not produce an answer we can use.
@@ -347,9 +170,10 @@ impl LicenseServer for HttpLicenseServer {
     }
 }
 
+/// The part of a usage answer an installation acts on.
 #[derive(Deserialize)]
 struct UsageAnswer {
-    events: Vec<EventStatus>,
+    events: Vec<EventStatusView>,
 }
 
 /// Interprets a `POST /api/usage` answer: 202 and 503 name every event's fate, 400
@@ -369,17 +193,22 @@ pub fn usage_outcome(
             let Ok(env) = serde_json::from_slice::<ErrorEnvelope>(body) else {
                 return Err(error_of(status, retry_after, body));
             };
-            match (env.error.code.as_str(), env.error.events) {
-                ("USAGE_QUEUE_UNAVAILABLE", Some(events)) => Ok(UsageOutcome::Statuses(
-                    events
-                        .into_iter()
-                        .filter_map(|e| serde_json::from_value(e).ok())
-                        .collect(),
-                )),
-                ("INVALID_EVENTS", Some(events)) => Ok(UsageOutcome::Invalid(
+            let events = env.error.events.as_ref().and_then(|e| e.as_array());
+            match (env.error.code.as_str(), events) {
+                (USAGE_QUEUE_UNAVAILABLE, Some(events)) => Ok(UsageOutcome::Statuses(
                     events
                         .iter()
-                        .filter_map(|e| e["eventId"].as_str().map(str::to_owned))
+                        .filter_map(|e| EventStatusView::deserialize(e).ok())
+                        .collect(),
+                )),
+                (INVALID_EVENTS, Some(events)) => Ok(UsageOutcome::Invalid(
+                    events
+                        .iter()
+                        .filter_map(|e| {
+                            nectar_protocol::usage::EventProblemView::deserialize(e)
+                                .ok()
+                                .and_then(|p| p.event_id)
+                        })
                         .collect(),
                 )),
                 _ => Err(error_of(status, retry_after, body)),
@@ -403,7 +232,7 @@ mod tests {
 
     #[test]
     fn heartbeat_requests_omit_empty_signals_and_absent_fields() {
-        let req = HeartbeatRequest {
+        let req: HeartbeatRequest = HeartbeatRequest {
             license_key: "k".into(),
             installation_id: "i".into(),
             version: "1".into(),
@@ -417,7 +246,7 @@ mod tests {
             serde_json::json!({"licenseKey": "k", "installationId": "i", "version": "1"})
         );
         let tampered = HeartbeatRequest {
-            signals: vec![SIGNAL_CLOCK_TAMPERED.into()],
+            signals: vec![Signal::ClockTampered.as_str().into()],
             ..req
         };
         assert_eq!(
@@ -432,15 +261,17 @@ mod tests {
         assert_eq!(
             usage_outcome(202, None, accepted).expect("202"),
             UsageOutcome::Statuses(vec![
-                EventStatus {
+                EventStatusView {
                     event_id: "a".into(),
                     status: "accepted".into(),
-                    code: None
+                    code: None,
+                    detail: None,
                 },
-                EventStatus {
+                EventStatusView {
                     event_id: "b".into(),
                     status: "rejected".into(),
-                    code: Some("FEATURE_NOT_ENTITLED".into())
+                    code: Some(nectar_protocol::Code::FeatureNotEntitled),
+                    detail: None,
                 },
             ])
         );

@@ -1,76 +1,26 @@
-//! Test support, public so benchmarks, the agent's tests and the end-to-end tests can use it: a
-//! local ES256 signer standing in for the license server's KMS key, and claim builders.
+//! Test support, public so benchmarks, the agent's tests and the end-to-end tests can use it: the
+//! protocol's local ES256 signer (standing in for the license server's KMS key), claim builders
+//! and an in-memory license server.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::SigningKey;
-use p256::ecdsa::signature::Signer;
+use nectar_protocol::Code;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::token::{Jwk, Jwks, TrustedKeys};
+pub use nectar_protocol::testing::TestSigner;
+
+use crate::token::{Jwks, TrustedKeys};
 
 /// The issuer test tokens name.
 pub const TEST_ISSUER: &str = "nectar-test";
 /// The license id test tokens name.
 pub const TEST_LICENSE_ID: &str = "NECTAR-PROFESSIONAL-2026-TEST0001";
 
-/// An in-memory ES256 key that signs tokens as the license server does.
-pub struct TestSigner {
-    kid: String,
-    key: SigningKey,
-}
-
-impl TestSigner {
-    /// A fresh random key named `kid`.
-    pub fn random(kid: &str) -> Self {
-        let mut bytes = [0u8; 32];
-        loop {
-            rand::fill(&mut bytes);
-            if let Ok(key) = SigningKey::from_slice(&bytes) {
-                return Self {
-                    kid: kid.to_owned(),
-                    key,
-                };
-            }
-        }
-    }
-
-    /// The public key as a JWKS.
-    pub fn jwks(&self) -> Jwks {
-        let point = self.key.verifying_key().to_sec1_point(false);
-        let coord = |c: Option<&[u8]>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
-        Jwks {
-            keys: vec![Jwk {
-                kty: "EC".into(),
-                crv: "P-256".into(),
-                x: coord(point.x().map(|x| x.as_slice())),
-                y: coord(point.y().map(|y| y.as_slice())),
-                kid: self.kid.clone(),
-                alg: Some("ES256".into()),
-                use_: Some("sig".into()),
-            }],
-        }
-    }
-
-    /// The public key, pinned.
-    pub fn trusted_keys(&self) -> TrustedKeys {
-        match TrustedKeys::from_jwks(self.jwks()) {
-            Ok(keys) => keys,
-            // A key we generated always yields a usable JWK.
-            Err(e) => panic!("test signer JWKS is unusable: {e}"),
-        }
-    }
-
-    /// Signs `claims` as a compact ES256 JWS with header `{alg, typ: "JWT", kid}`.
-    pub fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+/// The public key of `signer`, pinned.
+pub fn trusted_keys(signer: &TestSigner) -> TrustedKeys {
+    match TrustedKeys::from_jwks(signer.jwks()) {
+        Ok(keys) => keys,
+        // A key we generated always yields a usable JWK.
+        Err(e) => panic!("test signer JWKS is unusable: {e}"),
     }
 }
 
@@ -118,7 +68,7 @@ pub struct FakeServer {
     pub signer: TestSigner,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     reachable: std::sync::atomic::AtomicBool,
-    code: std::sync::Mutex<String>,
+    code: std::sync::Mutex<Code>,
     lease_ttl: i64,
     grace: i64,
     heartbeats: std::sync::Mutex<Vec<Value>>,
@@ -138,7 +88,7 @@ impl FakeServer {
             signer: TestSigner::random("fake-k1"),
             clock,
             reachable: true.into(),
-            code: std::sync::Mutex::new("VALID".into()),
+            code: std::sync::Mutex::new(Code::Valid),
             lease_ttl: 72 * 3_600,
             grace: 72 * 3_600,
             heartbeats: std::sync::Mutex::new(Vec::new()),
@@ -162,7 +112,8 @@ impl FakeServer {
 
     /// The code heartbeats answer from now on (`VALID`, `REVOKED`, …).
     pub fn set_code(&self, code: &str) {
-        *lock(&self.code) = code.into();
+        *lock(&self.code) = Code::deserialize(Value::from(code))
+            .unwrap_or_else(|e| panic!("`{code}` is not a verdict code: {e}"));
     }
 
     /// Every heartbeat body received, license key removed.
@@ -209,15 +160,15 @@ impl crate::server::LicenseServer for FakeServer {
         }
         lock(&self.heartbeats).push(body);
         let now = self.clock.now();
-        let code = lock(&self.code).clone();
-        let ok = code == "VALID";
+        let code = *lock(&self.code);
+        let ok = code == Code::Valid;
         let lease = ok.then(|| {
             let mut claims = lease_claims(&req.installation_id, now, now + self.lease_ttl);
             claims["grace"] = self.grace.into();
-            crate::server::LeaseGrant {
+            crate::server::LeaseView {
                 token: self.signer.sign(&claims),
-                issued_at: None,
-                expires_at: None,
+                issued_at: self.ts(),
+                expires_at: self.ts() + time::Duration::seconds(self.lease_ttl),
             }
         });
         Ok(crate::server::HeartbeatResponse {
@@ -226,6 +177,7 @@ impl crate::server::LicenseServer for FakeServer {
             code,
             ts: self.ts(),
             license: None,
+            installation: None,
             heartbeat: crate::server::HeartbeatTiming {
                 interval_seconds: 3_600,
                 next_due_at: self.ts() + time::Duration::hours(1),
@@ -239,9 +191,9 @@ impl crate::server::LicenseServer for FakeServer {
         _req: &crate::server::ValidateRequest,
     ) -> Result<crate::server::ValidateResponse, crate::server::NetError> {
         self.check_reachable()?;
-        let code = lock(&self.code).clone();
+        let code = *lock(&self.code);
         Ok(crate::server::ValidateResponse {
-            valid: code == "VALID",
+            valid: code == Code::Valid,
             detail: String::new(),
             code,
             ts: self.ts(),
@@ -267,10 +219,11 @@ impl crate::server::LicenseServer for FakeServer {
             .iter()
             .map(|e| {
                 counted.entry(e.event_id.clone()).or_insert(e.quantity);
-                crate::server::EventStatus {
+                crate::server::EventStatusView {
                     event_id: e.event_id.clone(),
                     status: "accepted".into(),
                     code: None,
+                    detail: None,
                 }
             })
             .collect();

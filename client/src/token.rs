@@ -12,169 +12,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 /// Longest token we try to parse; real keys and leases are about 1 KB.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// What a signed token is for; a lease never passes as a license key nor the reverse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenKind {
-    /// A customer's license key.
-    License,
-    /// A short-lived installation lease.
-    Lease,
-}
-
-/// Numeric limits carried by keys and leases.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Workflow executions per calendar month (UTC).
-    #[serde(default)]
-    pub workflows_per_month: u64,
-    /// Named users.
-    #[serde(default)]
-    pub users: u64,
-    /// Storage, in GB.
-    #[serde(default)]
-    pub storage_gb: u64,
-    /// Concurrently active installations.
-    #[serde(default)]
-    pub installations: u64,
-}
-
-/// The claims of a lease: what this installation may do until `exp` (+ `grace` for running work).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Always [`TokenKind::Lease`] once verified.
-    pub typ: TokenKind,
-    /// Lease id.
-    pub jti: String,
-    /// License id.
-    pub lid: String,
-    /// Installation id the lease is bound to.
-    pub iid: String,
-    /// Customer id.
-    #[serde(default)]
-    pub cid: String,
-    /// Plan name (`starter`, `professional`, `enterprise`).
-    #[serde(default)]
-    pub plan: String,
-    /// License status at signing (`active`).
-    #[serde(default)]
-    pub status: String,
-    /// Entitled features.
-    pub feat: Vec<String>,
-    /// Limits.
-    #[serde(default)]
-    pub limits: Limits,
-    /// Issued at (Unix seconds).
-    pub iat: i64,
-    /// Lease expiry (Unix seconds).
-    pub exp: i64,
-    /// Server time at signing (Unix seconds).
-    #[serde(default)]
-    pub ts: i64,
-    /// License expiry (Unix seconds).
-    pub lexp: i64,
-    /// Offline grace after `exp`, in seconds, for work already running.
-    pub grace: i64,
-}
-
-/// The claims of a license key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LicenseClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Always [`TokenKind::License`] once verified.
-    pub typ: TokenKind,
-    /// License id.
-    pub jti: String,
-    /// Product line.
-    #[serde(default)]
-    pub lic: String,
-    /// Customer id.
-    #[serde(default)]
-    pub cid: String,
-    /// Issued at (Unix seconds).
-    pub iat: i64,
-    /// Expiry (Unix seconds).
-    pub exp: i64,
-    /// Entitled features at issuance.
-    #[serde(default)]
-    pub feat: Vec<String>,
-    /// Limits at issuance.
-    #[serde(default)]
-    pub limits: Limits,
-    /// Allowed domains (`acme.com`, `*.acme.com`); empty: any.
-    #[serde(default)]
-    pub domain_restrictions: Vec<String>,
-}
-
-impl LicenseClaims {
-    /// The plan, from the license id `NECTAR-<PLAN>-<YEAR>-…` (lower case), if it has that shape.
-    pub fn plan(&self) -> Option<String> {
-        self.jti.split('-').nth(1).map(str::to_ascii_lowercase)
-    }
-
-    /// Whether `domain` is allowed: case-insensitive, trailing dot ignored, `*.x` matches names
-    /// strictly below `x` on a label boundary (the server's rule, so offline answers agree).
-    pub fn allows_domain(&self, domain: Option<&str>) -> bool {
-        if self.domain_restrictions.is_empty() {
-            return true;
-        }
-        let Some(domain) = domain else { return false };
-        let host = domain
-            .strip_suffix('.')
-            .unwrap_or(domain)
-            .to_ascii_lowercase();
-        self.domain_restrictions.iter().any(|pattern| {
-            let pattern = pattern.to_ascii_lowercase();
-            match pattern.strip_prefix("*.") {
-                Some(base) => host
-                    .strip_suffix(base)
-                    .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-                None => host == pattern,
-            }
-        })
-    }
-}
-
-/// A public key in JWK form (RFC 7517/7518); only EC P-256 keys are ever used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// `EC`.
-    pub kty: String,
-    /// `P-256`.
-    #[serde(default)]
-    pub crv: String,
-    /// Affine x, base64url.
-    #[serde(default)]
-    pub x: String,
-    /// Affine y, base64url.
-    #[serde(default)]
-    pub y: String,
-    /// Key id, as in token headers.
-    #[serde(default)]
-    pub kid: String,
-    /// `ES256`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alg: Option<String>,
-    /// `sig`.
-    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
-    pub use_: Option<String>,
-}
-
-/// A JWK set, as served at `/.well-known/jwks.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Jwks {
-    /// The keys.
-    pub keys: Vec<Jwk>,
-}
+pub use nectar_protocol::token::{Jwk, Jwks, LeaseClaims, LicenseClaims, Limits, TokenKind};
 
 /// Why a JWKS cannot be pinned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -362,7 +206,7 @@ pub fn peek_claims(token: &str) -> Option<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{TestSigner, lease_claims, license_claims};
+    use crate::testing::{TestSigner, lease_claims, license_claims, trusted_keys};
 
     const IID: &str = "inst-1";
 
@@ -374,7 +218,7 @@ mod tests {
     fn a_lease_signed_by_the_pinned_key_verifies_for_its_installation() {
         // Arrange
         let signer = TestSigner::random("k1");
-        let keys = signer.trusted_keys();
+        let keys = trusted_keys(&signer);
         let token = signer.sign(&lease_claims(IID, 1_000, 1_000 + 3_600));
         // Act
         let claims = keys.verify_lease(&token, IID).expect("valid lease");
@@ -387,7 +231,7 @@ mod tests {
     #[test]
     fn a_lease_with_the_wrong_typ_is_rejected() {
         let signer = TestSigner::random("k1");
-        let keys = signer.trusted_keys();
+        let keys = trusted_keys(&signer);
         let mut claims = lease_claims(IID, 1_000, 4_600);
         claims["typ"] = "license".into();
         assert_eq!(
@@ -404,7 +248,7 @@ mod tests {
     #[test]
     fn a_license_key_never_passes_as_a_lease_nor_the_reverse() {
         let signer = TestSigner::random("k1");
-        let keys = signer.trusted_keys();
+        let keys = trusted_keys(&signer);
         let key = signer.sign(&license_claims(1_000, 100_000, &[]));
         let lease = signer.sign(&lease_claims(IID, 1_000, 4_600));
         assert_eq!(keys.verify_lease(&key, IID), Err(TokenError::WrongKind));
@@ -417,7 +261,7 @@ mod tests {
         let signer = TestSigner::random("k1");
         let token = signer.sign(&lease_claims("inst-2", 1_000, 4_600));
         assert_eq!(
-            signer.trusted_keys().verify_lease(&token, IID),
+            trusted_keys(&signer).verify_lease(&token, IID),
             Err(TokenError::WrongInstallation)
         );
     }
@@ -425,7 +269,7 @@ mod tests {
     #[test]
     fn a_lease_with_an_edited_payload_or_foreign_signature_is_rejected() {
         let ours = TestSigner::random("k1");
-        let keys = ours.trusted_keys();
+        let keys = trusted_keys(&ours);
         let token = ours.sign(&lease_claims(IID, 1_000, 4_600));
         let parts: Vec<&str> = token.split('.').collect();
         let mut forged = lease_claims(IID, 1_000, 4_600);
@@ -449,7 +293,7 @@ mod tests {
     #[test]
     fn alg_none_and_hs256_are_rejected_whatever_the_payload() {
         let signer = TestSigner::random("k1");
-        let keys = signer.trusted_keys();
+        let keys = trusted_keys(&signer);
         let payload = b64(&lease_claims(IID, 1_000, 4_600));
         for header in [
             serde_json::json!({"alg": "none", "typ": "JWT", "kid": "k1"}),
@@ -469,7 +313,7 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        let keys = TestSigner::random("k1").trusted_keys();
+        let keys = trusted_keys(&TestSigner::random("k1"));
         let huge = "a".repeat(MAX_TOKEN_LEN + 1);
         for junk in ["", "abc", "a.b", "a.b.c.d", "...", "é.é.é", huge.as_str()] {
             assert!(
@@ -499,7 +343,7 @@ mod tests {
     fn domain_restrictions_match_like_the_server() {
         let signer = TestSigner::random("k1");
         let key = signer.sign(&license_claims(1, 2, &["acme.com", "*.acme.io"]));
-        let claims = signer.trusted_keys().verify_license(&key).expect("valid");
+        let claims = trusted_keys(&signer).verify_license(&key).expect("valid");
         for (domain, allowed) in [
             (Some("acme.com"), true),
             (Some("ACME.com."), true),

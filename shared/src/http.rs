@@ -8,6 +8,8 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use nectar_protocol::codes::{ErrorBody, ErrorEnvelope};
+
 use crate::config::AdminAuth;
 
 pub mod route;
@@ -42,23 +44,6 @@ pub struct Extra {
     pub retry_after: Option<u64>,
     /// Per-problem details of an invalid document (e.g. a workflow graph), as `error.issues`.
     pub issues: Option<serde_json::Value>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    events: Option<&'a serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    issues: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -123,13 +108,13 @@ impl ApiError {
 
     /// The response for this error.
     pub fn into_response(self) -> Response<Body> {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
-                events: self.events.as_ref(),
-                issues: self.extra.as_ref().and_then(|x| x.issues.as_ref()),
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+                events: self.events.clone(),
+                issues: self.extra.as_ref().and_then(|x| x.issues.clone()),
             },
         };
         let mut response = json(self.status, &body);

@@ -14,9 +14,9 @@ use p256::elliptic_curve::sec1::ToSec1Point;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::{CustomerId, DomainPattern, Feature, InstallationId, LicenseId};
-use crate::domain::license::LicenseStatus;
-use crate::domain::plan::{Limits, Plan};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::Validated;
 use crate::domain::ports::TokenSigner;
 
 /// KMS signs at most 4096 bytes with `MessageType=RAW`; we refuse larger input up front.
@@ -25,98 +25,54 @@ pub const MAX_SIGNING_INPUT: usize = 4096;
 /// Longest token we even try to parse; real keys are about 1 KB.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// What a signed token is for. Every token we sign carries one, so a lease can never pass as a
-/// license key nor the reverse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenKind {
-    /// A customer's license key.
-    License,
-    /// A short-lived installation lease.
-    Lease,
-}
+/// The kind every token carries, so a lease can never pass as a license key nor the reverse.
+pub use nectar_protocol::token::TokenKind;
 
-/// The claims of a license key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LicenseClaims {
-    /// Issuer; must equal the configured issuer.
-    pub iss: String,
-    /// Token kind; must be [`TokenKind::License`].
-    pub typ: TokenKind,
-    /// The license id.
-    pub jti: LicenseId,
-    /// Product line, `NECTAR-<PLAN>-<YEAR>`.
-    pub lic: String,
-    /// Customer id.
-    pub cid: CustomerId,
-    /// Issued at (Unix seconds).
-    pub iat: i64,
-    /// Expires at (Unix seconds).
-    pub exp: i64,
-    /// Entitled features at issuance.
-    pub feat: Vec<Feature>,
-    /// Limits at issuance.
-    pub limits: Limits,
-    /// Domain restrictions at issuance (empty: any domain).
-    pub domain_restrictions: Vec<DomainPattern>,
-}
+/// The claims of a license key, read into validated ids.
+pub type LicenseClaims = nectar_protocol::token::LicenseClaims<Validated>;
 
-/// The claims of an installation lease: what an installation may do offline until `exp`, bound to
-/// one license and one installation. Agents verify it against the JWKS with no network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseClaims {
-    /// Issuer; must equal the configured issuer.
-    pub iss: String,
-    /// Token kind; must be [`TokenKind::Lease`].
-    pub typ: TokenKind,
-    /// This lease's own id (UUIDv7).
-    pub jti: String,
-    /// The license id.
-    pub lid: LicenseId,
-    /// The installation the lease is bound to.
-    pub iid: InstallationId,
-    /// Customer id.
-    pub cid: CustomerId,
-    /// Plan of the license.
-    pub plan: Plan,
-    /// License status when signed (always `active`: other states get no lease).
-    pub status: LicenseStatus,
-    /// Entitled features.
-    pub feat: Vec<Feature>,
-    /// Limits.
-    pub limits: Limits,
-    /// Issued at (Unix seconds).
-    pub iat: i64,
-    /// Lease expiry (Unix seconds); never after the license's own expiry.
-    pub exp: i64,
-    /// Server time when signed (Unix seconds): a trusted time reading for clock-tamper checks.
-    pub ts: i64,
-    /// The license's expiry (Unix seconds).
-    pub lexp: i64,
-    /// Offline grace after `exp`, in seconds (plan setting).
-    pub grace: i64,
-}
+/// The claims of an installation lease (see [`nectar_protocol::token::LeaseClaims`]), read into
+/// validated ids. Agents verify it against the JWKS with no network.
+pub type LeaseClaims = nectar_protocol::token::LeaseClaims<Validated>;
 
-/// A license key as received. Its `Debug` never prints the token: keys must stay out of logs.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct LicenseKey(String);
+/// A public key of the ring in JWK form, and the set served at `/.well-known/jwks.json`.
+pub use nectar_protocol::token::{Jwk, Jwks};
+
+/// A license key as received. Held as a [`SecretString`], so its `Debug` never prints the token:
+/// keys must stay out of logs.
+#[derive(Clone)]
+pub struct LicenseKey(SecretString);
 
 impl LicenseKey {
     /// Wraps untrusted text; all checking happens in [`KeyRing::verify_license`].
     pub fn new(raw: impl Into<String>) -> Self {
-        Self(raw.into())
+        Self(SecretString::from(raw.into()))
     }
 
     /// The token text, for sending to the customer or verifying.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
+impl PartialEq for LicenseKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for LicenseKey {}
+
+// `SecretString` is already redacted; this keeps the short form logs and tests have always shown.
 impl fmt::Debug for LicenseKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("LicenseKey(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for LicenseKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::new)
     }
 }
 
@@ -158,33 +114,6 @@ pub enum SignError {
     /// KMS failed.
     #[error("signing service failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// A public key from the ring, in JWK form (RFC 7517/7518).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// Always `EC`.
-    pub kty: String,
-    /// Always `P-256`.
-    pub crv: String,
-    /// Affine x, base64url.
-    pub x: String,
-    /// Affine y, base64url.
-    pub y: String,
-    /// Key id, as in token headers.
-    pub kid: String,
-    /// Always `ES256`.
-    pub alg: String,
-    /// Always `sig`.
-    #[serde(rename = "use")]
-    pub use_: String,
-}
-
-/// A JWK set, as served at `/.well-known/jwks.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwks {
-    /// Every key that may have signed a live token.
-    pub keys: Vec<Jwk>,
 }
 
 /// Why a public key could not be added to the ring.
@@ -260,8 +189,8 @@ impl KeyRing {
                 x: URL_SAFE_NO_PAD.encode(x),
                 y: URL_SAFE_NO_PAD.encode(y),
                 kid: kid.into(),
-                alg: "ES256".into(),
-                use_: "sig".into(),
+                alg: Some("ES256".into()),
+                use_: Some("sig".into()),
             };
             if ring
                 .keys
@@ -417,7 +346,7 @@ where
 mod tests {
     use super::*;
     use crate::adapters::local::LocalSigner;
-    use crate::domain::Plan;
+    use crate::domain::{LicenseId, Plan};
 
     const ISSUER: &str = "nectar-test";
 
@@ -618,7 +547,10 @@ mod tests {
         assert_eq!(kids, ["new", "old"]);
         for k in &jwks.keys {
             assert_eq!((k.kty.as_str(), k.crv.as_str()), ("EC", "P-256"));
-            assert_eq!((k.alg.as_str(), k.use_.as_str()), ("ES256", "sig"));
+            assert_eq!(
+                (k.alg.as_deref(), k.use_.as_deref()),
+                (Some("ES256"), Some("sig"))
+            );
             assert_eq!(URL_SAFE_NO_PAD.decode(&k.x).expect("b64").len(), 32);
             assert_eq!(URL_SAFE_NO_PAD.decode(&k.y).expect("b64").len(), 32);
         }

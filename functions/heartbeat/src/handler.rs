@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use shared::api::{HeartbeatRequest, HeartbeatResponse};
+use shared::api::{HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse};
 use shared::domain::ports::{AuditLog, Clock, InstallationRegistry, LicenseReader, TokenSigner};
 use shared::http::{self, ApiError};
 use shared::service::heartbeat::{HeartbeatCommand, heartbeat};

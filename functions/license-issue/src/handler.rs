@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use shared::api::{IssueLicenseRequest, LicenseIssuedResponse, LicenseView, RenewLicenseRequest};
+use shared::api::{
+    IssueLicenseRequest, LicenseIssuedResponse, LicenseView, Parse, RenewLicenseRequest,
+};
 use shared::config::AdminAuth;
 use shared::domain::LicenseId;
 use shared::domain::ports::{

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use shared::api::{LicenseView, StatusChangeRequest, StatusChangeResponse};
+use shared::api::{LicenseView, Parse, StatusChangeRequest, StatusChangeResponse};
 use shared::config::AdminAuth;
 use shared::domain::LicenseId;
 use shared::domain::ports::{Clock, LicenseReader, LicenseWriter};

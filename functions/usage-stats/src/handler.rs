@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use shared::api::{UsageStatsRequest, UsageStatsResponse, parse_period};
+use shared::api::{UsageStatsAnswer, UsageStatsRequest, UsageStatsResponse, parse_period};
 use shared::config::AdminAuth;
 use shared::domain::ports::{Clock, InstallationRegistry, LicenseReader, UsageLedger};
 use shared::domain::{DomainError, LicenseId};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use shared::api::{UsageRequest, UsageResponse};
+use shared::api::{UsageAnswer, UsageRequest, UsageRequestExt, UsageResponse};
 use shared::domain::ports::{Clock, LicenseReader, UsageLedger, UsageQueue};
 use shared::http::{self, ApiError};
 use shared::service::usage::submit;

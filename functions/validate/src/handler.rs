@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use shared::api::{ValidateRequest, ValidateResponse};
+use shared::api::{ValidateAnswer, ValidateRequest, ValidateResponse};
 use shared::domain::ports::{Clock, LicenseReader};
 use shared::http::{self, ApiError};
 use shared::service::validate::{ValidateCommand, validate};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use nectar_protocol::Vocabulary;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -133,14 +134,8 @@ impl LicenseId {
     }
 }
 
-/// Whether `raw` is 1..=128 characters of `[A-Za-z0-9._:-]`: the charset of client-chosen ids
-/// (installation ids, usage event ids), which fits UUIDs, host names and k8s pod names.
-pub(crate) fn is_client_id(raw: &str) -> bool {
-    (1..=128).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
+// The syntax rules are the wire contract's, so the agent checks exactly what we check.
+pub(crate) use nectar_protocol::rules::is_client_id;
 
 impl InstallationId {
     /// 1..=128 characters of `[A-Za-z0-9._:-]`: UUIDs, host names and k8s pod ids all fit.
@@ -157,12 +152,7 @@ impl InstallationId {
 impl Feature {
     /// 1..=64 characters of `[a-z0-9_]`, starting with a letter.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let ok = (1..=64).contains(&raw.len())
-            && raw.as_bytes()[0].is_ascii_lowercase()
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if ok {
+        if nectar_protocol::rules::is_feature_name(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(ParseError::Feature)
@@ -174,21 +164,10 @@ impl Hostname {
     /// Accepts any case and one trailing dot; stores lower case without the dot. Labels are
     /// 1..=63 chars of `[a-z0-9-]` not starting or ending with `-`; at most 253 chars in all.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let name = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
-        if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
-            return Err(ParseError::Domain);
-        }
-        Ok(Self(name))
+        nectar_protocol::rules::canonical_hostname(raw)
+            .map(Self)
+            .ok_or(ParseError::Domain)
     }
-}
-
-fn valid_label(label: &str) -> bool {
-    (1..=63).contains(&label.len())
-        && !label.starts_with('-')
-        && !label.ends_with('-')
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A customer's id (a UUID, shown and stored hyphenated lower-case).
@@ -243,10 +222,7 @@ impl DomainPattern {
     pub fn matches(&self, host: &Hostname) -> bool {
         match self {
             Self::Exact(name) => name == host,
-            Self::Wildcard(base) => host
-                .as_str()
-                .strip_suffix(base.as_str())
-                .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.')),
+            Self::Wildcard(base) => nectar_protocol::rules::is_below(host.as_str(), base.as_str()),
         }
     }
 }
@@ -271,6 +247,21 @@ impl<'de> Deserialize<'de> for DomainPattern {
         let raw = String::deserialize(d)?;
         Self::parse(&raw).map_err(serde::de::Error::custom)
     }
+}
+
+/// The server's [`Vocabulary`]: claims and views read into validated newtypes, so a token or
+/// record with a malformed id is refused when it is read, not when it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validated;
+
+impl Vocabulary for Validated {
+    type LicenseId = LicenseId;
+    type CustomerId = CustomerId;
+    type InstallationId = InstallationId;
+    type Feature = Feature;
+    type Hostname = Hostname;
+    type DomainPattern = DomainPattern;
+    type Plan = Plan;
 }
 
 #[cfg(test)]

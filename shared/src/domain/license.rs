@@ -2,37 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::ids::{CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId};
 use super::plan::{Limits, Plan};
 
-/// Where a license is in its life. Only `active` licenses validate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LicenseStatus {
-    /// In force (still subject to its expiry date).
-    Active,
-    /// Paused by an operator; may be reinstated.
-    Suspended,
-    /// Past its expiry date (set by the lifecycle job; validation checks the date regardless).
-    Expired,
-    /// Permanently withdrawn. Terminal.
-    Revoked,
-}
-
-impl LicenseStatus {
-    /// The lower-case name used in storage and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
-    }
-}
+// The status enums are part of the wire contract (views and lease claims carry them).
+pub use nectar_protocol::licensing::{InstallationStatus, LicenseStatus};
 
 /// A license as stored: the authoritative state behind a signed key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,16 +60,6 @@ impl License {
     pub fn seats_full(&self) -> bool {
         self.active_installations >= self.limits.installations
     }
-}
-
-/// Whether an installation holds a seat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InstallationStatus {
-    /// Holds a seat.
-    Active,
-    /// Released its seat (culled after missing heartbeats); a heartbeat may revive it.
-    Inactive,
 }
 
 /// One running copy of the self-hosted product, known from its heartbeats.

@@ -11,7 +11,7 @@ pub mod workflow;
 
 pub use error::{DomainError, StoreError};
 pub use ids::{
-    CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId, ParseError,
+    CustomerId, DomainPattern, Feature, Hostname, InstallationId, LicenseId, ParseError, Validated,
 };
 pub use license::{
     Actor, AuditEntry, Customer, Installation, InstallationStatus, Lease, LeaseToken, License,

@@ -31,45 +31,8 @@ pub const KNOWN_FEATURES: &[&str] = &[
     "priority_support",
 ];
 
-/// Numeric limits carried by a license. Names are snake_case identifiers on purpose: they are the
-/// names used in keys, claims and (later) usage counters, in the API as everywhere else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Workflow executions per calendar month (UTC).
-    pub workflows_per_month: u64,
-    /// Named users.
-    pub users: u64,
-    /// Storage, in GB.
-    pub storage_gb: u64,
-    /// Concurrently active installations (seats).
-    pub installations: u64,
-}
-
-/// A partial [`Limits`] given at issuance; absent fields keep the plan's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
-    /// Overrides [`Limits::workflows_per_month`].
-    pub workflows_per_month: Option<u64>,
-    /// Overrides [`Limits::users`].
-    pub users: Option<u64>,
-    /// Overrides [`Limits::storage_gb`].
-    pub storage_gb: Option<u64>,
-    /// Overrides [`Limits::installations`].
-    pub installations: Option<u64>,
-}
-
-impl Limits {
-    /// Applies the overrides that are present.
-    pub fn with(self, o: LimitOverrides) -> Self {
-        Self {
-            workflows_per_month: o.workflows_per_month.unwrap_or(self.workflows_per_month),
-            users: o.users.unwrap_or(self.users),
-            storage_gb: o.storage_gb.unwrap_or(self.storage_gb),
-            installations: o.installations.unwrap_or(self.installations),
-        }
-    }
-}
+// Limits travel in keys, leases and views: the wire contract owns them.
+pub use nectar_protocol::token::{LimitOverrides, Limits};
 
 impl Plan {
     /// All plans, cheapest first.

@@ -48,17 +48,9 @@ impl fmt::Display for EventId {
     }
 }
 
-/// Point-in-time readings an installation reports on its heartbeat. Gauges are not counters:
-/// only the latest reading per installation matters, and a license's value is the sum over its
-/// active installations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Gauges {
-    /// Named users of the installation (limit: `limits.users`).
-    pub users: Option<u64>,
-    /// Storage used, in GB (limit: `limits.storage_gb`).
-    pub storage_gb: Option<u64>,
-}
+// Installations report gauges on heartbeat: the wire contract owns their shape and names.
+pub use nectar_protocol::licensing::Gauges;
+use nectar_protocol::usage::{GAUGE_STORAGE_GB, GAUGE_USERS};
 
 /// A license's gauge: the sum over its active installations, against its limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +82,12 @@ pub fn gauge_usage<'a>(
     }
     vec![
         GaugeUsage {
-            gauge: "users",
+            gauge: GAUGE_USERS,
             value: users,
             limit: limits.users,
         },
         GaugeUsage {
-            gauge: "storage_gb",
+            gauge: GAUGE_STORAGE_GB,
             value: storage,
             limit: limits.storage_gb,
         },
@@ -103,7 +95,7 @@ pub fn gauge_usage<'a>(
 }
 
 /// Largest quantity one event may carry: bounds the damage of a client bug.
-pub const MAX_QUANTITY: u64 = 1_000_000;
+pub use nectar_protocol::usage::MAX_QUANTITY;
 
 /// A billing period: one calendar month in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

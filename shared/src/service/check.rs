@@ -5,55 +5,13 @@
 //! `USAGE_EXCEEDED` → `INSTALLATION_LIMIT` → `VALID`. Status checks come before expiry so a revoked license says
 //! REVOKED even after it would have expired.
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{Feature, Hostname, License, LicenseStatus};
 use crate::token::{KeyRejection, LicenseClaims};
 
-/// The machine-readable answer of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Code {
-    /// Every check passed.
-    Valid,
-    /// Malformed, badly signed, foreign, or not a license key.
-    InvalidKey,
-    /// Validly signed, but no such license is on record.
-    NotFound,
-    /// Permanently withdrawn.
-    Revoked,
-    /// Paused by an operator.
-    Suspended,
-    /// Past its expiry date.
-    Expired,
-    /// The domain is not allowed by the license (or none was sent to a restricted license).
-    DomainMismatch,
-    /// The feature asked about is not entitled.
-    FeatureNotEntitled,
-    /// The feature's monthly limit is reached (until the next period or a limit raise).
-    UsageExceeded,
-    /// Every installation seat is taken by other installations.
-    InstallationLimit,
-}
-
-impl Code {
-    /// The wire name (`VALID`, `INVALID_KEY`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "VALID",
-            Self::InvalidKey => "INVALID_KEY",
-            Self::NotFound => "NOT_FOUND",
-            Self::Revoked => "REVOKED",
-            Self::Suspended => "SUSPENDED",
-            Self::Expired => "EXPIRED",
-            Self::DomainMismatch => "DOMAIN_MISMATCH",
-            Self::FeatureNotEntitled => "FEATURE_NOT_ENTITLED",
-            Self::UsageExceeded => "USAGE_EXCEEDED",
-            Self::InstallationLimit => "INSTALLATION_LIMIT",
-        }
-    }
-}
+/// The machine-readable answer of a check: one enum with installations (the wire contract).
+pub use nectar_protocol::codes::Code;
 
 /// A failed check: its code and a sentence for humans.
 #[derive(Debug, Clone, PartialEq, Eq)]

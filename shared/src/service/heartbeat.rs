@@ -18,26 +18,8 @@ use crate::domain::{
 };
 use crate::token::{KeyRing, LeaseClaims, LicenseKey, TokenKind, sign_jwt};
 
-/// Something an installation reports about itself on a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// Its local clock went backwards past its tolerance (a rollback to stretch a lease).
-    ClockTampered,
-}
-
-impl Signal {
-    /// Parses the API name (`CLOCK_TAMPERED`).
-    pub fn parse(raw: &str) -> Option<Self> {
-        (raw == "CLOCK_TAMPERED").then_some(Self::ClockTampered)
-    }
-
-    /// The API name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClockTampered => "CLOCK_TAMPERED",
-        }
-    }
-}
+/// Something an installation reports about itself on a heartbeat (a wire name it sends).
+pub use nectar_protocol::codes::Signal;
 
 /// A parsed heartbeat request.
 #[derive(Debug, Clone)]

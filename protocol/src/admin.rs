@@ -1,0 +1,181 @@
+//! The operator's routes: revoke, suspend/reinstate, create customers, issue and renew licenses,
+//! look a customer's licenses up, plus the health check.
+//!
+//! Requests are the raw wire shape (strings as sent); the server turns them into validated
+//! commands. Views carry ids typed by a [`Vocabulary`].
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::licensing::{InstallationView, LicenseStatus, LicenseView};
+use crate::token::LimitOverrides;
+use crate::vocabulary::{Vocabulary, Wire};
+
+/// `POST /api/revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// The license to revoke.
+    pub license_id: String,
+    /// Why (recorded in the audit trail).
+    pub reason: String,
+}
+
+/// `POST /api/admin/licenses/{licenseId}/suspend|reinstate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChangeRequest {
+    /// Why (recorded in the audit trail).
+    pub reason: String,
+}
+
+/// `POST /api/admin/customers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCustomerRequest {
+    /// Display name.
+    pub name: String,
+    /// Contact email.
+    pub email: String,
+}
+
+/// `POST /api/admin/licenses`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssueLicenseRequest {
+    /// Owner.
+    pub customer_id: String,
+    /// `starter`, `professional` or `enterprise`.
+    pub plan: String,
+    /// End of term (RFC 3339); exclusive with `validDays`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Term in days (1..=3650, default 365).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_days: Option<i64>,
+    /// Replaces the plan's features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    /// Overrides some of the plan's limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitOverrides>,
+    /// Allowed domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_restrictions: Option<Vec<String>>,
+}
+
+/// `POST /api/admin/licenses/{licenseId}/renew`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RenewLicenseRequest {
+    /// New expiry (RFC 3339); or
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// new term in days from now (1..=3650, default 365).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_days: Option<i64>,
+    /// Why (kept in the audit trail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A customer as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[serde(bound = "")]
+pub struct CustomerView<V: Vocabulary = Wire> {
+    /// Id.
+    pub id: V::CustomerId,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// An audit entry as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditView {
+    /// What happened.
+    pub action: String,
+    /// Who did it.
+    pub actor: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Status before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<LicenseStatus>,
+    /// Status after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<LicenseStatus>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A license with its installations and audit trail, for `GET /api/license/{customerId}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[serde(bound = "")]
+pub struct LicenseDetailView<V: Vocabulary = Wire> {
+    /// The license.
+    #[serde(flatten)]
+    pub license: LicenseView<V>,
+    /// Installations holding a seat.
+    pub active_installations: u64,
+    /// Every installation.
+    pub installations: Vec<InstallationView<V>>,
+    /// State changes, oldest first.
+    pub audit: Vec<AuditView>,
+}
+
+/// `GET /api/license/{customerId}` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct CustomerLicensesResponse<V: Vocabulary = Wire> {
+    /// The customer.
+    pub customer: CustomerView<V>,
+    /// Their licenses, oldest first.
+    pub licenses: Vec<LicenseDetailView<V>>,
+}
+
+/// `POST /api/revoke` and suspend / reinstate answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct StatusChangeResponse<V: Vocabulary = Wire> {
+    /// The license after the call.
+    pub license: LicenseView<V>,
+    /// Whether this call changed it (false: it already had that status).
+    pub changed: bool,
+}
+
+/// `POST /api/admin/customers` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct CustomerCreatedResponse<V: Vocabulary = Wire> {
+    /// The new customer.
+    pub customer: CustomerView<V>,
+}
+
+/// `POST /api/admin/licenses` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[serde(bound = "")]
+pub struct LicenseIssuedResponse<V: Vocabulary = Wire> {
+    /// The new license.
+    pub license: LicenseView<V>,
+    /// Its signed key: hand it to the customer. Shown once; not stored in plain text by us.
+    pub license_key: String,
+}
+
+/// `GET /health` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// Always `ok`.
+    pub status: String,
+    /// The deployed version.
+    pub version: String,
+}

@@ -1,0 +1,30 @@
+//! The wire contract between Nectar Cloud and the installations that call it, defined once.
+//!
+//! The server (`shared`), the installation client (`nectar-client`) and the sidecar
+//! (`nectar-agent`) all read and write these types, so a field renamed on one side is a compile
+//! error on the other instead of a failure in an end-to-end run. The crate is serde only: no AWS,
+//! no async runtime, no HTTP client, because installations depend on it.
+//!
+//! - [`codes`]: verdict codes, error-body shape, shared error codes, integrity signals.
+//! - [`rules`]: the syntax of feature names, client-chosen ids, host names and domain patterns.
+//! - [`token`]: token kinds, limits, license/lease claims, JWK/JWKS.
+//! - [`licensing`]: validate and heartbeat bodies and the license/installation views.
+//! - [`admin`]: admin routes (customers, licenses, status changes, lookup) and health.
+//! - [`usage`]: usage events, usage answers and statistics.
+//! - [`workflows`]: workflow execution bodies.
+//! - [`vocabulary`]: how a reader types ids (plain strings, or a server's validated newtypes).
+//! - `testing` (feature `test-signer`): the one local ES256 signer tests sign tokens with.
+
+pub mod admin;
+pub mod codes;
+pub mod licensing;
+pub mod rules;
+#[cfg(feature = "test-signer")]
+pub mod testing;
+pub mod token;
+pub mod usage;
+pub mod vocabulary;
+pub mod workflows;
+
+pub use codes::Code;
+pub use vocabulary::{Vocabulary, Wire};

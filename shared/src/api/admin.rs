@@ -1,0 +1,180 @@
+//! Admin routes: requests into commands (with the audit reason), records into views.
+
+use time::OffsetDateTime;
+
+use super::{LicenseView, Validated, parse, text};
+use crate::domain::ports::LicenseDetail;
+use crate::domain::{
+    AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, LicenseId, Plan,
+};
+use crate::service::admin::{DEFAULT_VALID_DAYS, IssueCommand, NewCustomer, Term};
+
+pub use nectar_protocol::admin::{
+    AuditView, CreateCustomerRequest, HealthResponse, IssueLicenseRequest, RenewLicenseRequest,
+    RevokeRequest, StatusChangeRequest,
+};
+
+/// A customer as the API shows it.
+pub type CustomerView = nectar_protocol::admin::CustomerView<Validated>;
+/// A license with its installations and audit trail.
+pub type LicenseDetailView = nectar_protocol::admin::LicenseDetailView<Validated>;
+/// `GET /api/license/{customerId}` answer.
+pub type CustomerLicensesResponse = nectar_protocol::admin::CustomerLicensesResponse<Validated>;
+/// `POST /api/revoke` and suspend / reinstate answer.
+pub type StatusChangeResponse = nectar_protocol::admin::StatusChangeResponse<Validated>;
+/// `POST /api/admin/customers` answer.
+pub type CustomerCreatedResponse = nectar_protocol::admin::CustomerCreatedResponse<Validated>;
+/// `POST /api/admin/licenses` answer.
+pub type LicenseIssuedResponse = nectar_protocol::admin::LicenseIssuedResponse<Validated>;
+
+/// Longest audit reason.
+const MAX_REASON: usize = 500;
+/// Most domain restrictions one license may carry.
+const MAX_DOMAINS: usize = 50;
+
+/// Parses a request whose result is not a command of its own (an id, a reason, a term); a trait
+/// because the request types are the protocol's.
+pub trait Parse {
+    /// What the request says, validated.
+    type Output;
+    /// Validates the request.
+    fn parse(self) -> Result<Self::Output, DomainError>;
+}
+
+impl Parse for RevokeRequest {
+    type Output = (LicenseId, String);
+
+    fn parse(self) -> Result<(LicenseId, String), DomainError> {
+        Ok((
+            parse("licenseId", LicenseId::parse(&self.license_id))?,
+            text("reason", self.reason, MAX_REASON)?,
+        ))
+    }
+}
+
+impl Parse for StatusChangeRequest {
+    type Output = String;
+
+    fn parse(self) -> Result<String, DomainError> {
+        text("reason", self.reason, MAX_REASON)
+    }
+}
+
+impl Parse for RenewLicenseRequest {
+    type Output = (Term, Option<String>);
+
+    fn parse(self) -> Result<(Term, Option<String>), DomainError> {
+        let term = parse_term(self.expires_at, self.valid_days)?;
+        let reason = self
+            .reason
+            .map(|r| text("reason", r, MAX_REASON))
+            .transpose()?;
+        Ok((term, reason))
+    }
+}
+
+impl From<CreateCustomerRequest> for NewCustomer {
+    fn from(r: CreateCustomerRequest) -> Self {
+        Self {
+            name: r.name,
+            email: r.email,
+        }
+    }
+}
+
+impl TryFrom<IssueLicenseRequest> for IssueCommand {
+    type Error = DomainError;
+
+    fn try_from(r: IssueLicenseRequest) -> Result<Self, DomainError> {
+        let plan = Plan::parse(&r.plan).ok_or_else(|| DomainError::UnknownPlan(r.plan.clone()))?;
+        let term = parse_term(r.expires_at, r.valid_days)?;
+        let features = r
+            .features
+            .map(|list| {
+                list.iter()
+                    .map(|f| parse("features", Feature::parse(f)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let domains = r.domain_restrictions.unwrap_or_default();
+        if domains.len() > MAX_DOMAINS {
+            return Err(DomainError::InvalidValue {
+                field: "domainRestrictions",
+                message: format!("at most {MAX_DOMAINS} entries"),
+            });
+        }
+        Ok(Self {
+            customer_id: parse("customerId", CustomerId::parse(&r.customer_id))?,
+            plan,
+            term,
+            features,
+            limits: r.limits.unwrap_or_default(),
+            domain_restrictions: domains
+                .iter()
+                .map(|d| parse("domainRestrictions", DomainPattern::parse(d)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// `expiresAt` (RFC 3339, UTC) or `validDays` (default [`DEFAULT_VALID_DAYS`]), not both.
+fn parse_term(expires_at: Option<String>, valid_days: Option<i64>) -> Result<Term, DomainError> {
+    Ok(match (expires_at, valid_days) {
+        (Some(_), Some(_)) => {
+            return Err(DomainError::InvalidValue {
+                field: "expiresAt",
+                message: "give expiresAt or validDays, not both".into(),
+            });
+        }
+        (Some(at), None) => Term::Until(
+            // Stored and shown in UTC; an instant UTC cannot represent is refused here.
+            OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+                .ok_or_else(|| DomainError::InvalidValue {
+                    field: "expiresAt",
+                    message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z".into(),
+                })?,
+        ),
+        (None, days) => Term::Days(days.unwrap_or(DEFAULT_VALID_DAYS)),
+    })
+}
+
+impl From<&Customer> for CustomerView {
+    fn from(c: &Customer) -> Self {
+        Self {
+            id: c.id,
+            name: c.name.clone(),
+            email: c.email.clone(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(a: &AuditEntry) -> Self {
+        Self {
+            action: a.action.clone(),
+            actor: a.actor.as_str().to_owned(),
+            reason: a.reason.clone(),
+            from: a.from,
+            to: a.to,
+            at: a.at,
+        }
+    }
+}
+
+impl From<&LicenseDetail> for LicenseDetailView {
+    fn from(d: &LicenseDetail) -> Self {
+        Self {
+            license: LicenseView::from(&d.license),
+            active_installations: d.license.active_installations,
+            installations: d
+                .installations
+                .iter()
+                .map(super::InstallationView::from)
+                .collect(),
+            audit: d.audit.iter().map(AuditView::from).collect(),
+        }
+    }
+}

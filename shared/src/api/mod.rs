@@ -1,0 +1,55 @@
+//! The server side of the wire contract: the [`nectar_protocol`] types read with the server's
+//! [`Validated`] ids, conversions from requests into domain commands (`TryFrom`, so handlers never
+//! re-check) and from domain results into views (`From`, or an `…Answer` constructor where the
+//! view also needs the time or the service's result).
+//!
+//! The types themselves live in `nectar-protocol`, shared with installations; only what needs
+//! the domain lives here. Split by context like the protocol crate.
+
+mod admin;
+mod licensing;
+mod usage;
+mod workflows;
+
+pub use admin::{
+    AuditView, CreateCustomerRequest, CustomerCreatedResponse, CustomerLicensesResponse,
+    CustomerView, HealthResponse, IssueLicenseRequest, LicenseDetailView, LicenseIssuedResponse,
+    Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest, StatusChangeResponse,
+};
+pub use licensing::{
+    HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, InstallationView,
+    LeaseView, LicenseView, ValidateAnswer, ValidateRequest, ValidateResponse,
+};
+pub use usage::{
+    EventProblemView, EventStatusView, FeatureUsageView, GaugeView, UsageAnswer, UsageRequest,
+    UsageRequestExt, UsageResponse, UsageStatsAnswer, UsageStatsRequest, UsageStatsResponse,
+    parse_period,
+};
+pub use workflows::parse_execute_body;
+
+use crate::domain::{DomainError, Validated};
+
+/// `GET /.well-known/jwks.json` answer.
+pub type JwksResponse = crate::token::Jwks;
+
+fn parse<T, E: Into<crate::domain::ParseError>>(
+    field: &'static str,
+    result: Result<T, E>,
+) -> Result<T, DomainError> {
+    result.map_err(|e| DomainError::InvalidField {
+        field,
+        source: e.into(),
+    })
+}
+
+fn text(field: &'static str, value: String, max: usize) -> Result<String, DomainError> {
+    let value = value.trim().to_owned();
+    let printable = value.chars().all(|c| !c.is_control());
+    if value.is_empty() || value.chars().count() > max || !printable {
+        return Err(DomainError::InvalidValue {
+            field,
+            message: format!("must be 1 to {max} printable characters"),
+        });
+    }
+    Ok(value)
+}
