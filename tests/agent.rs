@@ -359,7 +359,7 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
     let report = again.buffer.flush(&again.client).await.expect("flush");
     assert_eq!(report.remaining, 0);
     assert_eq!(again.buffer.pending(), 0);
-    api.wait_queue_drained(60).await;
+    api.wait_queue_drained(240).await;
     assert_eq!(
         api.used(&key, "workflows").await,
         expected,

@@ -243,7 +243,9 @@ impl Api {
 
     /// Polls the usage queue until nothing is waiting or in flight (every message counted or
     /// dead-lettered, so no redelivery is pending), for at most `secs`; panics if it never drains.
-    /// Other tests share the queue, so this waits for their messages too — seconds, not minutes.
+    /// Every test running at once shares the queue, so this waits for their messages too: under
+    /// the full suite that is the backlog of the 1,000-event tests (the emulator counts ~20 events
+    /// a second), hence generous timeouts.
     pub async fn wait_queue_drained(&self, secs: u64) {
         use aws_sdk_sqs::types::QueueAttributeName as A;
         let sqs = aws_sdk_sqs::Client::new(&shared::testing::emulator().await);

@@ -34,7 +34,7 @@ async fn a_thousand_events_with_ten_percent_resent_count_exactly_the_distinct_su
         api.wait_used(&key, "workflows", expected, 120).await,
         expected
     );
-    api.wait_queue_drained(60).await;
+    api.wait_queue_drained(240).await;
     assert_eq!(api.used(&key, "workflows").await, expected);
 }
 
