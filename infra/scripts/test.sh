@@ -21,12 +21,24 @@ trap cleanup EXIT
 
 nectar_log "cargo fmt --check"
 cargo fmt --all -- --check
+# The template and spec linters are Python and mostly wait on I/O: they run beside clippy.
+nectar_log "template.yaml and docs/openapi.yaml (in the background)"
+bash infra/scripts/lint-template.sh >"$work/lint.log" 2>&1 &
+lint_pid=$!
+pids+=("$lint_pid")
 nectar_log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-nectar_log "template.yaml and docs/openapi.yaml"
-bash infra/scripts/lint-template.sh
+if ! wait "$lint_pid"; then
+  cat "$work/lint.log" >&2
+  exit 1
+fi
+cat "$work/lint.log" >&2
+# Test binaries and the admin CLI. (Not the function binaries: `cargo lambda watch` builds each
+# one on its own, with that function's own feature set, so a workspace-wide build of them would
+# be thrown away.)
 nectar_log "build"
-cargo build --workspace --all-targets --quiet
+cargo test --workspace --no-run --quiet
+cargo build -p nectar-admin --quiet
 
 if [[ -z ${AWS_ENDPOINT_URL:-} ]]; then
   port=$(nectar_free_port)
@@ -98,13 +110,31 @@ unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL 
 # NECTAR_TEST_ARGS narrows the run while developing, e.g. "-p e2e --test agent"; CI runs everything.
 read -r -a test_args <<<"${NECTAR_TEST_ARGS:---workspace}"
 # Emulator-dependent tests are `#[ignore]`d so plain `cargo test` needs no emulator; run them here.
-nectar_log "cargo test ${test_args[*]} -- --include-ignored"
 set +e
-cargo test "${test_args[@]}" -- --include-ignored 2>&1 | tee "$work/test.log"
-status=${PIPESTATUS[0]}
+if cargo nextest --version >/dev/null 2>&1; then
+  # cargo-nextest runs every test binary at once. cargo test runs them one after another, and the
+  # end-to-end binaries mostly wait on the emulator and the network, not the CPU — hence more
+  # test threads than cores.
+  nectar_log "cargo nextest run ${test_args[*]} --run-ignored all (+ doctests)"
+  cargo nextest run "${test_args[@]}" --run-ignored all --test-threads "${NECTAR_TEST_THREADS:-8}" \
+    --no-fail-fast --failure-output final --status-level fail 2>&1 | tee "$work/test.log"
+  status=${PIPESTATUS[0]}
+  if [[ -z ${NECTAR_TEST_ARGS:-} ]]; then
+    cargo test --workspace --doc 2>&1 | tee -a "$work/test.log"
+    doc_status=${PIPESTATUS[0]}
+    ((status == 0)) && status=$doc_status
+  fi
+else
+  nectar_log "cargo test ${test_args[*]} -- --include-ignored"
+  cargo test "${test_args[@]}" -- --include-ignored 2>&1 | tee "$work/test.log"
+  status=${PIPESTATUS[0]}
+fi
 set -e
-# One closing line for the whole run, summed over every test binary.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$work/test.log"
+# One closing line for the whole run: nextest's summary plus every `cargo test` binary's result.
+awk '/^test result:/ { p += $4; f += $6 }
+     / Summary \[/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i - 1);
+                                                 if ($i ~ /^failed/) f += $(i - 1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$work/test.log"
 if ((status != 0)); then
   echo "---- last lines of cargo lambda watch ----" >&2
   tail -n 40 "$work/watch.log" >&2
