@@ -7,8 +7,21 @@
 use serde::{Deserialize, Serialize};
 
 /// The verdict of a license check (`code` in validate, heartbeat and rejected usage events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// Serde and strum spell the names by the same rule, so the JSON form and `as_str` agree.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     /// Every check passed.
     Valid,
@@ -35,24 +48,7 @@ pub enum Code {
 impl Code {
     /// The wire name (`VALID`, `INVALID_KEY`, …).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "VALID",
-            Self::InvalidKey => "INVALID_KEY",
-            Self::NotFound => "NOT_FOUND",
-            Self::Revoked => "REVOKED",
-            Self::Suspended => "SUSPENDED",
-            Self::Expired => "EXPIRED",
-            Self::DomainMismatch => "DOMAIN_MISMATCH",
-            Self::FeatureNotEntitled => "FEATURE_NOT_ENTITLED",
-            Self::UsageExceeded => "USAGE_EXCEEDED",
-            Self::InstallationLimit => "INSTALLATION_LIMIT",
-        }
-    }
-}
-
-impl std::fmt::Display for Code {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -88,8 +84,21 @@ pub struct ErrorBody {
 }
 
 /// An integrity signal an installation raises on heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Signal {
     /// Its local clock went backwards past its tolerance (a rollback to stretch a lease).
     ClockTampered,
@@ -97,18 +106,16 @@ pub enum Signal {
 
 impl Signal {
     /// Every signal, for messages listing the known ones.
-    pub const ALL: &[Signal] = &[Signal::ClockTampered];
+    pub const ALL: &[Signal] = <Signal as strum::VariantArray>::VARIANTS;
 
     /// Parses the API name (`CLOCK_TAMPERED`).
     pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|s| s.as_str() == raw)
+        raw.parse().ok()
     }
 
     /// The API name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClockTampered => "CLOCK_TAMPERED",
-        }
+        self.into()
     }
 }
 

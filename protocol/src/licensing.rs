@@ -13,8 +13,9 @@ use crate::token::Limits;
 use crate::vocabulary::{Vocabulary, Wire};
 
 /// Where a license is in its life. Only `active` licenses validate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum LicenseStatus {
     /// In force (still subject to its expiry date).
     Active,
@@ -29,12 +30,7 @@ pub enum LicenseStatus {
 impl LicenseStatus {
     /// The lower-case name used in storage and the API.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
+        self.into()
     }
 }
 

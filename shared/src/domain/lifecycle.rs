@@ -46,20 +46,23 @@ pub fn usage_warning_due(used: u64, limit: u64) -> Option<u64> {
 }
 
 /// What a notice is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(tag = "type")]
 pub enum NoticeKind {
     /// The license expires within `days` days.
     #[serde(rename = "license.expiry_warning")]
+    #[strum(serialize = "license.expiry_warning")]
     ExpiryWarning {
         /// The threshold crossed (30, 7 or 1).
         days: i64,
     },
     /// The license passed its expiry (and its plan's grace) and is now `expired`.
     #[serde(rename = "license.expired")]
+    #[strum(serialize = "license.expired")]
     Expired,
     /// A limited feature reached `percent` of its limit this period.
     #[serde(rename = "license.usage_warning")]
+    #[strum(serialize = "license.usage_warning")]
     UsageWarning {
         /// The feature counted.
         feature: Feature,
@@ -77,11 +80,7 @@ pub enum NoticeKind {
 impl NoticeKind {
     /// The event type name (`license.expiry_warning`, …).
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::ExpiryWarning { .. } => "license.expiry_warning",
-            Self::Expired => "license.expired",
-            Self::UsageWarning { .. } => "license.usage_warning",
-        }
+        self.into()
     }
 
     /// The threshold, for subscribers that filter on it (days or percent).

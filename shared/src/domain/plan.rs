@@ -7,8 +7,21 @@ use serde::{Deserialize, Serialize};
 use super::ids::Feature;
 
 /// A commercial tier. A license starts from its plan's defaults and may override both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Plan {
     /// Small teams, one installation.
     Starter,
@@ -36,34 +49,26 @@ pub use nectar_protocol::token::{LimitOverrides, Limits};
 
 impl Plan {
     /// All plans, cheapest first.
-    pub const ALL: [Plan; 3] = [Plan::Starter, Plan::Professional, Plan::Enterprise];
+    pub const ALL: &[Plan] = <Plan as strum::VariantArray>::VARIANTS;
 
     /// Parses the lower-case plan name used in the API (`starter`, …).
     pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == raw)
+        raw.parse().ok()
     }
 
     /// The lower-case plan name.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Starter => "starter",
-            Self::Professional => "professional",
-            Self::Enterprise => "enterprise",
-        }
+        self.into()
     }
 
-    /// The upper-case segment used in license ids.
-    pub fn id_segment(self) -> &'static str {
-        match self {
-            Self::Starter => "STARTER",
-            Self::Professional => "PROFESSIONAL",
-            Self::Enterprise => "ENTERPRISE",
-        }
+    /// The upper-case segment used in license ids (the name, upper-cased).
+    pub fn id_segment(self) -> String {
+        self.name().to_ascii_uppercase()
     }
 
     /// Inverse of [`Plan::id_segment`].
     pub fn from_id_segment(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.id_segment() == raw)
+        Self::ALL.iter().copied().find(|p| p.id_segment() == raw)
     }
 
     /// Features granted when the license does not override them.
@@ -154,7 +159,7 @@ mod tests {
 
     #[test]
     fn every_default_feature_is_a_known_feature() {
-        for plan in Plan::ALL {
+        for &plan in Plan::ALL {
             let features = plan.default_features();
             assert!(!features.is_empty(), "{plan:?}");
             assert!(features.iter().all(is_known_feature), "{plan:?}");
@@ -178,7 +183,7 @@ mod tests {
 
     #[test]
     fn no_plan_culls_an_installation_that_may_still_hold_a_valid_lease() {
-        for plan in Plan::ALL {
+        for &plan in Plan::ALL {
             let p = plan.policy();
             assert!(p.heartbeat_window >= p.lease_ttl, "{plan:?}");
             assert!(p.heartbeat_window >= HEARTBEAT_WINDOW_BOUNDS.0, "{plan:?}");
@@ -188,9 +193,9 @@ mod tests {
 
     #[test]
     fn plan_names_and_id_segments_round_trip() {
-        for plan in Plan::ALL {
+        for &plan in Plan::ALL {
             assert_eq!(Plan::parse(plan.name()), Some(plan));
-            assert_eq!(Plan::from_id_segment(plan.id_segment()), Some(plan));
+            assert_eq!(Plan::from_id_segment(&plan.id_segment()), Some(plan));
         }
         assert_eq!(Plan::parse("Enterprise"), None);
     }

@@ -95,7 +95,7 @@ mod tests {
             assert!(lo.engine.max_nodes < hi.engine.max_nodes);
             assert!(lo.engine.max_steps < hi.engine.max_steps);
         }
-        for plan in Plan::ALL {
+        for &plan in Plan::ALL {
             assert!(plan.workflow_policy().engine.max_wall <= Duration::from_secs(20));
         }
     }

@@ -323,7 +323,8 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// An operator status change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum StatusAction {
     /// Withdraw permanently (from any non-revoked status).
     Revoke,
@@ -335,11 +336,7 @@ pub enum StatusAction {
 
 impl StatusAction {
     fn verb(self) -> &'static str {
-        match self {
-            Self::Revoke => "revoke",
-            Self::Suspend => "suspend",
-            Self::Reinstate => "reinstate",
-        }
+        self.into()
     }
 
     fn target(self) -> LicenseStatus {

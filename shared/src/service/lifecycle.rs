@@ -32,8 +32,20 @@ use crate::domain::{
 };
 
 /// One job of the lifecycle function; the schedule's input names which to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Job {
     /// Warn active licenses 30, 7 and 1 days before expiry.
     ExpiryWarnings,
@@ -47,26 +59,16 @@ pub enum Job {
 
 impl Job {
     /// Every job, in the order a run performs them.
-    pub const ALL: [Job; 4] = [
-        Job::ExpiryWarnings,
-        Job::Expiry,
-        Job::UsageWarnings,
-        Job::Installations,
-    ];
+    pub const ALL: &[Job] = <Job as strum::VariantArray>::VARIANTS;
 
     /// The name used in the schedule input and for the sweep cursor.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::ExpiryWarnings => "expiry_warnings",
-            Self::Expiry => "expiry",
-            Self::UsageWarnings => "usage_warnings",
-            Self::Installations => "installations",
-        }
+        self.into()
     }
 
     /// Parses [`Job::name`].
     pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|j| j.name() == raw)
+        raw.parse().ok()
     }
 }
 

@@ -360,7 +360,8 @@ impl Backoff {
 }
 
 /// How a read is consistent (or that the pattern writes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Consistency {
     /// A strongly consistent read of the table.
     Strong,
@@ -372,11 +373,7 @@ pub enum Consistency {
 
 impl Consistency {
     fn as_str(self) -> &'static str {
-        match self {
-            Self::Strong => "strong",
-            Self::Eventual => "eventual",
-            Self::Write => "write",
-        }
+        self.into()
     }
 }
 
