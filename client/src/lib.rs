@@ -16,6 +16,7 @@ pub mod persist;
 pub mod schedule;
 pub mod server;
 pub mod state;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod token;
 
