@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test` (and CI): formatting, lints, template/OpenAPI checks, then every test — unit, handler,
-# adapter-against-emulator and end-to-end over HTTP — against an emulator and a `cargo lambda
-# watch` this script starts on free ports (an emulator given in AWS_ENDPOINT_URL is used instead).
+# memory and emulator layers, end-to-end over HTTP — against an emulator and the functions behind
+# `cargo lambda watch`, started here on free ports (an emulator given in AWS_ENDPOINT_URL is used
+# instead).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$NECTAR_ROOT"
@@ -33,12 +34,13 @@ if ! wait "$lint_pid"; then
   exit 1
 fi
 cat "$work/lint.log" >&2
-# Test binaries and the admin CLI. (Not the function binaries: `cargo lambda watch` builds each
-# one on its own, with that function's own feature set, so a workspace-wide build of them would
-# be thrown away.)
+# Every binary and test in one build, so each crate is compiled once, with one feature set: the
+# functions the end-to-end tests call are these binaries (the workspace's features include the
+# test-only `test-util` modules, which add code the functions never call). Letting
+# `cargo lambda watch` build each function itself would compile `shared` and every function again
+# with each function's own feature set, one function at a time.
 nectar_log "build"
-cargo test --workspace --no-run --quiet
-cargo build -p nectar-admin --quiet
+cargo build --workspace --bins --tests --examples --quiet
 
 if [[ -z ${AWS_ENDPOINT_URL:-} ]]; then
   port=$(nectar_free_port)
@@ -69,35 +71,52 @@ export WORKFLOW_HTTP_ALLOWED_HOSTS=127.0.0.1 WORKFLOW_HTTP_ALLOW_PLAIN_HTTP=true
   WORKFLOW_HTTP_ALLOW_PRIVATE_NETWORKS=true
 
 http_port=$(nectar_free_port)
-nectar_log "starting cargo lambda watch on port $http_port"
-# --concurrency: several instances per function, as Lambda scales, so concurrency tests race.
-watch_args=$(nectar_watch_args)
-# shellcheck disable=SC2086 # one word per flag
-RUST_LOG=warn setsid cargo lambda watch --ignore-changes --concurrency 4 --invoke-address 127.0.0.1 \
-  --invoke-port "$http_port" $watch_args >"$work/watch.log" 2>&1 &
+nectar_log "starting the functions behind cargo lambda watch on port $http_port"
+# `cargo lambda watch` serves template.yaml's paths (the router in Cargo.toml) and the Invoke API,
+# and queues each request until an instance of its function asks for it on the Lambda runtime API.
+# The instances are the binaries just built: four per function, as Lambda scales, so concurrency
+# tests race. They inherit this script's environment: the stack's configuration.
+RUST_LOG=warn setsid cargo lambda watch --only-lambda-apis --invoke-address 127.0.0.1 \
+  --invoke-port "$http_port" >"$work/watch.log" 2>&1 &
 pids+=("$!")
-if ! nectar_wait_http "http://127.0.0.1:$http_port/health" 120; then
-  cat "$work/watch.log" >&2
+# (Any HTTP request would queue for a function instance that does not exist yet: wait for the port.)
+deadline=$((SECONDS + 60))
+until (: >"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null; do
+  if ((SECONDS > deadline)); then
+    cat "$work/watch.log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+fn_pids=()
+for dir in functions/*/; do
+  fn=$(basename "$dir")
+  for instance in 1 2 3 4; do
+    AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:$http_port/.rt/$fn AWS_LAMBDA_FUNCTION_NAME=$fn \
+      AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
+      setsid "$CARGO_TARGET_DIR/debug/$fn" >"$work/fn-$fn-$instance.log" 2>&1 &
+    pids+=("$!")
+    fn_pids+=("$!")
+  done
+done
+# A function that cannot start (bad configuration) would leave its requests queued forever.
+if ! curl -s -o /dev/null --max-time 60 "http://127.0.0.1:$http_port/health"; then
+  tail -n 5 "$work"/fn-*.log >&2
   exit 1
 fi
+sleep 1
+for pid in "${fn_pids[@]}"; do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "a function exited at start:" >&2
+    tail -n 5 "$work"/fn-*.log >&2
+    exit 1
+  fi
+done
 
 # The SQS → usage-processor trigger, as AWS would run it (short visibility timeout for tests).
 setsid "$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$http_port" \
   --visibility-timeout 2 >"$work/relay.log" 2>&1 &
 pids+=("$!")
-
-# Start every function once now: `cargo lambda watch` builds a function on its first request, and
-# that build must not wait on the cargo lock that `cargo test` holds.
-for route in api/validate api/heartbeat api/revoke api/license/x api/admin/customers \
-  api/admin/licenses api/admin/licenses/x/suspend .well-known/jwks.json api/usage api/usage/stats \
-  api/workflows/execute; do
-  curl -s -o /dev/null --max-time 300 -X POST "http://127.0.0.1:$http_port/$route" || true
-done
-curl -s -o /dev/null --max-time 300 -X POST -d '{"Records":[]}' \
-  "http://127.0.0.1:$http_port/2015-03-31/functions/usage-processor/invocations" || true
-# (an unknown job: the function starts, answers an error, and changes nothing)
-curl -s -o /dev/null --max-time 300 -X POST -d '{"jobs":["warm-up"]}' \
-  "http://127.0.0.1:$http_port/2015-03-31/functions/lifecycle/invocations" || true
 
 export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_E2E_SIGNING_KEY=$SIGNING_KEY_ID \
   NECTAR_E2E_ISSUER=$TOKEN_ISSUER NECTAR_E2E_TABLE=$TABLE_NAME \
@@ -136,8 +155,9 @@ awk '/^test result:/ { p += $4; f += $6 }
                                                  if ($i ~ /^failed/) f += $(i - 1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$work/test.log"
 if ((status != 0)); then
-  echo "---- last lines of cargo lambda watch ----" >&2
+  echo "---- last lines of cargo lambda watch and the functions ----" >&2
   tail -n 40 "$work/watch.log" >&2
+  tail -n 5 "$work"/fn-*.log >&2
   echo "---- last lines of the SQS relay ----" >&2
   tail -n 20 "$work/relay.log" >&2
 fi
