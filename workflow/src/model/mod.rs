@@ -28,6 +28,10 @@
 //!   can only be a mistake (it would never run);
 //! * only `merge` nodes may have more than one predecessor (a merge joins paths; any other
 //!   node would be ambiguous about which input it runs on), and a merge has at least one.
+//!
+//! This file owns the node and workflow types and their public API; the graph checks are in
+//! `validate.rs`, one node's fields and edges in `node.rs`, and each node type's `params` in
+//! `params.rs`.
 
 use serde::Serialize;
 use serde_json::Value;
