@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 /// An analysis an `ai` node asks for.
-#[derive(Clone, Copy, Debug, PartialEq)]
+// No `EnumString`: parsing `anomalies` needs the node's `threshold`, so params.rs matches by hand.
+#[derive(Clone, Copy, Debug, PartialEq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Operation {
     /// Descriptive statistics.
     Summary,
@@ -37,11 +39,7 @@ impl Operation {
 
     /// The name used in `params.operation`.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Summary => "summary",
-            Self::Trend => "trend",
-            Self::Anomalies { .. } => "anomalies",
-        }
+        self.into()
     }
 }
 
@@ -214,6 +212,15 @@ mod tests {
 
     async fn run(op: Operation, input: Value) -> Result<Value, AnalyticsError> {
         StatisticalAnalytics.analyze(&op, &input).await
+    }
+
+    #[test]
+    fn operations_keep_their_params_names() {
+        let anomalies = Operation::Anomalies {
+            threshold: Operation::DEFAULT_THRESHOLD,
+        };
+        let names = [Operation::Summary, Operation::Trend, anomalies].map(|o| o.as_str());
+        assert_eq!(names, ["summary", "trend", "anomalies"]);
     }
 
     #[tokio::test]

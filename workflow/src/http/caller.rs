@@ -1,182 +1,25 @@
-//! The `http` node's port, [`HttpCaller`], and its reqwest implementation with a host
-//! allow-list, no redirects, a per-call timeout and a response size cap enforced while reading.
-//!
-//! # Destinations (SSRF)
-//!
-//! Workflow authors choose URLs, so [`ReqwestCaller`] must not become a way into the network
-//! it runs in. A call goes out only if all of these hold:
-//!
-//! - the URL host matches [`HttpSettings::allowed_hosts`] (checked on the name, before any
-//!   network access);
-//! - unless [`HttpSettings::allow_private_networks`] is set, every address connected to is
-//!   publicly routable ([`is_public`]): loopback, private, link-local (cloud metadata at
-//!   `169.254.169.254`), CGNAT, multicast, documentation, benchmarking and other special-use
-//!   ranges, IPv4 and IPv6, are refused. IP-literal hosts are checked in
-//!   [`ReqwestCaller::check_url`]; names are checked in the client's DNS resolver, which drops
-//!   non-public answers and fails when none remain. Because the client connects only to the
-//!   addresses that resolver returned, a name re-pointed between the check and the connection
-//!   (DNS rebinding) gains nothing, and an allow-listed wildcard cannot reach internal hosts;
-//! - redirects are never followed and proxies are never used, so the checked destination is
-//!   the one reached.
-//!
-//! Every refusal is [`HttpError::NotAllowed`], which the engine reports as `HTTP_REFUSED`.
+//! [`ReqwestCaller`], the [`HttpCaller`] adapter over reqwest: URL checks (scheme, allow-list,
+//! IP literals) before any network access, then the call with no redirects, no proxies, a
+//! per-call timeout and the response size cap enforced while streaming. Which addresses count
+//! as public is decided in [`super::address`].
 
 use std::error::Error as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Url;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+use super::address::{NoPublicAddress, PublicOnlyResolver, is_public};
+use super::{HttpCaller, HttpError, HttpRequest, HttpResponse, HttpSettings};
 use crate::model::Method;
-
-/// One outbound call, fully rendered by the engine.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HttpRequest {
-    /// Method.
-    pub method: Method,
-    /// Absolute URL.
-    pub url: String,
-    /// Header names (lowercase) and values, in the node's order.
-    pub headers: Vec<(String, String)>,
-    /// JSON body, already serialized; sent with `content-type: application/json`.
-    pub body: Option<Vec<u8>>,
-    /// What is left of the node's time budget; the caller should not wait longer.
-    pub timeout: Duration,
-}
-
-/// A received response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Header names (lowercase) and values; repeated headers are joined with `, `.
-    pub headers: Vec<(String, String)>,
-    /// Raw body.
-    pub body: Vec<u8>,
-}
-
-/// Why a call produced no response. Messages are safe to show to the workflow author.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HttpError {
-    /// Refused before connecting: host not allow-listed, plain http, credentials in the URL,
-    /// or a destination address that is not publicly routable.
-    #[error("refused: {0}")]
-    NotAllowed(String),
-    /// The URL does not parse or is not absolute http(s).
-    #[error("invalid URL: {0}")]
-    InvalidUrl(String),
-    /// No complete response within the timeout.
-    #[error("no complete response within {0:?}")]
-    Timeout(Duration),
-    /// The response body exceeds the cap; reading stopped there.
-    #[error("the response body exceeds {limit} bytes")]
-    TooLarge {
-        /// The cap in bytes.
-        limit: usize,
-    },
-    /// Connection, TLS or protocol failure.
-    #[error("transport error: {0}")]
-    Transport(String),
-    /// This deployment makes no outbound calls.
-    #[error("outbound HTTP calls are disabled")]
-    Disabled,
-}
-
-/// Port of the `http` node.
-///
-/// Taken as `&dyn HttpCaller` by [`crate::Env`], hence `async_trait` (a boxed, `Send` future)
-/// rather than a native async fn, which would not be object safe. Implementations enforce
-/// their own safety rules (allow-list, size cap); the engine additionally drops the future at
-/// the node timeout or the run deadline, whichever is first.
-#[async_trait]
-pub trait HttpCaller: Send + Sync {
-    /// Performs the call.
-    async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
-}
-
-/// An [`HttpCaller`] refusing every call, for deployments or tests without integrations.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DisabledHttp;
-
-#[async_trait]
-impl HttpCaller for DisabledHttp {
-    async fn call(&self, _: HttpRequest) -> Result<HttpResponse, HttpError> {
-        Err(HttpError::Disabled)
-    }
-}
-
-/// A host pattern: `api.example.com` (exactly that host) or `*.example.com` (any subdomain,
-/// not `example.com` itself). Case-insensitive; any port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostPattern(String);
-
-impl HostPattern {
-    /// Parses a pattern; `*` is only accepted as a whole leading label.
-    pub fn parse(pattern: &str) -> Result<Self, String> {
-        let p = pattern.trim().to_ascii_lowercase();
-        let host = p.strip_prefix("*.").unwrap_or(&p);
-        if host.is_empty()
-            || host.contains('*')
-            || host.contains('/')
-            || host.contains(':') && !host.starts_with('[')
-        {
-            return Err(format!("`{pattern}` is not a host or `*.suffix` pattern"));
-        }
-        Ok(Self(p))
-    }
-
-    /// Whether `host` (as in a URL, lowercase) matches.
-    pub fn matches(&self, host: &str) -> bool {
-        match self.0.strip_prefix("*.") {
-            Some(suffix) => {
-                host.len() > suffix.len() + 1
-                    && host.ends_with(suffix)
-                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-            }
-            None => self.0 == host,
-        }
-    }
-}
-
-/// Settings of [`ReqwestCaller`].
-#[derive(Clone, Debug)]
-pub struct HttpSettings {
-    /// Hosts calls may go to; everything else is refused before connecting.
-    pub allowed_hosts: Vec<HostPattern>,
-    /// Accept `http://` URLs (local development and tests only); otherwise `https` is required.
-    pub allow_plain_http: bool,
-    /// Let calls reach addresses that are not publicly routable (see [`is_public`]): loopback,
-    /// private ranges, link-local and cloud metadata, and so on. Default `false`; set it only
-    /// for local development and tests, since with it an allow-listed name that resolves
-    /// inward becomes a path into the deployment's own network.
-    pub allow_private_networks: bool,
-    /// Upper bound of one call, whatever the request asks.
-    pub timeout: Duration,
-    /// Most response body bytes read; a longer body fails the call with [`HttpError::TooLarge`].
-    pub max_response_bytes: usize,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            allowed_hosts: Vec::new(),
-            allow_plain_http: false,
-            allow_private_networks: false,
-            timeout: Duration::from_secs(10),
-            max_response_bytes: 1024 * 1024,
-        }
-    }
-}
 
 /// [`HttpCaller`] over reqwest (rustls).
 ///
 /// Redirects are not followed — a 3xx is returned to the workflow as is, since following one
 /// could leave the allow-list — and system proxy variables are ignored so that the allow-list
 /// means what it says. Unless [`HttpSettings::allow_private_networks`] is set, names are
-/// resolved by a resolver that keeps only public addresses (see the module docs).
+/// resolved by a resolver that keeps only public addresses (see [`super`]).
 #[derive(Clone, Debug)]
 pub struct ReqwestCaller {
     client: reqwest::Client,
@@ -313,101 +156,6 @@ fn transport(e: reqwest::Error) -> HttpError {
     HttpError::Transport(e.without_url().to_string())
 }
 
-/// Whether `ip` is publicly routable, i.e. a destination the `http` node may connect to when
-/// [`HttpSettings::allow_private_networks`] is off.
-///
-/// Hand-written because `IpAddr::is_global` is still unstable (rust-lang/rust#27709). It
-/// errs on the side of refusing: a few special-use addresses IANA lists as globally
-/// reachable (e.g. the `192.0.0.9` PCP anycast) are refused too, which no real integration
-/// needs, while IPv6 is accepted only inside the global unicast block `2000::/3`.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    let special = a == 0 // 0.0.0.0/8 "this network"
-        || a == 10 // 10/8 private
-        || a == 100 && b & 0xc0 == 64 // 100.64/10 carrier-grade NAT
-        || a == 127 // 127/8 loopback
-        || a == 169 && b == 254 // 169.254/16 link-local, cloud metadata
-        || a == 172 && b & 0xf0 == 16 // 172.16/12 private
-        || a == 192 && b == 0 && c == 0 // 192.0.0/24 IETF protocol assignments
-        || a == 192 && b == 0 && c == 2 // 192.0.2/24 TEST-NET-1
-        || a == 192 && b == 88 && c == 99 // 192.88.99/24 deprecated 6to4 relay anycast
-        || a == 192 && b == 168 // 192.168/16 private
-        || a == 198 && b & 0xfe == 18 // 198.18/15 benchmarking
-        || a == 198 && b == 51 && c == 100 // 198.51.100/24 TEST-NET-2
-        || a == 203 && b == 0 && c == 113 // 203.0.113/24 TEST-NET-3
-        || a >= 224; // 224/4 multicast, 240/4 reserved, 255.255.255.255 broadcast
-    !special
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    // Addresses that carry an IPv4 address are as reachable as that address: a NAT64 gateway
-    // or 6to4 relay would forward the connection to it.
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4); // ::ffff:0:0/96
-    }
-    let s = ip.segments();
-    let embedded = |hi: u16, lo: u16| {
-        let [a, b] = hi.to_be_bytes();
-        let [c, d] = lo.to_be_bytes();
-        Ipv4Addr::new(a, b, c, d)
-    };
-    match s {
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => is_public_v4(embedded(hi, lo)), // NAT64
-        [0x2002, hi, lo, ..] => is_public_v4(embedded(hi, lo)),               // 6to4
-        _ => {
-            // Accept only the global unicast block rather than list every other special
-            // range: this refuses ::, ::1, IPv4-compatible ::a.b.c.d, fc00::/7, fe80::/10,
-            // fec0::/10, ff00::/8, 100::/64 and the local-use NAT64 64:ff9b:1::/48 at once.
-            let global_unicast = s[0] & 0xe000 == 0x2000;
-            let ietf_protocol = s[0] == 0x2001 && s[1] < 0x0200; // 2001::/23, incl. Teredo
-            // 2001:db8::/32 and 3fff::/20.
-            let documentation = s[0] == 0x2001 && s[1] == 0x0db8 || s[0] == 0x3fff && s[1] < 0x1000;
-            global_unicast && !ietf_protocol && !documentation
-        }
-    }
-}
-
-/// Raised by [`PublicOnlyResolver`] when a name has no public address; recognised in
-/// [`transport`] to report a refusal rather than a transport failure.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "host `{0}` has no publicly routable address; private and internal networks are not allowed"
-)]
-struct NoPublicAddress(String);
-
-/// A DNS resolver keeping only public addresses ([`is_public`]).
-///
-/// The connection is made to exactly what this returns, so the check cannot be raced by a
-/// second, different DNS answer. The resolved addresses are not named in the error: they
-/// would tell a workflow author about the internal network.
-#[derive(Debug)]
-struct PublicOnlyResolver;
-
-impl Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            // Port 0: reqwest substitutes the URL's port (or the scheme's default).
-            let public: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|addr| is_public(addr.ip()))
-                .collect();
-            if public.is_empty() {
-                return Err(NoPublicAddress(host).into());
-            }
-            let addrs: Addrs = Box::new(public.into_iter());
-            Ok(addrs)
-        })
-    }
-}
-
 #[async_trait]
 impl HttpCaller for ReqwestCaller {
     async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
@@ -422,10 +170,12 @@ impl HttpCaller for ReqwestCaller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    use crate::http::HostPattern;
 
     /// A one-route HTTP/1.1 server on 127.0.0.1:0 answering every connection with `reply`
     /// after `delay`; counts accepted connections.
@@ -490,112 +240,6 @@ mod tests {
             body: None,
             timeout,
         }
-    }
-
-    #[test]
-    fn host_patterns_match_exact_hosts_and_strict_subdomains() {
-        let exact = HostPattern::parse("API.example.com").expect("pattern");
-        let wild = HostPattern::parse("*.example.com").expect("pattern");
-        assert!(exact.matches("api.example.com"));
-        assert!(!exact.matches("xapi.example.com"));
-        assert!(wild.matches("a.b.example.com"));
-        assert!(!wild.matches("example.com"));
-        assert!(!wild.matches("badexample.com"));
-        assert!(HostPattern::parse("a.*.com").is_err());
-    }
-
-    #[test]
-    fn private_networks_are_disallowed_by_default() {
-        assert!(!HttpSettings::default().allow_private_networks);
-    }
-
-    #[test]
-    fn only_publicly_routable_addresses_count_as_public() {
-        let public = [
-            "8.8.8.8",
-            "1.1.1.1",
-            "93.184.216.34",
-            "100.63.255.255",  // just below CGNAT
-            "100.128.0.0",     // just above CGNAT
-            "172.15.255.255",  // just below 172.16/12
-            "172.32.0.0",      // just above 172.16/12
-            "192.169.0.1",     // just above 192.168/16
-            "198.20.0.1",      // just above 198.18/15
-            "223.255.255.255", // last unicast before multicast
-            "2606:4700:4700::1111",
-            "2a00:1450:4001:80b::200e",
-            "::ffff:8.8.8.8",   // IPv4-mapped public
-            "64:ff9b::808:808", // NAT64 of 8.8.8.8
-            "2002:808:808::1",  // 6to4 of 8.8.8.8
-            "2001:4860:4860::8888",
-        ];
-        let private = [
-            "0.0.0.0",
-            "0.1.2.3",
-            "10.0.0.1",
-            "100.64.0.1",
-            "100.127.255.254",
-            "127.0.0.1",
-            "127.255.255.254",
-            "169.254.169.254", // cloud metadata
-            "169.254.0.1",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.0.0.8",
-            "192.0.2.1",
-            "192.168.1.1",
-            "198.18.0.1",
-            "198.19.255.255",
-            "198.51.100.7",
-            "203.0.113.9",
-            "224.0.0.1",
-            "239.255.255.250",
-            "240.0.0.1",
-            "255.255.255.255",
-            "::",
-            "::1",
-            "::127.0.0.1", // deprecated IPv4-compatible
-            "fc00::1",
-            "fd12:3456:789a::1",
-            "fe80::1",
-            "fec0::1",
-            "ff02::1",
-            "ff0e::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "::ffff:10.1.2.3",
-            "64:ff9b::a00:1",     // NAT64 of 10.0.0.1
-            "64:ff9b::a9fe:a9fe", // NAT64 of 169.254.169.254
-            "64:ff9b:1::808:808", // local-use NAT64
-            "2002:a00:1::1",      // 6to4 of 10.0.0.1
-            "2001:db8::1",
-            "2001:0:4136:e378::1", // Teredo
-            "3fff::1",
-            "100::1",
-        ];
-        for ip in public {
-            assert!(is_public(ip.parse().expect("ip")), "{ip} should be public");
-        }
-        for ip in private {
-            assert!(
-                !is_public(ip.parse().expect("ip")),
-                "{ip} should not be public"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn the_resolver_passes_public_addresses_through_and_refuses_private_only_names() {
-        // Numeric names need no DNS server, which keeps this test offline.
-        let resolve =
-            |host: &str| PublicOnlyResolver.resolve(host.parse::<Name>().expect("a valid name"));
-        let addrs: Vec<SocketAddr> = resolve("8.8.8.8").await.expect("public").collect();
-        assert_eq!(addrs, vec!["8.8.8.8:0".parse().expect("addr")]);
-        let err = resolve("10.0.0.1").await.err().expect("private");
-        assert_eq!(
-            err.to_string(),
-            "host `10.0.0.1` has no publicly routable address; private and internal networks are not allowed"
-        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! Hot path: `check` reads the clock once, bumps the trusted-time high-water mark (one atomic),
 //! takes a read lock and compares a few integers and strings. Signatures are verified once, when
 //! a lease is installed, never per check.
+//!
+//! This file owns the configuration, the state and the offline check API; everything that
+//! talks to the server (heartbeats, pinning, the background tasks) is in `online.rs`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,22 +18,19 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::clock::{Clock, rfc3339};
-use crate::decision::{Decision, LockReason};
+use crate::decision::Decision;
 use crate::persist::PersistError;
 use crate::schedule::Schedule;
-use crate::server::{
-    Gauges, HeartbeatRequest, LicenseServer, NetError, Signal, UsageEvent, UsageOutcome,
-    UsageRequest, ValidateRequest, ValidateResponse,
-};
+use crate::server::{Gauges, LicenseServer, NetError};
 use crate::state::{Lock, State, StateStore};
 use crate::token::{Jwks, JwksError, LeaseClaims, LicenseClaims, Limits, TokenError, TrustedKeys};
 
+mod online;
+
+pub use online::Background;
+
 /// Default tolerance for the local clock going backwards before it counts as tampering.
 pub const DEFAULT_CLOCK_TOLERANCE_SECS: i64 = 300;
-
-/// How often the trusted-time high-water mark is persisted between heartbeats, so a rollback
-/// made while the installation is stopped is still noticed on restart.
-const PERSIST_EVERY: Duration = Duration::from_secs(300);
 
 /// What the client needs to know. `Debug` hides the license key.
 #[derive(Clone)]
@@ -471,153 +471,6 @@ impl LicenseClient {
         }
     }
 
-    fn count_call(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Pins the server's JWKS if nothing is pinned yet (trust on first use), then verifies the
-    /// license key against it.
-    pub async fn ensure_keys(&self) -> Result<(), ClientError> {
-        if read(&self.inner).keys.is_some() {
-            return Ok(());
-        }
-        self.repin().await
-    }
-
-    async fn repin(&self) -> Result<(), ClientError> {
-        self.count_call();
-        let keys = TrustedKeys::from_jwks(self.server.jwks().await?)?;
-        tracing::info!(keys = ?keys, "pinned the license server's JWKS (trust on first use)");
-        {
-            let mut inner = write(&self.inner);
-            inner.license = Some(keys.verify_license(&self.config.license_key));
-            inner.keys = Some(keys);
-        }
-        self.save()?;
-        Ok(())
-    }
-
-    /// One heartbeat: reports the installation (and a pending clock-tamper signal), installs the
-    /// returned lease, and locks on a conclusive verdict (`REVOKED`, `SUSPENDED`, …).
-    pub async fn heartbeat(&self) -> Result<HeartbeatReport, ClientError> {
-        let _one_at_a_time = self.beat_lock.lock().await;
-        self.ensure_keys().await?;
-        let (_, tampered) = self.observe_time();
-        let signals: Vec<String> = if tampered || self.tamper_pending.load(Ordering::Relaxed) {
-            vec![Signal::ClockTampered.as_str().to_owned()]
-        } else {
-            Vec::new()
-        };
-        let request = HeartbeatRequest {
-            license_key: self.config.license_key.clone(),
-            installation_id: self.installation_id.clone(),
-            version: self.config.version.clone(),
-            domain: self.config.domain.clone(),
-            gauges: *guard(&self.gauges),
-            signals: signals.clone(),
-        };
-        self.count_call();
-        let response = self.server.heartbeat(&request).await?;
-        self.high_water
-            .fetch_max(response.ts.unix_timestamp(), Ordering::Relaxed);
-        let (trusted, _) = self.observe_time();
-        if !signals.is_empty() {
-            // Delivered; while the clock stays behind, later beats signal again anyway.
-            self.tamper_pending.store(false, Ordering::Relaxed);
-        }
-
-        let mut rejected = None;
-        let mut lease_installed = false;
-        let mut token = response.lease.as_ref().map(|l| l.token.clone());
-        if response.ok
-            && let Some(t) = &token
-        {
-            let stale_pin = matches!(
-                accept_lease(&read(&self.inner), &self.installation_id, t),
-                Err(TokenError::UnknownKey)
-            );
-            if stale_pin && !self.operator_pinned {
-                // The server rotated its signing key since we pinned on first use.
-                tracing::info!("lease signed by an unpinned key; refreshing the JWKS pin");
-                self.repin().await?;
-            }
-        }
-        {
-            let mut inner = write(&self.inner);
-            inner.last_heartbeat_at = Some(trusted);
-            inner.interval = Some(response.heartbeat.interval_seconds);
-            if response.ok {
-                if inner.lock.take().is_some() {
-                    tracing::info!(code = %response.code, "license server lifted the lock");
-                }
-                if let Some(t) = token.take() {
-                    match accept_lease(&inner, &self.installation_id, &t) {
-                        Ok(lease) => {
-                            inner.lease = Some(lease);
-                            lease_installed = true;
-                        }
-                        Err(e) => rejected = Some(e),
-                    }
-                }
-            } else if let Some(reason) = LockReason::from_code(response.code) {
-                tracing::warn!(code = %response.code, detail = %response.detail, "license server locked this installation");
-                inner.lock = Some(Lock {
-                    reason,
-                    detail: response.detail.clone(),
-                    at: trusted,
-                });
-                inner.lease = None;
-            } else {
-                tracing::warn!(code = %response.code, detail = %response.detail, "heartbeat refused; the current lease runs out on its own");
-            }
-        }
-        self.save()?;
-        if let Some(e) = rejected {
-            tracing::warn!(error = %e, "lease from the server rejected");
-            return Err(ClientError::LeaseRejected(e));
-        }
-        Ok(HeartbeatReport {
-            ok: response.ok,
-            code: response.code.as_str().to_owned(),
-            detail: response.detail,
-            interval: Duration::from_secs(
-                u64::try_from(response.heartbeat.interval_seconds)
-                    .unwrap_or(3_600)
-                    .max(1),
-            ),
-            lease_installed,
-            signals,
-        })
-    }
-
-    /// Asks the server to validate the key (optionally for a feature): the online check.
-    pub async fn validate_online(
-        &self,
-        feature: Option<&str>,
-    ) -> Result<ValidateResponse, NetError> {
-        self.count_call();
-        self.server
-            .validate(&ValidateRequest {
-                license_key: self.config.license_key.clone(),
-                installation_id: self.installation_id.clone(),
-                domain: self.config.domain.clone(),
-                feature: feature.map(str::to_owned),
-                version: Some(self.config.version.clone()),
-            })
-            .await
-    }
-
-    /// Sends usage events (1..=100) to the server; resending is safe (deduplicated by id).
-    pub async fn submit_usage(&self, events: Vec<UsageEvent>) -> Result<UsageOutcome, NetError> {
-        self.count_call();
-        self.server
-            .usage(&UsageRequest {
-                license_key: self.config.license_key.clone(),
-                events,
-            })
-            .await
-    }
-
     fn snapshot(&self) -> State {
         let inner = read(&self.inner);
         State {
@@ -644,69 +497,6 @@ impl LicenseClient {
         let _ordered = guard(&self.save_lock);
         self.store.save(&self.snapshot())
     }
-
-    /// How long to wait before the first heartbeat: none on a cold start, else what remains of
-    /// the interval since the last answered beat (a restart does not cost a network call).
-    fn initial_delay(&self) -> Duration {
-        let (trusted, tampered) = self.observe_time();
-        let inner = read(&self.inner);
-        if tampered || inner.lease.is_none() || inner.lock.is_some() {
-            return Duration::ZERO;
-        }
-        match (inner.last_heartbeat_at, inner.interval) {
-            (Some(last), Some(interval)) => {
-                let remaining = last.saturating_add(interval).saturating_sub(trusted);
-                Duration::from_secs(u64::try_from(remaining.clamp(0, interval)).unwrap_or(0))
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    /// Starts the background tasks: heartbeats (interval ±10 %, capped exponential backoff on
-    /// failure) and periodic persistence of trusted time. They stop when the handle is dropped.
-    pub fn spawn_background(self: &Arc<Self>) -> Background {
-        let beats = {
-            let client = Arc::clone(self);
-            tokio::spawn(async move { client.heartbeat_loop().await })
-        };
-        let persist = {
-            let client = Arc::clone(self);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(PERSIST_EVERY).await;
-                    client.observe_time();
-                    if let Err(e) = client.save() {
-                        tracing::warn!(error = %e, "could not persist the state");
-                    }
-                }
-            })
-        };
-        Background {
-            tasks: vec![beats, persist],
-        }
-    }
-
-    async fn heartbeat_loop(&self) {
-        let schedule = self.config.schedule;
-        let mut delay = self.initial_delay();
-        let mut failures = 0u32;
-        loop {
-            tokio::time::sleep(delay).await;
-            delay = match self.heartbeat().await {
-                Ok(report) => {
-                    failures = 0;
-                    tracing::debug!(code = %report.code, "heartbeat answered");
-                    schedule.after_success(report.interval, rand::random())
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let retry = schedule.after_failure(failures, rand::random());
-                    tracing::warn!(error = %e, failures, retry_in_secs = retry.as_secs(), "heartbeat failed");
-                    retry
-                }
-            };
-        }
-    }
 }
 
 /// Verifies a lease token for this installation and binds it to the license key's identity.
@@ -722,20 +512,6 @@ fn accept_lease(inner: &Inner, installation_id: &str, token: &str) -> Result<Lea
         token: token.to_owned(),
         claims,
     })
-}
-
-/// Background tasks of a client; dropping it stops them.
-#[derive(Debug)]
-pub struct Background {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
 }
 
 /// Licensed work in progress: started under a valid lease, it stays allowed through the
