@@ -6,9 +6,12 @@
 //! Each rule is a generic `async fn` over a [`Fixture`]; the `contract!` macro instantiates all of
 //! them once per adapter.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use common::{Store, event, feature, installation, report, seated_and_full, seats};
 use shared::adapters::memory::MemoryStore;
 use shared::domain::lifecycle::NoticeState;
 use shared::domain::ports::{
@@ -18,44 +21,14 @@ use shared::domain::ports::{
 };
 use shared::domain::workflow::{ExecutionId, ExecutionRecord};
 use shared::domain::{
-    Actor, AuditEntry, Customer, CustomerId, EventId, Feature, Gauges, Hostname, Installation,
-    InstallationId, InstallationStatus, Lease, LeaseToken, License, LicenseId, LicenseStatus,
-    Period, Plan, StoreError, UsageEvent,
+    Actor, AuditEntry, Customer, CustomerId, Gauges, Hostname, Installation, InstallationStatus,
+    Lease, LeaseToken, License, LicenseId, LicenseStatus, Period, Plan, StoreError, UsageEvent,
 };
 use shared::testing::Stack;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-06-10 12:00 UTC);
-
-/// Everything a store must implement to pass the suite.
-trait Store:
-    LicenseReader
-    + LicenseWriter
-    + AuditLog
-    + InstallationRegistry
-    + CustomerDirectory
-    + UsageLedger
-    + LifecycleIndex
-    + NoticeLedger
-    + RateLimiter
-    + ExecutionLog
-{
-}
-
-impl<T> Store for T where
-    T: LicenseReader
-        + LicenseWriter
-        + AuditLog
-        + InstallationRegistry
-        + CustomerDirectory
-        + UsageLedger
-        + LifecycleIndex
-        + NoticeLedger
-        + RateLimiter
-        + ExecutionLog
-{
-}
 
 /// A fresh, empty store of one adapter.
 #[async_trait]
@@ -185,14 +158,6 @@ fn license_id(suffix: &str) -> LicenseId {
     LicenseId::parse(&format!("NECTAR-STARTER-2026-{suffix}")).expect("valid license id")
 }
 
-fn installation(id: &str) -> InstallationId {
-    InstallationId::parse(id).expect("valid installation id")
-}
-
-fn feature(name: &str) -> Feature {
-    Feature::parse(name).expect("valid feature")
-}
-
 fn customer() -> Customer {
     Customer {
         id: CustomerId::from_uuid(uuid::Uuid::new_v4()),
@@ -244,28 +209,8 @@ async fn seeded<S: Store>(store: &S, suffix: &str) -> License {
     l
 }
 
-fn report(license: &LicenseId, inst: &str, at: OffsetDateTime) -> HeartbeatReport {
-    HeartbeatReport {
-        license_id: license.clone(),
-        installation_id: installation(inst),
-        version: "1.0.0".into(),
-        domain: None,
-        gauges: Gauges::default(),
-        at,
-    }
-}
-
 async fn claim<S: Store>(store: &S, r: &HeartbeatReport, limit: u64) -> SeatClaim {
     store.claim_seat(r, limit).await.expect("claim")
-}
-
-async fn seats<S: Store>(store: &S, id: &LicenseId) -> u64 {
-    store
-        .license(id)
-        .await
-        .expect("read")
-        .expect("license")
-        .active_installations
 }
 
 async fn trail<S: Store>(store: &S, owner: CustomerId, id: &LicenseId) -> Vec<String> {
@@ -280,17 +225,6 @@ async fn trail<S: Store>(store: &S, owner: CustomerId, id: &LicenseId) -> Vec<St
         .into_iter()
         .map(|a| a.action)
         .collect()
-}
-
-fn event(license: &LicenseId, id: &str, quantity: u64, at: OffsetDateTime) -> UsageEvent {
-    UsageEvent {
-        license_id: license.clone(),
-        event_id: EventId::parse(id).expect("valid event id"),
-        feature: feature("workflows"),
-        quantity,
-        occurred_at: at,
-        metadata: None,
-    }
 }
 
 // ---- rules ----
@@ -563,15 +497,7 @@ async fn concurrent_claims_never_pass_the_seat_limit<F: Fixture>(f: &F) {
         .map(|i| report(&l.id, &format!("node-{i}"), NOW))
         .collect();
     let claims = futures::future::join_all(reports.iter().map(|r| store.claim_seat(r, 3))).await;
-    let seated = claims
-        .iter()
-        .filter(|c| matches!(c, Ok(SeatClaim::Seated(_))))
-        .count();
-    let full = claims
-        .iter()
-        .filter(|c| matches!(c, Ok(SeatClaim::SeatsFull)))
-        .count();
-    assert_eq!((seated, full), (3, 9), "{claims:?}");
+    assert_eq!(seated_and_full(&claims), (3, 9), "{claims:?}");
     assert_eq!(seats(store, &l.id).await, 3);
     assert_eq!(store.installations(&l.id).await.expect("list").len(), 3);
 }
