@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use common::{Layer, beat_cmd, issue_expiring, run_ok, types};
+use common::{Layer, beat_cmd, beat_once, issue_expiring, run_ok, seats, types};
 use serde_json::Value;
 use shared::adapters::memory::MemoryPublisher;
 use shared::domain::lifecycle::Notice;
@@ -37,6 +37,11 @@ async fn run_jobs(
     settings: Settings,
 ) -> Vec<JobReport> {
     run_ok(&stack.store, &stack.publisher, jobs, at, settings).await
+}
+
+/// Runs the one job `job` at `at` on the memory stack; its report.
+async fn sweep(stack: &MemoryStack, job: Job, at: OffsetDateTime, settings: Settings) -> JobReport {
+    run_jobs(stack, &[job], at, settings).await.remove(0)
 }
 
 /// The notice ledger entries kept on the license item, named as the DynamoDB attributes are.
@@ -273,32 +278,20 @@ async fn sweeps_are_bounded_per_run_and_resume_where_they_stopped() {
         ..Settings::default()
     };
     // Act
-    let first = run_jobs(&stack, &[Job::ExpiryWarnings], NOW, s).await;
-    let second = run_jobs(
-        &stack,
-        &[Job::ExpiryWarnings],
-        NOW + Duration::minutes(15),
-        s,
-    )
-    .await;
-    let third = run_jobs(
-        &stack,
-        &[Job::ExpiryWarnings],
-        NOW + Duration::minutes(30),
-        s,
-    )
-    .await;
+    let first = sweep(&stack, Job::ExpiryWarnings, NOW, s).await;
+    let second = sweep(&stack, Job::ExpiryWarnings, NOW + Duration::minutes(15), s).await;
+    let third = sweep(&stack, Job::ExpiryWarnings, NOW + Duration::minutes(30), s).await;
     // Assert
     assert_eq!(
-        (first[0].examined, first[0].published, first[0].swept),
+        (first.examined, first.published, first.swept),
         (3, 3, false)
     );
     assert_eq!(
-        (second[0].examined, second[0].published, second[0].swept),
+        (second.examined, second.published, second.swept),
         (2, 2, true)
     );
     assert_eq!(
-        (third[0].examined, third[0].published),
+        (third.examined, third.published),
         (3, 0),
         "starts over; all sent"
     );
@@ -324,12 +317,10 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
         .await;
     let (ring, signer) = (stack.key_ring().await, stack.signer().await);
     let beat = |inst: &'static str, at: OffsetDateTime| {
-        let (ring, signer, store, cmd) =
-            (&ring, &signer, &stack.store, beat_cmd(&issued.key, inst));
+        let (ring, signer, store, key) = (&ring, &signer, &stack.store, &issued.key);
         async move {
-            heartbeat(ring, store, signer, &cmd, Duration::hours(1), at)
+            beat_once(ring, store, signer, key, inst, at)
                 .await
-                .expect("beat")
                 .verdict
                 .code
         }
@@ -342,23 +333,23 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
     let window = Plan::Starter.policy().heartbeat_window;
     let s = Settings::default();
     // Act
-    let early = run_jobs(
+    let early = sweep(
         &stack,
-        &[Job::Installations],
+        Job::Installations,
         NOW + window - Duration::minutes(1),
         s,
     )
     .await;
-    let late = run_jobs(
+    let late = sweep(
         &stack,
-        &[Job::Installations],
+        Job::Installations,
         NOW + window + Duration::minutes(1),
         s,
     )
     .await;
-    let again = run_jobs(
+    let again = sweep(
         &stack,
-        &[Job::Installations],
+        Job::Installations,
         NOW + window + Duration::minutes(2),
         s,
     )
@@ -366,12 +357,9 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
     let new_beat = beat("new", NOW + window + Duration::minutes(3)).await;
     let old_beat = beat("old", NOW + window + Duration::minutes(4)).await;
     // Assert
-    assert_eq!(early[0].changed, 0, "still inside its window");
-    assert_eq!(late[0].changed, 1);
-    assert_eq!(
-        again[0].examined, 0,
-        "a culled installation leaves the index"
-    );
+    assert_eq!(early.changed, 0, "still inside its window");
+    assert_eq!(late.changed, 1);
+    assert_eq!(again.examined, 0, "a culled installation leaves the index");
     assert_eq!(new_beat, Code::Valid, "the freed seat is taken");
     assert_eq!(
         old_beat,
@@ -391,13 +379,7 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
     };
     assert_eq!(status("old"), Some(InstallationStatus::Inactive));
     assert_eq!(status("new"), Some(InstallationStatus::Active));
-    let license = stack
-        .store
-        .license(&issued.license.id)
-        .await
-        .expect("read")
-        .expect("license");
-    assert_eq!(license.active_installations, 1);
+    assert_eq!(seats(&stack.store, &issued.license.id).await, 1);
     let audit = &stack
         .store
         .licenses_of(&issued.customer.id)
@@ -418,37 +400,27 @@ async fn a_culled_installation_revives_when_a_seat_is_free() {
     let issued = two_seat_license(&stack).await;
     let (ring, signer) = (stack.key_ring().await, stack.signer().await);
     let window = Plan::Starter.policy().heartbeat_window;
-    let first = heartbeat(
-        &ring,
-        &stack.store,
-        &signer,
-        &beat_cmd(&issued.key, "a"),
-        Duration::hours(1),
-        NOW,
-    )
-    .await
-    .expect("beat");
+    let first = beat_once(&ring, &stack.store, &signer, &issued.key, "a", NOW).await;
     assert_eq!(first.verdict.code, Code::Valid);
-    let culled = run_jobs(
+    let culled = sweep(
         &stack,
-        &[Job::Installations],
+        Job::Installations,
         NOW + window + Duration::hours(1),
         Settings::default(),
     )
     .await;
     // Act
-    let back = heartbeat(
+    let back = beat_once(
         &ring,
         &stack.store,
         &signer,
-        &beat_cmd(&issued.key, "a"),
-        Duration::hours(1),
+        &issued.key,
+        "a",
         NOW + window + Duration::hours(2),
     )
-    .await
-    .expect("beat");
+    .await;
     // Assert
-    assert_eq!(culled[0].changed, 1);
+    assert_eq!(culled.changed, 1);
     assert_eq!(back.verdict.code, Code::Valid);
     assert_eq!(
         back.installation.map(|i| i.status),
@@ -471,16 +443,16 @@ async fn gauge_warnings_go_out_when_active_installations_approach_their_user_lim
         assert_eq!(beat.verdict.code, Code::Valid);
     }
     // Act
-    let first = run_jobs(&stack, &[Job::UsageWarnings], NOW, Settings::default()).await;
-    let again = run_jobs(
+    let first = sweep(&stack, Job::UsageWarnings, NOW, Settings::default()).await;
+    let again = sweep(
         &stack,
-        &[Job::UsageWarnings],
+        Job::UsageWarnings,
         NOW + Duration::minutes(15),
         Settings::default(),
     )
     .await;
     // Assert
-    assert_eq!((first[0].published, again[0].published), (1, 0));
+    assert_eq!((first.published, again.published), (1, 0));
     let events = stack.publisher.drain();
     assert_eq!(types(&events), ["license.usage_warning@80"]);
     assert_eq!(
