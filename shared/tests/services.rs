@@ -34,6 +34,11 @@ async fn code_of(stack: &MemoryStack, cmd: &ValidateCommand, now: OffsetDateTime
         .code
 }
 
+/// What validate says of `key` on installation `inst` at `now`.
+async fn validated(stack: &MemoryStack, key: &LicenseKey, inst: &str, now: OffsetDateTime) -> Code {
+    code_of(stack, &validate_cmd(key, inst), now).await
+}
+
 #[tokio::test]
 async fn validate_reports_expired_from_the_expiry_instant_on() {
     let stack = MemoryStack::new();
@@ -113,10 +118,7 @@ async fn a_validly_signed_key_for_a_license_not_on_record_is_not_found() {
         domain_restrictions: vec![],
     };
     let key = LicenseKey::new(sign_jwt(&signer, &claims).await.expect("sign"));
-    assert_eq!(
-        code_of(&stack, &validate_cmd(&key, "i-1"), NOW).await,
-        Code::NotFound
-    );
+    assert_eq!(validated(&stack, &key, "i-1", NOW).await, Code::NotFound);
 }
 
 #[tokio::test]
@@ -419,11 +421,11 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
     }
     // Seat holders still validate; the newcomer is told why it cannot.
     assert_eq!(
-        code_of(&stack, &validate_cmd(&issued.key, "i-1"), NOW).await,
+        validated(&stack, &issued.key, "i-1", NOW).await,
         Code::Valid
     );
     assert_eq!(
-        code_of(&stack, &validate_cmd(&issued.key, "i-3"), NOW).await,
+        validated(&stack, &issued.key, "i-3", NOW).await,
         Code::InstallationLimit
     );
 }
@@ -624,12 +626,9 @@ async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_
     let claims = ring.verify_license(&key).expect("the new key verifies");
     assert_eq!(claims.jti, issued.license.id);
     assert_eq!(claims.exp, (later + Duration::days(30)).unix_timestamp());
+    assert_eq!(validated(&stack, &key, "i-1", later).await, Code::Valid);
     assert_eq!(
-        code_of(&stack, &validate_cmd(&key, "i-1"), later).await,
-        Code::Valid
-    );
-    assert_eq!(
-        code_of(&stack, &validate_cmd(&issued.key, "i-1"), later).await,
+        validated(&stack, &issued.key, "i-1", later).await,
         Code::Expired,
         "the old key still carries the old expiry"
     );
