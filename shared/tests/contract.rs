@@ -15,7 +15,7 @@ use common::{Store, event, feature, installation, report, seated_and_full, seats
 use shared::adapters::memory::MemoryStore;
 use shared::domain::lifecycle::NoticeState;
 use shared::domain::ports::{
-    AuditLog, CustomerDirectory, ExecutionLog, HeartbeatReport, InstallationRegistry,
+    AuditLog, Candidate, CustomerDirectory, ExecutionLog, HeartbeatReport, InstallationRegistry,
     LicenseReader, LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger, RateLimiter, Recorded,
     SeatClaim, SweepPage, UsageLedger,
 };
@@ -869,6 +869,20 @@ where
     }
 }
 
+/// One page of the `status` licenses expiring within `range`, resuming after `after`.
+async fn expiring<S: Store>(
+    store: &S,
+    status: LicenseStatus,
+    range: std::ops::RangeInclusive<OffsetDateTime>,
+    after: Option<&str>,
+    limit: usize,
+) -> SweepPage<Candidate> {
+    store
+        .licenses_by_expiry(status, *range.start(), *range.end(), after, limit)
+        .await
+        .expect("page")
+}
+
 async fn licenses_by_expiry_pages_in_index_order_and_resumes_after_a_cursor<F: Fixture>(f: &F) {
     let store = f.store();
     let owner = customer();
@@ -914,44 +928,19 @@ async fn licenses_by_expiry_pages_in_index_order_and_resumes_after_a_cursor<F: F
     assert_eq!(ids, ["Q0000001", "Q0000002", "Q0000003", "Q0000004"]);
     assert!(pages >= 2, "paged by 2");
     // The range bounds are inclusive of the expiry instant at `to`.
-    let exact = store
-        .licenses_by_expiry(
-            LicenseStatus::Active,
-            NOW + Duration::days(3),
-            NOW + Duration::days(3),
-            None,
-            10,
-        )
-        .await
-        .expect("exact");
+    let day3 = NOW + Duration::days(3);
+    let exact = expiring(store, LicenseStatus::Active, day3..=day3, None, 10).await;
     assert_eq!(exact.items.len(), 2);
     // A cursor resumes right after its item; one from before the range starts at the range.
-    let first = store
-        .licenses_by_expiry(LicenseStatus::Active, NOW, to, None, 1)
-        .await
-        .expect("page");
+    let first = expiring(store, LicenseStatus::Active, NOW..=to, None, 1).await;
     let cursor = first.next.expect("more to come");
-    let rest = store
-        .licenses_by_expiry(LicenseStatus::Active, NOW, to, Some(&cursor), 10)
-        .await
-        .expect("rest");
+    let rest = expiring(store, LicenseStatus::Active, NOW..=to, Some(&cursor), 10).await;
     assert_eq!(rest.items.len(), 3);
     assert_eq!(rest.next, None);
-    let early = store
-        .licenses_by_expiry(
-            LicenseStatus::Active,
-            NOW + Duration::days(2),
-            to,
-            Some(&cursor),
-            10,
-        )
-        .await
-        .expect("early cursor");
+    let day2 = NOW + Duration::days(2);
+    let early = expiring(store, LicenseStatus::Active, day2..=to, Some(&cursor), 10).await;
     assert_eq!(early.items.len(), 3);
-    let suspended_page = store
-        .licenses_by_expiry(LicenseStatus::Suspended, NOW, to, None, 10)
-        .await
-        .expect("suspended");
+    let suspended_page = expiring(store, LicenseStatus::Suspended, NOW..=to, None, 10).await;
     assert_eq!(suspended_page.items.len(), 1);
     assert_eq!(suspended_page.items[0].license.id, suspended);
 }
