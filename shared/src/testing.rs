@@ -38,14 +38,18 @@ impl CallCounter {
     /// Calls whose name starts with `prefix` (e.g. `KMS.`); the derived `.items` / `.failed`
     /// tallies are not calls and are left out.
     pub fn count(&self, prefix: &str) -> usize {
-        self.snapshot()
-            .iter()
-            .filter(|(k, _)| {
-                k.starts_with(prefix) && !k.ends_with(".items") && !k.ends_with(".failed")
-            })
-            .map(|(_, v)| v)
-            .sum()
+        count_calls(&self.snapshot(), prefix)
     }
+}
+
+/// In a [`CallCounter::snapshot`], the calls whose name starts with `prefix`, as
+/// [`CallCounter::count`] counts them.
+pub fn count_calls(calls: &BTreeMap<String, usize>, prefix: &str) -> usize {
+    calls
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix) && !k.ends_with(".items") && !k.ends_with(".failed"))
+        .map(|(_, v)| v)
+        .sum()
 }
 
 impl Intercept for CallCounter {

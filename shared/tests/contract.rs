@@ -6,56 +6,29 @@
 //! Each rule is a generic `async fn` over a [`Fixture`]; the `contract!` macro instantiates all of
 //! them once per adapter.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use common::{Store, event, feature, installation, report, seated_and_full, seats};
 use shared::adapters::memory::MemoryStore;
 use shared::domain::lifecycle::NoticeState;
 use shared::domain::ports::{
-    AuditLog, CustomerDirectory, ExecutionLog, HeartbeatReport, InstallationRegistry,
+    AuditLog, Candidate, CustomerDirectory, ExecutionLog, HeartbeatReport, InstallationRegistry,
     LicenseReader, LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger, RateLimiter, Recorded,
     SeatClaim, SweepPage, UsageLedger,
 };
 use shared::domain::workflow::{ExecutionId, ExecutionRecord};
 use shared::domain::{
-    Actor, AuditEntry, Customer, CustomerId, EventId, Feature, Gauges, Hostname, Installation,
-    InstallationId, InstallationStatus, Lease, LeaseToken, License, LicenseId, LicenseStatus,
-    Period, Plan, StoreError, UsageEvent,
+    Actor, AuditEntry, Customer, CustomerId, Gauges, Hostname, Installation, InstallationStatus,
+    Lease, LeaseToken, License, LicenseId, LicenseStatus, Period, Plan, StoreError, UsageEvent,
 };
 use shared::testing::Stack;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-06-10 12:00 UTC);
-
-/// Everything a store must implement to pass the suite.
-trait Store:
-    LicenseReader
-    + LicenseWriter
-    + AuditLog
-    + InstallationRegistry
-    + CustomerDirectory
-    + UsageLedger
-    + LifecycleIndex
-    + NoticeLedger
-    + RateLimiter
-    + ExecutionLog
-{
-}
-
-impl<T> Store for T where
-    T: LicenseReader
-        + LicenseWriter
-        + AuditLog
-        + InstallationRegistry
-        + CustomerDirectory
-        + UsageLedger
-        + LifecycleIndex
-        + NoticeLedger
-        + RateLimiter
-        + ExecutionLog
-{
-}
 
 /// A fresh, empty store of one adapter.
 #[async_trait]
@@ -185,14 +158,6 @@ fn license_id(suffix: &str) -> LicenseId {
     LicenseId::parse(&format!("NECTAR-STARTER-2026-{suffix}")).expect("valid license id")
 }
 
-fn installation(id: &str) -> InstallationId {
-    InstallationId::parse(id).expect("valid installation id")
-}
-
-fn feature(name: &str) -> Feature {
-    Feature::parse(name).expect("valid feature")
-}
-
 fn customer() -> Customer {
     Customer {
         id: CustomerId::from_uuid(uuid::Uuid::new_v4()),
@@ -244,28 +209,8 @@ async fn seeded<S: Store>(store: &S, suffix: &str) -> License {
     l
 }
 
-fn report(license: &LicenseId, inst: &str, at: OffsetDateTime) -> HeartbeatReport {
-    HeartbeatReport {
-        license_id: license.clone(),
-        installation_id: installation(inst),
-        version: "1.0.0".into(),
-        domain: None,
-        gauges: Gauges::default(),
-        at,
-    }
-}
-
 async fn claim<S: Store>(store: &S, r: &HeartbeatReport, limit: u64) -> SeatClaim {
     store.claim_seat(r, limit).await.expect("claim")
-}
-
-async fn seats<S: Store>(store: &S, id: &LicenseId) -> u64 {
-    store
-        .license(id)
-        .await
-        .expect("read")
-        .expect("license")
-        .active_installations
 }
 
 async fn trail<S: Store>(store: &S, owner: CustomerId, id: &LicenseId) -> Vec<String> {
@@ -280,17 +225,6 @@ async fn trail<S: Store>(store: &S, owner: CustomerId, id: &LicenseId) -> Vec<St
         .into_iter()
         .map(|a| a.action)
         .collect()
-}
-
-fn event(license: &LicenseId, id: &str, quantity: u64, at: OffsetDateTime) -> UsageEvent {
-    UsageEvent {
-        license_id: license.clone(),
-        event_id: EventId::parse(id).expect("valid event id"),
-        feature: feature("workflows"),
-        quantity,
-        occurred_at: at,
-        metadata: None,
-    }
 }
 
 // ---- rules ----
@@ -563,15 +497,7 @@ async fn concurrent_claims_never_pass_the_seat_limit<F: Fixture>(f: &F) {
         .map(|i| report(&l.id, &format!("node-{i}"), NOW))
         .collect();
     let claims = futures::future::join_all(reports.iter().map(|r| store.claim_seat(r, 3))).await;
-    let seated = claims
-        .iter()
-        .filter(|c| matches!(c, Ok(SeatClaim::Seated(_))))
-        .count();
-    let full = claims
-        .iter()
-        .filter(|c| matches!(c, Ok(SeatClaim::SeatsFull)))
-        .count();
-    assert_eq!((seated, full), (3, 9), "{claims:?}");
+    assert_eq!(seated_and_full(&claims), (3, 9), "{claims:?}");
     assert_eq!(seats(store, &l.id).await, 3);
     assert_eq!(store.installations(&l.id).await.expect("list").len(), 3);
 }
@@ -943,6 +869,20 @@ where
     }
 }
 
+/// One page of the `status` licenses expiring within `range`, resuming after `after`.
+async fn expiring<S: Store>(
+    store: &S,
+    status: LicenseStatus,
+    range: std::ops::RangeInclusive<OffsetDateTime>,
+    after: Option<&str>,
+    limit: usize,
+) -> SweepPage<Candidate> {
+    store
+        .licenses_by_expiry(status, *range.start(), *range.end(), after, limit)
+        .await
+        .expect("page")
+}
+
 async fn licenses_by_expiry_pages_in_index_order_and_resumes_after_a_cursor<F: Fixture>(f: &F) {
     let store = f.store();
     let owner = customer();
@@ -988,44 +928,19 @@ async fn licenses_by_expiry_pages_in_index_order_and_resumes_after_a_cursor<F: F
     assert_eq!(ids, ["Q0000001", "Q0000002", "Q0000003", "Q0000004"]);
     assert!(pages >= 2, "paged by 2");
     // The range bounds are inclusive of the expiry instant at `to`.
-    let exact = store
-        .licenses_by_expiry(
-            LicenseStatus::Active,
-            NOW + Duration::days(3),
-            NOW + Duration::days(3),
-            None,
-            10,
-        )
-        .await
-        .expect("exact");
+    let day3 = NOW + Duration::days(3);
+    let exact = expiring(store, LicenseStatus::Active, day3..=day3, None, 10).await;
     assert_eq!(exact.items.len(), 2);
     // A cursor resumes right after its item; one from before the range starts at the range.
-    let first = store
-        .licenses_by_expiry(LicenseStatus::Active, NOW, to, None, 1)
-        .await
-        .expect("page");
+    let first = expiring(store, LicenseStatus::Active, NOW..=to, None, 1).await;
     let cursor = first.next.expect("more to come");
-    let rest = store
-        .licenses_by_expiry(LicenseStatus::Active, NOW, to, Some(&cursor), 10)
-        .await
-        .expect("rest");
+    let rest = expiring(store, LicenseStatus::Active, NOW..=to, Some(&cursor), 10).await;
     assert_eq!(rest.items.len(), 3);
     assert_eq!(rest.next, None);
-    let early = store
-        .licenses_by_expiry(
-            LicenseStatus::Active,
-            NOW + Duration::days(2),
-            to,
-            Some(&cursor),
-            10,
-        )
-        .await
-        .expect("early cursor");
+    let day2 = NOW + Duration::days(2);
+    let early = expiring(store, LicenseStatus::Active, day2..=to, Some(&cursor), 10).await;
     assert_eq!(early.items.len(), 3);
-    let suspended_page = store
-        .licenses_by_expiry(LicenseStatus::Suspended, NOW, to, None, 10)
-        .await
-        .expect("suspended");
+    let suspended_page = expiring(store, LicenseStatus::Suspended, NOW..=to, None, 10).await;
     assert_eq!(suspended_page.items.len(), 1);
     assert_eq!(suspended_page.items[0].license.id, suspended);
 }

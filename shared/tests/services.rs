@@ -1,74 +1,29 @@
 //! Validation, heartbeats, seats, leases and the admin services on the in-memory adapters (no
 //! emulator): one fresh `MemoryStack` per test, time injected so expiry is tested without waiting.
-//! What is about DynamoDB or KMS themselves (call counts, races on the real table, key fetches)
-//! is in `emulator.rs`.
+//! A rule whose AWS cost is part of it runs on both layers (`memory::` and, ignored by plain
+//! `cargo test`, `emulator::`, which also asserts the AWS calls). What is about DynamoDB or KMS
+//! themselves (call counts, races on the real table, key fetches) is in `emulator.rs`.
 
+mod common;
+
+use common::{Layer, aws_calls, beat_cmd, beat_once, installation, validate_cmd};
 use shared::domain::ports::{CustomerDirectory, LicenseReader, LicenseWriter, RandomIds};
 use shared::domain::{
-    Actor, AuditEntry, DomainError, DomainPattern, Feature, Hostname, InstallationId,
-    InstallationStatus, LicenseId, LicenseStatus, LimitOverrides, Plan,
+    Actor, AuditEntry, DomainError, DomainPattern, Feature, Hostname, InstallationStatus,
+    LicenseId, LicenseStatus, LimitOverrides, Plan,
 };
 use shared::service::admin::{
     IssueCommand, StatusAction, Term, change_status, issue_license, lookup_customer,
 };
 use shared::service::check::Code;
-use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
+use shared::service::heartbeat::heartbeat;
 use shared::service::validate::{ValidateCommand, validate};
-use shared::testing::{CountingSigner, Issued, MemoryStack, TEST_ISSUER};
+use shared::testing::{CountingSigner, MemoryStack, Stack, TEST_ISSUER};
 use shared::token::{LicenseClaims, LicenseKey, TokenKind, sign_jwt};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
-
-async fn issue(stack: &MemoryStack, plan: Plan, tweak: impl FnOnce(&mut IssueCommand)) -> Issued {
-    stack.issue(plan, NOW, tweak).await
-}
-
-fn installation(id: &str) -> InstallationId {
-    InstallationId::parse(id).expect("valid id")
-}
-
-fn validate_cmd(key: &LicenseKey, inst: &str) -> ValidateCommand {
-    ValidateCommand {
-        key: key.clone(),
-        installation_id: installation(inst),
-        domain: None,
-        feature: None,
-    }
-}
-
-fn beat_cmd(key: &LicenseKey, inst: &str) -> HeartbeatCommand {
-    HeartbeatCommand {
-        key: key.clone(),
-        installation_id: installation(inst),
-        version: "1.4.2".into(),
-        domain: None,
-        gauges: Default::default(),
-        signals: Vec::new(),
-    }
-}
-
-/// One heartbeat of `inst` at `at`, with the usual command.
-async fn beat_once(
-    ring: &shared::token::KeyRing,
-    stack: &MemoryStack,
-    signer: &dyn shared::domain::ports::TokenSigner,
-    key: &LicenseKey,
-    inst: &str,
-    at: OffsetDateTime,
-) -> shared::service::heartbeat::Beat {
-    heartbeat(
-        ring,
-        &stack.store,
-        signer,
-        &beat_cmd(key, inst),
-        Duration::hours(1),
-        at,
-    )
-    .await
-    .expect("heartbeat")
-}
 
 async fn code_of(stack: &MemoryStack, cmd: &ValidateCommand, now: OffsetDateTime) -> Code {
     let ring = stack.key_ring().await;
@@ -79,10 +34,15 @@ async fn code_of(stack: &MemoryStack, cmd: &ValidateCommand, now: OffsetDateTime
         .code
 }
 
+/// What validate says of `key` on installation `inst` at `now`.
+async fn validated(stack: &MemoryStack, key: &LicenseKey, inst: &str, now: OffsetDateTime) -> Code {
+    code_of(stack, &validate_cmd(key, inst), now).await
+}
+
 #[tokio::test]
 async fn validate_reports_expired_from_the_expiry_instant_on() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let expiry = issued.license.expires_at;
     let cmd = validate_cmd(&issued.key, "i-1");
     assert_eq!(
@@ -99,10 +59,11 @@ async fn validate_reports_expired_from_the_expiry_instant_on() {
 #[tokio::test]
 async fn validate_checks_domain_restrictions_on_label_boundaries() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Enterprise, |c| {
-        c.domain_restrictions = vec![DomainPattern::parse("*.acme.com").expect("valid")];
-    })
-    .await;
+    let issued = stack
+        .issue(Plan::Enterprise, NOW, |c| {
+            c.domain_restrictions = vec![DomainPattern::parse("*.acme.com").expect("valid")];
+        })
+        .await;
     let with_domain = |d: Option<&str>| ValidateCommand {
         domain: d.map(|d| Hostname::parse(d).expect("valid")),
         ..validate_cmd(&issued.key, "i-1")
@@ -124,7 +85,7 @@ async fn validate_checks_domain_restrictions_on_label_boundaries() {
 #[tokio::test]
 async fn validate_refuses_a_feature_outside_the_plan() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let with_feature = |f: &str| ValidateCommand {
         feature: Some(Feature::parse(f).expect("valid")),
         ..validate_cmd(&issued.key, "i-1")
@@ -157,17 +118,14 @@ async fn a_validly_signed_key_for_a_license_not_on_record_is_not_found() {
         domain_restrictions: vec![],
     };
     let key = LicenseKey::new(sign_jwt(&signer, &claims).await.expect("sign"));
-    assert_eq!(
-        code_of(&stack, &validate_cmd(&key, "i-1"), NOW).await,
-        Code::NotFound
-    );
+    assert_eq!(validated(&stack, &key, "i-1", NOW).await, Code::NotFound);
 }
 
 #[tokio::test]
 async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
     // Arrange
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
     let cmd = validate_cmd(&issued.key, "i-1");
@@ -187,7 +145,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
     assert!(changed);
     assert_eq!(license.status, LicenseStatus::Revoked);
     assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Revoked);
-    let beat = beat_once(&ring, &stack, &signer, &issued.key, "i-1", NOW).await;
+    let beat = beat_once(&ring, &stack.store, &signer, &issued.key, "i-1", NOW).await;
     assert_eq!(beat.verdict.code, Code::Revoked);
     // A revoked license says REVOKED even once it is also past its expiry.
     assert_eq!(
@@ -199,7 +157,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
 #[tokio::test]
 async fn revoking_twice_changes_nothing_the_second_time_and_audits_once() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let revoke = || {
         change_status(
             &stack.store,
@@ -233,7 +191,7 @@ async fn revoking_twice_changes_nothing_the_second_time_and_audits_once() {
 #[tokio::test]
 async fn suspend_then_reinstate_round_trips_and_a_revoked_license_cannot_come_back() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let id = &issued.license.id;
     let act = |action| change_status(&stack.store, id, action, None, Actor::admin(None), NOW);
     let cmd = validate_cmd(&issued.key, "i-1");
@@ -341,10 +299,11 @@ async fn issuing_checks_customer_features_and_term_before_signing() {
 #[tokio::test]
 async fn an_issued_license_carries_plan_defaults_overrides_and_the_human_id_format() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Professional, |c| {
-        c.limits.installations = Some(7);
-    })
-    .await;
+    let issued = stack
+        .issue(Plan::Professional, NOW, |c| {
+            c.limits.installations = Some(7);
+        })
+        .await;
     let l = &issued.license;
     assert!(l.id.as_str().starts_with("NECTAR-PROFESSIONAL-2026-"));
     assert_eq!(l.features, Plan::Professional.default_features());
@@ -362,18 +321,23 @@ async fn an_issued_license_carries_plan_defaults_overrides_and_the_human_id_form
     assert_eq!(claims.limits.installations, 7);
 }
 
-#[tokio::test]
-async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() {
+/// The rule, on either layer; hands back the calls of the first beat and of the later one.
+async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it<L: Layer>(
+    stack: &L,
+) -> (L::Calls, L::Calls) {
     // Arrange
-    let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
     let cmd = beat_cmd(&issued.key, "i-1");
-    let beat = |at| heartbeat(&ring, &stack.store, &signer, &cmd, Duration::hours(1), at);
+    let beat = |at| heartbeat(&ring, stack.store(), &signer, &cmd, Duration::hours(1), at);
     // Act
+    stack.reset_calls();
     let first = beat(NOW).await.expect("first");
+    let first_calls = stack.calls();
+    stack.reset_calls();
     let later = beat(NOW + Duration::minutes(61)).await.expect("second");
+    let later_calls = stack.calls();
     // Assert
     assert_eq!(first.verdict.code, Code::Valid);
     assert_eq!(first.next_due_at, NOW + Duration::hours(1));
@@ -382,7 +346,7 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
     assert_eq!(inst.last_seen_at, NOW + Duration::minutes(61));
     assert_eq!(inst.status, InstallationStatus::Active);
     let (license, _) = stack
-        .store
+        .store()
         .license_and_installation(&issued.license.id, &installation("i-1"))
         .await
         .expect("read");
@@ -395,12 +359,56 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() 
         first.lease, later.lease,
         "the fresh lease is handed out again"
     );
+    (first_calls, later_calls)
+}
+
+mod memory {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() {
+        super::first_heartbeat_registers_the_installation_and_later_ones_refresh_it(
+            &MemoryStack::new(),
+        )
+        .await;
+    }
+}
+
+mod emulator {
+    use super::*;
+
+    #[tokio::test]
+    #[ignore = "emulator: run by make test"]
+    async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it() {
+        let (first, later) =
+            super::first_heartbeat_registers_the_installation_and_later_ones_refresh_it(
+                &Stack::new().await,
+            )
+            .await;
+        // First contact: read, take a seat, record the installation, sign and store its lease.
+        // Later (lease still fresh): read, refresh — no signing.
+        assert_eq!(
+            first,
+            aws_calls(&[
+                ("DynamoDB.BatchGetItem", 1),
+                ("DynamoDB.PutItem", 1),
+                ("DynamoDB.UpdateItem", 3),
+                ("KMS.Sign", 1)
+            ])
+        );
+        assert_eq!(
+            later,
+            aws_calls(&[("DynamoDB.BatchGetItem", 1), ("DynamoDB.UpdateItem", 1)])
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |c| c.limits.installations = Some(2)).await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| c.limits.installations = Some(2))
+        .await;
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
     for (inst, expected) in [
@@ -408,16 +416,16 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
         ("i-2", Code::Valid),
         ("i-3", Code::InstallationLimit),
     ] {
-        let beat = beat_once(&ring, &stack, &signer, &issued.key, inst, NOW).await;
+        let beat = beat_once(&ring, &stack.store, &signer, &issued.key, inst, NOW).await;
         assert_eq!(beat.verdict.code, expected, "{inst}");
     }
     // Seat holders still validate; the newcomer is told why it cannot.
     assert_eq!(
-        code_of(&stack, &validate_cmd(&issued.key, "i-1"), NOW).await,
+        validated(&stack, &issued.key, "i-1", NOW).await,
         Code::Valid
     );
     assert_eq!(
-        code_of(&stack, &validate_cmd(&issued.key, "i-3"), NOW).await,
+        validated(&stack, &issued.key, "i-3", NOW).await,
         Code::InstallationLimit
     );
 }
@@ -425,10 +433,10 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
 #[tokio::test]
 async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
-    beat_once(&ring, &stack, &signer, &issued.key, "i-1", NOW).await;
+    beat_once(&ring, &stack.store, &signer, &issued.key, "i-1", NOW).await;
     let (customer, licenses) = lookup_customer(&stack.store, &issued.customer.id)
         .await
         .expect("lookup");
@@ -458,7 +466,7 @@ async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
 async fn a_lease_is_bound_to_its_installation_and_resigned_only_past_half_its_life() {
     // Arrange
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Professional, |_| {}).await;
+    let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
     let signer = CountingSigner::new(stack.signer().await);
     let cmd = beat_cmd(&issued.key, "i-1");
@@ -519,14 +527,15 @@ async fn a_lease_is_bound_to_its_installation_and_resigned_only_past_half_its_li
 async fn a_lease_never_outlives_its_license() {
     // Arrange: a license with a day left, shorter than the lease lifetime.
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |c| {
-        c.term = shared::service::admin::Term::Until(NOW + Duration::days(1));
-    })
-    .await;
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| {
+            c.term = shared::service::admin::Term::Until(NOW + Duration::days(1));
+        })
+        .await;
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
     // Act
-    let beat = beat_once(&ring, &stack, &signer, &issued.key, "i-1", NOW).await;
+    let beat = beat_once(&ring, &stack.store, &signer, &issued.key, "i-1", NOW).await;
     // Assert
     let lease = beat.lease.expect("a lease");
     assert_eq!(lease.expires_at, issued.license.expires_at);
@@ -536,7 +545,7 @@ async fn a_lease_never_outlives_its_license() {
 async fn a_clock_tamper_signal_is_recorded_in_the_license_audit_trail() {
     // Arrange
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
     let signer = stack.signer().await;
     let mut cmd = beat_cmd(&issued.key, "i-1");
@@ -568,10 +577,11 @@ async fn a_clock_tamper_signal_is_recorded_in_the_license_audit_trail() {
 async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_entry() {
     // Arrange: a license marked expired (as the lifecycle job does).
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Professional, |c| {
-        c.term = shared::service::admin::Term::Days(1);
-    })
-    .await;
+    let issued = stack
+        .issue(Plan::Professional, NOW, |c| {
+            c.term = shared::service::admin::Term::Days(1);
+        })
+        .await;
     let later = NOW + Duration::days(2);
     let entry = AuditEntry {
         action: "license.expired".into(),
@@ -616,12 +626,9 @@ async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_
     let claims = ring.verify_license(&key).expect("the new key verifies");
     assert_eq!(claims.jti, issued.license.id);
     assert_eq!(claims.exp, (later + Duration::days(30)).unix_timestamp());
+    assert_eq!(validated(&stack, &key, "i-1", later).await, Code::Valid);
     assert_eq!(
-        code_of(&stack, &validate_cmd(&key, "i-1"), later).await,
-        Code::Valid
-    );
-    assert_eq!(
-        code_of(&stack, &validate_cmd(&issued.key, "i-1"), later).await,
+        validated(&stack, &issued.key, "i-1", later).await,
         Code::Expired,
         "the old key still carries the old expiry"
     );
@@ -648,7 +655,7 @@ async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_
 #[tokio::test]
 async fn a_revoked_license_cannot_be_renewed() {
     let stack = MemoryStack::new();
-    let issued = issue(&stack, Plan::Starter, |_| {}).await;
+    let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     change_status(
         &stack.store,
         &issued.license.id,

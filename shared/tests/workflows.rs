@@ -1,113 +1,28 @@
 //! The workflow execution service on the in-memory adapters: gates before anything runs or counts,
 //! exact outputs, metering, rate windows, revocation, and executions readable only by their own
-//! license. AWS calls per execution and concurrent metering on the real counter are in
-//! `emulator.rs`.
+//! license. The branching workflow also runs on the emulator, where its AWS calls are counted
+//! (`memory::` and `emulator::`, the latter ignored by plain `cargo test`); concurrent metering on
+//! the real counter is in `emulator.rs`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-use async_trait::async_trait;
-use nectar_workflow::{
-    Env, HttpCaller, HttpError, HttpRequest, HttpResponse, IssueCode, StatisticalAnalytics,
-};
+use common::{Harness, Layer, aws_calls, execute_cmd as cmd};
+use nectar_workflow::IssueCode;
 use serde_json::{Value, json};
-use shared::domain::ports::UsageLedger;
 use shared::domain::workflow::{ExecutionId, WorkflowPolicy};
 use shared::domain::{Actor, Plan};
-use shared::service::admin::{StatusAction, Term, change_status};
+use shared::service::admin::{StatusAction, change_status};
 use shared::service::check::Code;
-use shared::service::workflows::{
-    ExecuteCommand, ReadRefusal, Refusal, execute_workflow, execution_of, workflows_feature,
-};
-use shared::testing::{Issued, MemoryStack};
-use shared::token::KeyRing;
+use shared::service::workflows::{ReadRefusal, Refusal, execution_of};
+use shared::testing::{MemoryStack, Stack};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00:10 UTC);
 
-/// Counts outbound calls; answers 200 `{"ok": true}`.
-#[derive(Default)]
-struct CountingHttp(AtomicUsize);
-
-#[async_trait]
-impl HttpCaller for CountingHttp {
-    async fn call(&self, _req: HttpRequest) -> Result<HttpResponse, HttpError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(HttpResponse {
-            status: 200,
-            headers: Default::default(),
-            body: br#"{"ok": true}"#.to_vec(),
-        })
-    }
-}
-
-fn cmd(issued: &Issued, workflow: Value, data: Value) -> ExecuteCommand {
-    ExecuteCommand {
-        key: issued.key.clone(),
-        workflow_id: "wf-1".into(),
-        workflow,
-        data,
-        execution_id: ExecutionId::from_uuid(uuid::Uuid::now_v7()),
-    }
-}
-
-async fn used(stack: &MemoryStack, issued: &Issued) -> u64 {
-    stack
-        .store
-        .usage(
-            &issued.license.id,
-            &[workflows_feature()],
-            shared::domain::Period::containing(NOW),
-        )
-        .await
-        .expect("usage")[0]
-        .0
-}
-
-struct Harness {
-    stack: MemoryStack,
-    ring: KeyRing,
-    http: CountingHttp,
-}
-
-impl Harness {
-    async fn new() -> Self {
-        let stack = MemoryStack::new();
-        let ring = stack.key_ring().await;
-        Self {
-            stack,
-            ring,
-            http: CountingHttp::default(),
-        }
-    }
-
-    async fn issue(&self, plan: Plan, limit: Option<u64>) -> Issued {
-        self.stack
-            .issue(plan, NOW, |c| {
-                c.term = Term::Days(365);
-                c.limits.workflows_per_month = limit;
-            })
-            .await
-    }
-
-    async fn run_with(
-        &self,
-        policy: impl Fn(Plan) -> WorkflowPolicy,
-        c: ExecuteCommand,
-        at: OffsetDateTime,
-    ) -> Result<Value, Refusal> {
-        let env = Env {
-            http: &self.http,
-            analytics: &StatisticalAnalytics,
-        };
-        execute_workflow(&self.ring, &self.stack.store, &env, policy, c, at)
-            .await
-            .map(|e| e.body)
-    }
-
-    async fn run(&self, c: ExecuteCommand) -> Result<Value, Refusal> {
-        self.run_with(Plan::workflow_policy, c, NOW).await
-    }
+/// A memory stack running workflows at [`NOW`].
+async fn harness() -> Harness<MemoryStack> {
+    Harness::new(MemoryStack::new(), NOW).await
 }
 
 /// Orders of at least 100 take the express lane and a 10 % discount; the rest are grouped.
@@ -129,56 +44,8 @@ fn order_workflow() -> Value {
 }
 
 #[tokio::test]
-async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_read_back() {
-    // Arrange
-    let h = Harness::new().await;
-    let issued = h.issue(Plan::Professional, None).await;
-    let data = json!({"customer": "acme", "items": [
-        {"price": 40, "qty": 2}, {"price": 25, "qty": 1}
-    ]});
-    let c = cmd(&issued, order_workflow(), data);
-    let id = c.execution_id;
-    // Act
-    let body = h.run(c).await.expect("runs");
-    // Assert: 105 ≥ 100 → express, 105 × 0.9 = 94.5.
-    assert_eq!(body["status"], "succeeded", "{body}");
-    assert_eq!(
-        body["output"],
-        json!({"customer": "acme", "lane": "express", "total": 94.5,
-               "summary": "acme: express"})
-    );
-    let ran: Vec<(&str, &str)> = body["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| {
-            (
-                s["nodeId"].as_str().unwrap_or(""),
-                s["status"].as_str().unwrap_or(""),
-            )
-        })
-        .collect();
-    assert!(ran.contains(&("discount", "succeeded")), "{ran:?}");
-    assert_eq!(
-        (&body["steps"][0]["nodeId"], &body["steps"][0]["type"]),
-        (&json!("total"), &json!("transform")),
-        "steps name their node and its type"
-    );
-    assert!(ran.contains(&("standard", "skipped")), "{ran:?}");
-    assert_eq!(
-        body["usage"],
-        json!({"used": 1, "limit": 10_000, "remaining": 9_999})
-    );
-    assert_eq!(used(&h.stack, &issued).await, 1);
-    let read = execution_of(&h.ring, &h.stack.store, &issued.key, &id, NOW)
-        .await
-        .expect("recorded");
-    assert_eq!(read, body);
-}
-
-#[tokio::test]
 async fn the_cheap_branch_is_taken_below_the_threshold() {
-    let h = Harness::new().await;
+    let h = harness().await;
     let issued = h.issue(Plan::Starter, None).await;
     let data = json!({"customer": "bee", "items": [{"price": 10, "qty": 3}]});
     let body = h
@@ -194,7 +61,7 @@ async fn the_cheap_branch_is_taken_below_the_threshold() {
 #[tokio::test]
 async fn invalid_graphs_are_refused_with_pointers_before_anything_is_counted() {
     // Arrange
-    let h = Harness::new().await;
+    let h = harness().await;
     let issued = h.issue(Plan::Starter, None).await;
     let cycle = json!({"nodes": [
         {"id": "a", "type": "transform", "params": {"expr": "."}, "next": "b"},
@@ -226,13 +93,13 @@ async fn invalid_graphs_are_refused_with_pointers_before_anything_is_counted() {
             other => panic!("{pointer}: {other:?}"),
         }
     }
-    assert_eq!(used(&h.stack, &issued).await, 0);
+    assert_eq!(h.used(&issued).await, 0);
 }
 
 #[tokio::test]
 async fn an_http_node_without_integrations_is_refused_before_any_node_runs_or_counts() {
     // Arrange: starter has no `integrations`.
-    let h = Harness::new().await;
+    let h = harness().await;
     let issued = h.issue(Plan::Starter, None).await;
     let workflow = json!({"nodes": [
         {"id": "prep", "type": "transform", "params": {"expr": "."}, "next": "call"},
@@ -260,19 +127,19 @@ async fn an_http_node_without_integrations_is_refused_before_any_node_runs_or_co
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(h.http.0.load(Ordering::SeqCst), 0, "no call made");
-    assert_eq!(used(&h.stack, &issued).await, 0, "nothing counted");
+    assert_eq!(h.http.count(), 0, "no call made");
+    assert_eq!(h.used(&issued).await, 0, "nothing counted");
     // The same workflow runs for a plan with integrations.
     let pro = h.issue(Plan::Professional, None).await;
     let body = h.run(cmd(&pro, workflow, json!({}))).await.expect("runs");
     assert_eq!(body["output"]["body"], json!({"ok": true}));
-    assert_eq!(h.http.0.load(Ordering::SeqCst), 1);
+    assert_eq!(h.http.count(), 1);
 }
 
 #[tokio::test]
 async fn the_rate_limit_refuses_until_the_next_minute_and_refusals_do_not_count() {
     // Arrange: 3 executions a minute.
-    let h = Harness::new().await;
+    let h = harness().await;
     let issued = h.issue(Plan::Professional, None).await;
     let policy = |p: Plan| WorkflowPolicy {
         rate_per_minute: 3,
@@ -303,13 +170,13 @@ async fn the_rate_limit_refuses_until_the_next_minute_and_refusals_do_not_count(
         other => panic!("{other:?}"),
     }
     assert!(next_minute.is_ok());
-    assert_eq!(used(&h.stack, &issued).await, 4);
+    assert_eq!(h.used(&issued).await, 4);
 }
 
 #[tokio::test]
 async fn a_revoked_license_is_refused_on_the_very_next_call() {
     // Arrange
-    let h = Harness::new().await;
+    let h = harness().await;
     let issued = h.issue(Plan::Starter, None).await;
     let workflow = json!({"nodes": [{"id": "o", "type": "output"}]});
     let first = cmd(&issued, workflow.clone(), json!({}));
@@ -332,7 +199,7 @@ async fn a_revoked_license_is_refused_on_the_very_next_call() {
         matches!(&refused, Err(Refusal::License(v)) if v.code == Code::Revoked),
         "{refused:?}"
     );
-    assert_eq!(used(&h.stack, &issued).await, 1);
+    assert_eq!(h.used(&issued).await, 1);
     let read = execution_of(&h.ring, &h.stack.store, &issued.key, &first_id, NOW).await;
     assert!(
         matches!(&read, Err(ReadRefusal::License(v)) if v.code == Code::Revoked),
@@ -342,7 +209,7 @@ async fn a_revoked_license_is_refused_on_the_very_next_call() {
 
 #[tokio::test]
 async fn a_limit_hit_fails_the_run_and_still_counts_it() {
-    let h = Harness::new().await;
+    let h = harness().await;
     let issued = h.issue(Plan::Starter, None).await;
     let policy = |p: Plan| {
         let mut w = p.workflow_policy();
@@ -360,13 +227,13 @@ async fn a_limit_hit_fails_the_run_and_still_counts_it() {
         .expect("ran");
     assert_eq!(body["status"], "failed");
     assert_eq!(body["error"]["code"], "STEP_LIMIT");
-    assert_eq!(used(&h.stack, &issued).await, 1);
+    assert_eq!(h.used(&issued).await, 1);
 }
 
 #[tokio::test]
 async fn another_license_cannot_read_an_execution() {
     // Arrange
-    let h = Harness::new().await;
+    let h = harness().await;
     let owner = h.issue(Plan::Starter, None).await;
     let other = h.issue(Plan::Starter, None).await;
     let c = cmd(
@@ -393,4 +260,96 @@ async fn another_license_cannot_read_an_execution() {
         .await
         .expect("the owner reads it");
     assert_eq!(mine["output"], json!({"secret": 1}));
+}
+
+// ---- a rule that also runs on the emulator ----
+
+/// The rule, on either layer; hands back the calls of the execution.
+async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_read_back<
+    L: Layer,
+>(
+    stack: L,
+) -> L::Calls {
+    // Arrange
+    let h = Harness::new(stack, NOW).await;
+    let issued = h.issue(Plan::Professional, None).await;
+    let data = json!({"customer": "acme", "items": [
+        {"price": 40, "qty": 2}, {"price": 25, "qty": 1}
+    ]});
+    let c = cmd(&issued, order_workflow(), data);
+    let id = c.execution_id;
+    h.stack.reset_calls();
+    // Act
+    let body = h.run(c).await.expect("runs");
+    let calls = h.stack.calls();
+    // Assert: 105 ≥ 100 → express, 105 × 0.9 = 94.5.
+    assert_eq!(body["status"], "succeeded", "{body}");
+    assert_eq!(
+        body["output"],
+        json!({"customer": "acme", "lane": "express", "total": 94.5,
+               "summary": "acme: express"})
+    );
+    let ran: Vec<(&str, &str)> = body["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["nodeId"].as_str().unwrap_or(""),
+                s["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(ran.contains(&("discount", "succeeded")), "{ran:?}");
+    assert_eq!(
+        (&body["steps"][0]["nodeId"], &body["steps"][0]["type"]),
+        (&json!("total"), &json!("transform")),
+        "steps name their node and its type"
+    );
+    assert!(ran.contains(&("standard", "skipped")), "{ran:?}");
+    assert_eq!(
+        body["usage"],
+        json!({"used": 1, "limit": 10_000, "remaining": 9_999})
+    );
+    assert_eq!(h.used(&issued).await, 1);
+    let read = execution_of(&h.ring, h.stack.store(), &issued.key, &id, NOW)
+        .await
+        .expect("recorded");
+    assert_eq!(read, body);
+    calls
+}
+
+mod memory {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_read_back() {
+        super::a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_read_back(
+            MemoryStack::new(),
+        )
+        .await;
+    }
+}
+
+mod emulator {
+    use super::*;
+
+    #[tokio::test]
+    #[ignore = "emulator: run by make test"]
+    async fn a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_read_back() {
+        let calls =
+            super::a_branching_workflow_gives_the_exact_output_is_counted_once_and_can_be_read_back(
+                Stack::new().await,
+            )
+            .await;
+        // One license read, one rate window, one reservation, one record; no KMS.
+        assert_eq!(
+            calls,
+            aws_calls(&[
+                ("DynamoDB.GetItem", 1),
+                ("DynamoDB.PutItem", 1),
+                ("DynamoDB.UpdateItem", 2),
+            ])
+        );
+    }
 }
