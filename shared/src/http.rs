@@ -2,7 +2,7 @@
 //! and the one mapping from domain errors to responses. 4xx bodies carry stable codes; 5xx bodies
 //! are opaque and their cause chain goes to the log only.
 
-use lambda_http::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use lambda_http::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -44,6 +44,8 @@ pub struct Extra {
     pub retry_after: Option<u64>,
     /// Per-problem details of an invalid document (e.g. a workflow graph), as `error.issues`.
     pub issues: Option<serde_json::Value>,
+    /// The methods a 405's path does serve, for its `Allow` header (RFC 9110 requires one).
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -127,6 +129,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(allow) = self.extra.as_ref().and_then(|x| x.allow.as_deref())
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.headers_mut().insert(ALLOW, value);
         }
         response
     }

@@ -167,11 +167,13 @@ fn match_path<R: Copy>(
         return Err(ApiError::route_not_found(&method, path));
     }
     allowed.dedup();
-    Err(ApiError::new(
+    let mut error = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
         format!("use {}", allowed.join(" or ")),
-    ))
+    );
+    error.extra.get_or_insert_with(Default::default).allow = Some(allowed.join(", "));
+    Err(error)
 }
 
 /// The parameters of `path` under `template` (`/a/{x}/b`), or `None` when it does not match. A
@@ -254,6 +256,7 @@ mod tests {
             (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
         );
         assert_eq!(e.message, "use POST");
+        assert_eq!(e.into_response().headers()["allow"], "POST");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 
 use super::keys;
 use super::licenses::license_pk;
-use super::table::{AccessPattern, Consistency, DynamoStore, sdk_error, to_item};
+use super::table::{
+    AccessPattern, Consistency, DynamoStore, TransactError, first_failed, sdk_error, to_item,
+};
 use crate::domain::ports::AuditLog;
 use crate::domain::{AuditEntry, LicenseId, LicenseStatus, StoreError};
 
@@ -30,6 +32,32 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[AccessPattern {
     consistency: Consistency::Write,
     used_by: "`AuditLog::append`",
 }];
+
+impl DynamoStore {
+    /// Creates an entity's item and its first audit entry (under the entity's `pk`) in one
+    /// transaction, both conditional on being new: [`StoreError::AlreadyExists`] when the id is
+    /// taken, nothing written either way unless both are.
+    pub(crate) async fn create_with_audit<R: Serialize>(
+        &self,
+        pk: String,
+        record: &R,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let audit = AuditRecord::new(pk, audit);
+        let items = vec![
+            self.put(to_item(record)?, Some("attribute_not_exists(pk)"))?,
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TransactError::Cancelled(reasons)) if first_failed(&reasons) => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(TransactError::Cancelled(_)) => Err(StoreError::Throttled),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+}
 
 #[async_trait]
 impl AuditLog for DynamoStore {

@@ -10,10 +10,7 @@ use super::audit::{AuditRecord, ENTITY_AUDIT};
 use super::installations::{ENTITY_INSTALLATION, InstallationRecord};
 use super::keys::{self, GSI1};
 use super::licenses::{ENTITY_LICENSE, LicenseRecord, corrupt};
-use super::table::{
-    AccessPattern, Consistency, DynamoStore, Tagged, TransactError, first_failed, from_item, s,
-    to_item, values,
-};
+use super::table::{AccessPattern, Consistency, DynamoStore, Tagged, from_item, s, values};
 use crate::domain::ports::{CustomerDirectory, LicenseDetail};
 use crate::domain::{AuditEntry, Customer, CustomerId, Installation, License, StoreError};
 
@@ -112,19 +109,8 @@ impl CustomerDirectory for DynamoStore {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let record = CustomerRecord::from(customer);
-        let audit = AuditRecord::new(record.pk.clone(), audit);
-        let items = vec![
-            self.put(to_item(&record)?, Some("attribute_not_exists(pk)"))?,
-            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            Err(TransactError::Cancelled(reasons)) if first_failed(&reasons) => {
-                Err(StoreError::AlreadyExists)
-            }
-            Err(TransactError::Cancelled(_)) => Err(StoreError::Throttled),
-            Err(TransactError::Store(e)) => Err(e),
-        }
+        self.create_with_audit(record.pk.clone(), &record, audit)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(customer_id = %id))]

@@ -19,8 +19,8 @@ use super::customers::customer_pk;
 use super::installations::{ENTITY_INSTALLATION, InstallationRecord, installation_sk};
 use super::keys;
 use super::table::{
-    AccessPattern, Consistency, DynamoStore, Tagged, TransactError, first_failed, from_item, names,
-    s, time_value, to_item, values,
+    AccessPattern, Consistency, DynamoStore, Tagged, TransactError, from_item, names, s,
+    time_value, to_item, values,
 };
 use super::usage::{ENTITY_USAGE, usage_sk};
 use crate::domain::ports::{LicenseReader, LicenseWriter, Snapshot};
@@ -260,19 +260,8 @@ impl LicenseWriter for DynamoStore {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let record = LicenseRecord::from(license);
-        let audit = AuditRecord::new(record.pk.clone(), audit);
-        let items = vec![
-            self.put(to_item(&record)?, Some("attribute_not_exists(pk)"))?,
-            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            Err(TransactError::Cancelled(reasons)) if first_failed(&reasons) => {
-                Err(StoreError::AlreadyExists)
-            }
-            Err(TransactError::Cancelled(_)) => Err(StoreError::Throttled),
-            Err(TransactError::Store(e)) => Err(e),
-        }
+        self.create_with_audit(record.pk.clone(), &record, audit)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(license_id = %id, to = to.as_str()))]
