@@ -136,7 +136,7 @@ if cargo nextest --version >/dev/null 2>&1; then
   # test threads than cores.
   nectar_log "cargo nextest run ${test_args[*]} --run-ignored all (+ doctests)"
   cargo nextest run "${test_args[@]}" --run-ignored all --test-threads "${NECTAR_TEST_THREADS:-8}" \
-    --no-fail-fast --failure-output final --status-level fail 2>&1 | tee "$work/test.log"
+    --no-fail-fast --failure-output final --status-level fail --final-status-level slow 2>&1 | tee "$work/test.log"
   status=${PIPESTATUS[0]}
   if [[ -z ${NECTAR_TEST_ARGS:-} ]]; then
     cargo test --workspace --doc 2>&1 | tee -a "$work/test.log"
