@@ -181,9 +181,9 @@ impl From<DomainError> for ApiError {
             DomainError::LicenseTooLarge(_) => {
                 Self::new(S::BAD_REQUEST, "LICENSE_TOO_LARGE", e.to_string())
             }
-            DomainError::Store(StoreError::Throttled)
+            DomainError::Store(StoreError::Throttled | StoreError::Unavailable(_))
             | DomainError::Signing(crate::token::SignError::Throttled) => {
-                tracing::warn!(error = %e, "throttled");
+                tracing::warn!(error.cause_chain = ?cause_chain(&e), "dependency throttled or unreachable");
                 Self::new(
                     S::SERVICE_UNAVAILABLE,
                     "SERVICE_UNAVAILABLE",

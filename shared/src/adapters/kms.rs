@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
-use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 
@@ -139,6 +139,16 @@ impl TokenSigner for KmsSigner {
             .await
             .map_err(|e| match e.code() {
                 Some("ThrottlingException") => SignError::Throttled,
+                // No answer from KMS is as transient as throttling: 503 with Retry-After.
+                _ if matches!(
+                    e,
+                    SdkError::DispatchFailure(_)
+                        | SdkError::TimeoutError(_)
+                        | SdkError::ResponseError(_)
+                ) =>
+                {
+                    SignError::Throttled
+                }
                 _ => SignError::Backend(Box::new(e)),
             })?;
         out.signature

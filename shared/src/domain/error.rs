@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The store throttled us; the caller may retry later.
     #[error("store throttled the request")]
     Throttled,
+    /// The store could not be reached, or did not answer in time: the caller may retry later.
+    #[error("store unreachable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored item does not decode: a bug or a hand edit, never the caller's fault.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),

@@ -216,6 +216,14 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    // No answer at all (connection refused or reset, DNS, a timeout, an unreadable response) is
+    // as transient as throttling: the caller gets a 503 with Retry-After, not a 500.
+    if matches!(
+        e,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
+    ) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     let code = e.code().map(str::to_owned);
     classify(code.as_deref(), Box::new(e))
 }
@@ -420,6 +428,20 @@ pub fn render_access_patterns(patterns: &[AccessPattern]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+
+    /// A store that does not answer is a retryable outage (503), never a 500.
+    #[test]
+    fn no_answer_from_dynamodb_is_unavailable_and_maps_to_a_503_with_retry_after() {
+        let hung = SdkError::<GetItemError, HttpResponse>::timeout_error("no answer in time");
+        let error = sdk_error(hung);
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        let response =
+            crate::http::ApiError::from(crate::domain::DomainError::Store(error)).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
 
     #[test]
     fn pauses_grow_to_the_cap_and_stay_in_their_upper_half() {
