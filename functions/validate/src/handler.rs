@@ -105,4 +105,37 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         assert_eq!(body_json(&resp)["error"]["code"], "MALFORMED_JSON");
     }
+
+    /// DynamoDB refusing connections (a real one: nothing listens on port 1) is a 503 with
+    /// Retry-After that tells the installation to retry — never a 500.
+    #[tokio::test]
+    async fn an_unreachable_table_is_a_503_with_retry_after() {
+        // Arrange: a genuine key, and a store whose endpoint refuses connections.
+        let stack = MemoryStack::new();
+        let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
+        let unreachable = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        let deps = Deps {
+            ring: stack.key_ring().await,
+            store: shared::adapters::dynamo::DynamoStore::new_with_table(
+                aws_sdk_dynamodb::Client::from_conf(unreachable),
+                "licenses",
+            ),
+            clock: Arc::new(SystemClock),
+        };
+        let req = apigw_v2(FIXTURE, &[("__LICENSE_KEY__", issued.key.expose())]);
+        // Act
+        let resp = handle(&deps, req).await.expect("always Ok");
+        // Assert
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert_eq!(body_json(&resp)["error"]["code"], "SERVICE_UNAVAILABLE");
+    }
 }
