@@ -1,5 +1,5 @@
 //! What an installation remembers across restarts, in one checksummed, atomically written file:
-//! its id, the lease token, the JWKS pin (when learnt on first use), the trusted-time
+//! its id, the lease token, the endorsements of the server's signing keys, the trusted-time
 //! high-water mark, the lock, and a pending tamper signal.
 
 use std::fmt;
@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::LockReason;
 use crate::persist::{self, PersistError};
-use crate::token::Jwks;
 
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "state.json";
@@ -37,9 +36,10 @@ pub struct State {
     /// The current lease (compact JWS); re-verified on every load.
     #[serde(default)]
     pub lease: Option<String>,
-    /// The JWKS pinned on first use, when the operator did not configure one.
+    /// Endorsements of signing keys (compact JWS), as last fetched. They add no trust of their
+    /// own: each is checked against the compiled-in roots on every load.
     #[serde(default)]
-    pub jwks: Option<Jwks>,
+    pub endorsements: Vec<String>,
     /// Highest trusted time seen (Unix seconds): server `ts` and local wall time.
     #[serde(default)]
     pub high_water: i64,
@@ -62,7 +62,7 @@ impl fmt::Debug for State {
         f.debug_struct("State")
             .field("installation_id", &self.installation_id)
             .field("lease", &self.lease.as_ref().map(|_| "<redacted>"))
-            .field("jwks_pinned", &self.jwks.is_some())
+            .field("endorsements", &self.endorsements.len())
             .field("high_water", &self.high_water)
             .field("lock", &self.lock)
             .field("tamper_pending", &self.tamper_pending)

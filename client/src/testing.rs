@@ -1,26 +1,79 @@
 //! Test support, public so benchmarks, the agent's tests and the end-to-end tests can use it: the
-//! protocol's local ES256 signer (standing in for the license server's KMS key), claim builders
-//! and an in-memory license server.
+//! protocol's local ES256 signer (standing in for the license server's KMS keys), a test trust
+//! chain (root → endorsed license and lease keys), claim builders and an in-memory license
+//! server.
 
 use nectar_protocol::Code;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use nectar_protocol::testing::TestSigner;
+use nectar_protocol::token::TokenKind;
 
-use crate::token::{Jwks, TrustedKeys};
+use crate::token::{Jwks, TrustRoots, TrustedKeys};
 
 /// The issuer test tokens name.
 pub const TEST_ISSUER: &str = "nectar-test";
 /// The license id test tokens name.
 pub const TEST_LICENSE_ID: &str = "NECTAR-PROFESSIONAL-2026-TEST0001";
 
-/// The public key of `signer`, pinned.
-pub fn trusted_keys(signer: &TestSigner) -> TrustedKeys {
-    match TrustedKeys::from_jwks(signer.jwks()) {
-        Ok(keys) => keys,
-        // A key we generated always yields a usable JWK.
-        Err(e) => panic!("test signer JWKS is unusable: {e}"),
+/// A whole test trust chain: a root key, and a license key and a lease key it endorsed (until
+/// the year 2100), as the server's KMS keys and the admin command's endorsements are.
+#[derive(Clone)]
+pub struct TestTrust {
+    /// The root (compiled into real builds; given with [`crate::ClientConfig::with_roots`] here).
+    pub root: TestSigner,
+    /// Signs license keys.
+    pub license: TestSigner,
+    /// Signs leases.
+    pub lease: TestSigner,
+    /// The root's endorsements of `license` and `lease`.
+    pub endorsements: Vec<String>,
+}
+
+/// End of the test endorsements: 2100-01-01.
+pub const ENDORSED_UNTIL: i64 = 4_102_444_800;
+
+impl TestTrust {
+    /// Fresh keys with ids prefixed by `name`.
+    pub fn new(name: &str) -> Self {
+        let root = TestSigner::random(&format!("{name}-root"));
+        let license = TestSigner::random(&format!("{name}-license"));
+        let lease = TestSigner::random(&format!("{name}-lease"));
+        let endorsements = vec![
+            root.endorse(TEST_ISSUER, &license, TokenKind::License, 0, ENDORSED_UNTIL),
+            root.endorse(TEST_ISSUER, &lease, TokenKind::Lease, 0, ENDORSED_UNTIL),
+        ];
+        Self {
+            root,
+            license,
+            lease,
+            endorsements,
+        }
+    }
+
+    /// The roots (the root key only).
+    pub fn roots(&self) -> TrustRoots {
+        match TrustRoots::from_jwks(&self.root.jwks()) {
+            Ok(r) => r,
+            // A key we generated always yields a usable JWK.
+            Err(e) => panic!("test root JWKS is unusable: {e}"),
+        }
+    }
+
+    /// The trusted keys an installation holds once it has the endorsements.
+    pub fn keys(&self) -> TrustedKeys {
+        let mut keys = TrustedKeys::new(self.roots());
+        keys.endorse_all(&self.endorsements, 0);
+        keys
+    }
+
+    /// What the server publishes at `/.well-known/jwks.json`.
+    pub fn published(&self) -> Jwks {
+        Jwks {
+            keys: vec![self.license.jwk(), self.lease.jwk()],
+            endorsements: self.endorsements.clone(),
+        }
     }
 }
 
@@ -64,8 +117,8 @@ pub fn license_claims(iat: i64, exp: i64, domains: &[&str]) -> Value {
 /// An in-memory license server: signs leases with its [`TestSigner`], answers heartbeats with a
 /// settable code, deduplicates usage by event id, and can be made unreachable.
 pub struct FakeServer {
-    /// The server's signing key.
-    pub signer: TestSigner,
+    /// The server's keys: root, license key, lease key, endorsements.
+    pub trust: TestTrust,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     reachable: std::sync::atomic::AtomicBool,
     code: std::sync::Mutex<Code>,
@@ -85,7 +138,7 @@ impl FakeServer {
     /// `clock` (its own: the installation's clock may be rolled back independently).
     pub fn new(clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
         Self {
-            signer: TestSigner::random("fake-k1"),
+            trust: TestTrust::new("fake"),
             clock,
             reachable: true.into(),
             code: std::sync::Mutex::new(Code::Valid),
@@ -100,8 +153,14 @@ impl FakeServer {
     /// A license key this server accepts, valid for a year from now.
     pub fn license_key(&self) -> String {
         let now = self.clock.now();
-        self.signer
+        self.trust
+            .license
             .sign(&license_claims(now, now + 365 * 86_400, &[]))
+    }
+
+    /// A client configuration for this server's license key in `dir`, trusting its root.
+    pub fn client_config(&self, dir: &std::path::Path) -> crate::ClientConfig {
+        crate::ClientConfig::new(self.license_key(), dir).with_roots(self.trust.roots())
     }
 
     /// Makes every call fail as unreachable (or work again).
@@ -166,7 +225,7 @@ impl crate::server::LicenseServer for FakeServer {
             let mut claims = lease_claims(&req.installation_id, now, now + self.lease_ttl);
             claims["grace"] = self.grace.into();
             crate::server::LeaseView {
-                token: self.signer.sign(&claims),
+                token: self.trust.lease.sign(&claims),
                 issued_at: self.ts(),
                 expires_at: self.ts() + time::Duration::seconds(self.lease_ttl),
             }
@@ -203,7 +262,7 @@ impl crate::server::LicenseServer for FakeServer {
 
     async fn jwks(&self) -> Result<Jwks, crate::server::NetError> {
         self.check_reachable()?;
-        Ok(self.signer.jwks())
+        Ok(self.trust.published())
     }
 
     async fn usage(

@@ -31,7 +31,6 @@ struct Rig {
     server: Arc<FakeServer>,
     key: String,
     dir: PathBuf,
-    pin: bool,
 }
 
 impl Rig {
@@ -44,16 +43,13 @@ impl Rig {
             remote,
             server,
             dir: temp_dir(label),
-            pin: true,
         }
     }
 
     fn config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new(self.key.clone(), &self.dir);
+        let mut config =
+            ClientConfig::new(self.key.clone(), &self.dir).with_roots(self.server.trust.roots());
         config.installation_id = Some("inst-1".into());
-        if self.pin {
-            config.jwks = Some(self.server.signer.jwks());
-        }
         config
     }
 
@@ -323,18 +319,22 @@ async fn a_lease_for_another_installation_from_the_state_is_discarded() {
 }
 
 #[tokio::test]
-async fn without_a_configured_pin_the_servers_jwks_is_pinned_once_and_kept() {
-    let mut rig = Rig::new("tofu");
-    rig.pin = false;
+async fn endorsements_are_fetched_once_and_kept_in_the_state() {
+    let rig = Rig::new("endorsements");
     let client = rig.client();
+    assert_eq!(
+        client.license().map(|_| ()),
+        Err(nectar_client::token::TokenError::UnknownKey),
+        "no signing key is trusted before its endorsement is seen"
+    );
     client.heartbeat().await.expect("heartbeat");
     assert_eq!(client.network_calls(), 2, "JWKS + heartbeat");
-    assert!(client.license().is_some_and(|l| l.is_ok()));
+    assert!(client.license().is_ok());
     drop(client);
     let restarted = rig.client();
     assert_eq!(restarted.check("workflows"), Decision::Allowed);
     restarted.heartbeat().await.expect("heartbeat");
-    assert_eq!(restarted.network_calls(), 1, "the pin came from the state");
+    assert_eq!(restarted.network_calls(), 1, "the endorsements came from the state");
 }
 
 #[tokio::test]
@@ -364,8 +364,7 @@ async fn one_simulated_hour_of_three_features_costs_at_most_one_network_call() {
     let clock = TokioClock::starting_at(T0);
     let server = Arc::new(FakeServer::new(Arc::new(clock.clone())));
     let dir = temp_dir("simulated-hour");
-    let mut config = ClientConfig::new(server.license_key(), &dir);
-    config.jwks = Some(server.signer.jwks());
+    let config = server.client_config(&dir);
     let make = || {
         Arc::new(
             LicenseClient::new(
@@ -412,8 +411,7 @@ async fn background_heartbeats_back_off_while_the_server_is_unreachable() {
     let clock = TokioClock::starting_at(T0);
     let server = Arc::new(FakeServer::new(Arc::new(clock.clone())));
     let dir = temp_dir("backoff");
-    let mut config = ClientConfig::new(server.license_key(), &dir);
-    config.jwks = Some(server.signer.jwks());
+    let config = server.client_config(&dir);
     server.set_reachable(false);
     let client = Arc::new(
         LicenseClient::new(

@@ -7,7 +7,8 @@
 //!
 //! - [`codes`]: verdict codes, error-body shape, shared error codes, integrity signals.
 //! - [`rules`]: the syntax of feature names, client-chosen ids, host names and domain patterns.
-//! - [`token`]: token kinds, limits, license/lease claims, JWK/JWKS.
+//! - [`token`]: token kinds, limits, license/lease/endorsement claims, JWK/JWKS, activation files.
+//! - `jws` (feature `jws`): the ES256 compact-JWS verifier and encoder both sides share.
 //! - [`licensing`]: validate and heartbeat bodies and the license/installation views.
 //! - [`admin`]: admin routes (customers, licenses, status changes, lookup) and health.
 //! - [`usage`]: usage events, usage answers and statistics.
@@ -17,6 +18,8 @@
 
 pub mod admin;
 pub mod codes;
+#[cfg(feature = "jws")]
+pub mod jws;
 pub mod licensing;
 pub mod rules;
 #[cfg(feature = "test-signer")]

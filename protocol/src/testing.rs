@@ -1,8 +1,9 @@
 //! The one local ES256 signer every crate's tests sign tokens with, standing in for the server's
-//! KMS key (feature `test-signer`; never in production builds).
+//! KMS keys (feature `test-signer`; never in production builds).
 //!
 //! It signs the two ways the system needs: a whole compact JWS (what installations' tests want)
-//! and a raw DER signature over a message (what KMS returns, for the server's signing port).
+//! and a raw DER signature over a message (what KMS returns, for the server's signing port). It
+//! also endorses other keys, as the root key does.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,7 +11,8 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
 
-use crate::token::{Jwk, Jwks};
+use crate::jws;
+use crate::token::{EndorsementClaims, Jwk, Jwks, TokenKind};
 
 /// An in-memory P-256 key named `kid`.
 #[derive(Clone)]
@@ -49,38 +51,68 @@ impl TestSigner {
             .unwrap_or_default()
     }
 
+    /// The public key as a JWK.
+    pub fn jwk(&self) -> Jwk {
+        jws::to_jwk(&self.kid, self.key.verifying_key())
+    }
+
     /// The public key as a JWK set, as the server publishes it.
     pub fn jwks(&self) -> Jwks {
-        let point = self.key.verifying_key().to_sec1_point(false);
-        let coord = |c: Option<&[u8]>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
         Jwks {
-            keys: vec![Jwk {
-                kty: "EC".into(),
-                crv: "P-256".into(),
-                x: coord(point.x().map(|x| x.as_slice())),
-                y: coord(point.y().map(|y| y.as_slice())),
-                kid: self.kid.clone(),
-                alg: Some("ES256".into()),
-                use_: Some("sig".into()),
-            }],
+            keys: vec![self.jwk()],
+            endorsements: Vec::new(),
         }
     }
 
-    /// A DER ECDSA signature over SHA-256 of `message`, as KMS signs a raw message.
+    /// A DER ECDSA signature over SHA-256 of `message`, as KMS signs a raw message (either
+    /// S form, like KMS).
     pub fn sign_der(&self, message: &[u8]) -> Vec<u8> {
         let signature: Signature = self.key.sign(message);
         signature.to_der().as_bytes().to_vec()
     }
 
-    /// `claims` as a compact ES256 JWS with header `{alg, typ: "JWT", kid}`.
+    /// `claims` as a compact ES256 JWS with header `{alg, typ, kid}`, `typ` chosen from the
+    /// `typ` claim (`license` → `license+jwt`, …; anything else → `JWT`).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        let media_type = match claims.get("typ").and_then(|t| t.as_str()) {
+            Some("license") => TokenKind::License.media_type(),
+            Some("lease") => TokenKind::Lease.media_type(),
+            Some("endorsement") => TokenKind::Endorsement.media_type(),
+            _ => "JWT",
+        };
+        self.sign_with_type(media_type, claims)
+    }
+
+    /// `claims` signed under an explicit header `typ` (to test type confusion).
+    pub fn sign_with_type(&self, media_type: &str, claims: &serde_json::Value) -> String {
+        let header = serde_json::json!({"alg": "ES256", "typ": media_type, "kid": self.kid});
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let signature: Signature = self.key.sign(input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+        jws::finish(&input, &signature)
+    }
+
+    /// An endorsement by this (root) key of `key` for tokens of kind `use_`, from `iat` to `exp`.
+    pub fn endorse(
+        &self,
+        issuer: &str,
+        key: &TestSigner,
+        use_: TokenKind,
+        iat: i64,
+        exp: i64,
+    ) -> String {
+        let claims = EndorsementClaims {
+            iss: issuer.into(),
+            typ: TokenKind::Endorsement,
+            sub: key.kid.clone(),
+            use_,
+            jwk: key.jwk(),
+            iat,
+            exp,
+        };
+        self.sign(&serde_json::to_value(&claims).unwrap_or_default())
     }
 }

@@ -9,16 +9,81 @@ use serde::{Deserialize, Serialize};
 use crate::licensing::LicenseStatus;
 use crate::vocabulary::{Vocabulary, Wire};
 
-/// What a signed token is for. Every token carries one, so a lease can never pass as a license
-/// key nor the reverse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a signed token is for. Every token carries one twice — as the JOSE header `typ`
+/// ([`TokenKind::media_type`], RFC 8725 §3.11 explicit typing) and as the `typ` claim — so a
+/// lease can never pass as a license key, nor either as an endorsement, and each kind is signed
+/// by its own key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
-    /// A customer's license key.
+    /// A customer's license key (signed by a license signing key).
     License,
-    /// A short-lived installation lease.
+    /// A short-lived installation lease (signed by the lease signing key).
     Lease,
+    /// A root key's statement that a signing key may sign tokens of one kind until a date.
+    Endorsement,
 }
+
+impl TokenKind {
+    /// The JOSE header `typ` of this kind.
+    pub const fn media_type(self) -> &'static str {
+        match self {
+            Self::License => "license+jwt",
+            Self::Lease => "lease+jwt",
+            Self::Endorsement => "nectar-endorsement+jwt",
+        }
+    }
+}
+
+/// The claims of an endorsement: root key `iss`-named key vouches that the P-256 key `jwk`
+/// (named `sub` in token headers) may sign tokens of kind `use` from `iat` until `exp`.
+///
+/// Installations carry only the root public keys (compiled in); every other key they accept
+/// comes with an endorsement, so Nectar rotates signing keys without shipping a new agent, and a
+/// key nobody endorsed — whoever serves it — signs nothing an installation believes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndorsementClaims {
+    /// Issuer (the token issuer of the deployment).
+    pub iss: String,
+    /// Always [`TokenKind::Endorsement`].
+    pub typ: TokenKind,
+    /// The endorsed key's id, as signed tokens name it in their header `kid`.
+    pub sub: String,
+    /// The one kind of token the key may sign.
+    #[serde(rename = "use")]
+    pub use_: TokenKind,
+    /// The endorsed public key.
+    pub jwk: Jwk,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// The endorsement's end (Unix seconds): after it, tokens signed by the key are refused.
+    pub exp: i64,
+}
+
+/// An offline activation, as `nectar-admin activation issue` writes it and the agent reads from
+/// `NECTAR_ACTIVATION_FILE`: a long-lived lease for one installation plus the endorsements that
+/// vouch for its signing keys. Only `lease` and `endorsements` are trusted, and only because they
+/// are signed; the other members are for people reading the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivationFile {
+    /// Always [`ACTIVATION_FORMAT`].
+    pub format: String,
+    /// The license (informational).
+    pub license_id: String,
+    /// The installation the lease is bound to (informational; the lease's `iid` decides).
+    pub installation_id: String,
+    /// Lease expiry, RFC 3339 (informational; the lease's `exp` decides).
+    pub expires_at: String,
+    /// The lease (compact JWS, `lease+jwt`).
+    pub lease: String,
+    /// Endorsements of the keys that signed the lease and the license key.
+    pub endorsements: Vec<String>,
+}
+
+/// The `format` of an [`ActivationFile`].
+pub const ACTIVATION_FORMAT: &str = "nectar-activation/1";
 
 /// Numeric limits carried by a license. Names are snake_case identifiers on purpose: they are the
 /// names used in keys, claims and usage counters, in the API as everywhere else.
@@ -166,4 +231,8 @@ pub struct Jwk {
 pub struct Jwks {
     /// Every key that may have signed a live token.
     pub keys: Vec<Jwk>,
+    /// Endorsements (compact JWS, [`EndorsementClaims`]) of those keys by a root key. An extra
+    /// member: generic JOSE readers ignore it; installations trust a key only through one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endorsements: Vec<String>,
 }

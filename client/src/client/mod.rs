@@ -23,7 +23,9 @@ use crate::persist::PersistError;
 use crate::schedule::Schedule;
 use crate::server::{Gauges, LicenseServer, NetError};
 use crate::state::{Lock, State, StateStore};
-use crate::token::{Jwks, JwksError, LeaseClaims, LicenseClaims, Limits, TokenError, TrustedKeys};
+use crate::token::{
+    JwksError, LeaseClaims, LicenseClaims, Limits, TokenError, TrustRoots, TrustedKeys,
+};
 
 mod online;
 
@@ -31,6 +33,9 @@ pub use online::Background;
 
 /// Default tolerance for the local clock going backwards before it counts as tampering.
 pub const DEFAULT_CLOCK_TOLERANCE_SECS: i64 = 300;
+/// The most tolerance a configuration may ask for: beyond an hour, a rolled-back clock could
+/// stretch a lease's life noticeably.
+pub const MAX_CLOCK_TOLERANCE_SECS: i64 = 3_600;
 
 /// What the client needs to know. `Debug` hides the license key.
 #[derive(Clone)]
@@ -45,12 +50,12 @@ pub struct ClientConfig {
     pub domain: Option<String>,
     /// Where the state file lives.
     pub state_dir: PathBuf,
-    /// The operator's JWKS pin; `None`: fetch the server's once and pin it (trust on first use).
-    pub jwks: Option<Jwks>,
     /// How far local time may go back before it counts as tampering, in seconds.
     pub clock_tolerance_secs: i64,
     /// Heartbeat timing.
     pub schedule: Schedule,
+    /// Nectar's root keys: the compiled ones (see [`TrustRoots`]); not settable at run time.
+    roots: TrustRoots,
 }
 
 impl ClientConfig {
@@ -62,10 +67,24 @@ impl ClientConfig {
             version: env!("CARGO_PKG_VERSION").into(),
             domain: None,
             state_dir: state_dir.into(),
-            jwks: None,
             clock_tolerance_secs: DEFAULT_CLOCK_TOLERANCE_SECS,
             schedule: Schedule::default(),
+            roots: TrustRoots::compiled(),
         }
+    }
+
+    /// The roots this build trusts ([`TrustRoots::for_this_build`]): in a release build the
+    /// compiled ones, and an error if a development setting is present.
+    pub fn with_build_roots(mut self) -> Result<Self, JwksError> {
+        self.roots = TrustRoots::for_this_build()?;
+        Ok(self)
+    }
+
+    /// Other roots — tests and development builds only.
+    #[cfg(any(test, feature = "dev-trust", feature = "test-util"))]
+    pub fn with_roots(mut self, roots: TrustRoots) -> Self {
+        self.roots = roots;
+        self
     }
 }
 
@@ -77,7 +96,7 @@ impl fmt::Debug for ClientConfig {
             .field("version", &self.version)
             .field("domain", &self.domain)
             .field("state_dir", &self.state_dir)
-            .field("jwks_pinned", &self.jwks.is_some())
+            .field("roots", &self.roots)
             .field("clock_tolerance_secs", &self.clock_tolerance_secs)
             .finish()
     }
@@ -89,13 +108,13 @@ pub enum ClientError {
     /// The configured installation id has characters the server refuses.
     #[error("installation id must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")]
     InstallationId,
-    /// The JWKS (configured or fetched) has no usable key.
-    #[error("the JWKS cannot be used: {0}")]
+    /// The trust roots cannot be used.
+    #[error("the trust roots cannot be used: {0}")]
     Jwks(#[from] JwksError),
     /// The server could not be asked.
     #[error(transparent)]
     Net(#[from] NetError),
-    /// The server's lease did not verify against the pinned keys.
+    /// The server's lease did not verify against the trusted keys.
     #[error("the lease from the server was rejected: {0}")]
     LeaseRejected(TokenError),
     /// The state could not be written.
@@ -111,8 +130,9 @@ struct Lease {
 }
 
 struct Inner {
-    keys: Option<TrustedKeys>,
-    license: Option<Result<LicenseClaims, TokenError>>,
+    keys: TrustedKeys,
+    /// The license key's verdict under `keys` (`UnknownKey` until its key's endorsement is known).
+    license: Result<LicenseClaims, TokenError>,
     lease: Option<Lease>,
     lock: Option<Lock>,
     last_heartbeat_at: Option<i64>,
@@ -169,7 +189,7 @@ pub struct LicenseStatus {
     pub last_heartbeat_at: Option<String>,
     /// Whether the local clock is behind trusted time by more than the tolerance.
     pub clock_tampered: bool,
-    /// The license key's own verdict against the pinned keys (`null`: not checked yet).
+    /// Why the license key does not verify (a [`TokenError::code`]), if it does not.
     pub license_key_error: Option<String>,
 }
 
@@ -178,7 +198,6 @@ pub struct LicenseClient {
     config: ClientConfig,
     installation_id: String,
     key_id: String,
-    operator_pinned: bool,
     clock: Arc<dyn Clock>,
     server: Arc<dyn LicenseServer>,
     store: StateStore,
@@ -254,18 +273,21 @@ impl LicenseClient {
             Some(_) => return Err(ClientError::InstallationId),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let operator_pinned = config.jwks.is_some();
-        let keys = match config.jwks.clone() {
-            Some(jwks) => Some(TrustedKeys::from_jwks(jwks)?),
-            None => state.jwks.and_then(|j| match TrustedKeys::from_jwks(j) {
-                Ok(k) => Some(k),
-                Err(e) => {
-                    tracing::warn!(error = %e, "pinned JWKS in the state is unusable; refetching");
-                    None
-                }
-            }),
-        };
-        let license = keys.as_ref().map(|k| k.verify_license(&config.license_key));
+        let mut config = config;
+        if config.clock_tolerance_secs > MAX_CLOCK_TOLERANCE_SECS {
+            tracing::warn!(
+                asked = config.clock_tolerance_secs,
+                used = MAX_CLOCK_TOLERANCE_SECS,
+                "clock tolerance capped"
+            );
+            config.clock_tolerance_secs = MAX_CLOCK_TOLERANCE_SECS;
+        }
+        // Endorsements from the state file count only because a compiled-in root signed them,
+        // and only while they run (by trusted time: the high-water mark survives restarts).
+        let trusted_now = state.high_water.max(clock.now());
+        let mut keys = TrustedKeys::new(config.roots.clone());
+        keys.endorse_all(&state.endorsements, trusted_now);
+        let license = keys.verify_license(&config.license_key, trusted_now);
         let mut inner = Inner {
             keys,
             license,
@@ -275,15 +297,16 @@ impl LicenseClient {
             interval: state.heartbeat_interval,
         };
         if let Some(token) = state.lease {
-            match accept_lease(&inner, &installation_id, &token) {
+            match accept_lease(&inner, &installation_id, &token, trusted_now) {
                 Ok(lease) => inner.lease = Some(lease),
-                Err(e) => tracing::warn!(error = %e, "persisted lease rejected; discarding it"),
+                Err(e) => {
+                    tracing::warn!(reason = e.code(), "persisted lease rejected; discarding it");
+                }
             }
         }
         let client = Self {
             installation_id,
             key_id,
-            operator_pinned,
             clock,
             server,
             store,
@@ -318,14 +341,19 @@ impl LicenseClient {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// The license key's claims, once verified against the pinned keys.
-    pub fn license(&self) -> Option<Result<LicenseClaims, TokenError>> {
+    /// The license key's claims, or why it does not verify under the trusted keys.
+    pub fn license(&self) -> Result<LicenseClaims, TokenError> {
         read(&self.inner).license.clone()
     }
 
-    /// The pinned keys, if any.
-    pub fn trusted_keys(&self) -> Option<TrustedKeys> {
+    /// The trusted keys (roots and endorsed keys).
+    pub fn trusted_keys(&self) -> TrustedKeys {
         read(&self.inner).keys.clone()
+    }
+
+    /// Trusted time now: the high-water mark or the local clock, whichever is later.
+    pub fn trusted_now(&self) -> i64 {
+        self.observe_time().0
     }
 
     /// Whether a verified lease is held (expired or not).
@@ -431,7 +459,7 @@ impl LicenseClient {
         let (_, tampered) = self.observe_time();
         let inner = read(&self.inner);
         let lease = inner.lease.as_ref().map(|l| &l.claims);
-        let license = inner.license.as_ref().and_then(|l| l.as_ref().ok());
+        let license = inner.license.as_ref().ok();
         let status = match decision {
             Decision::Allowed => "active",
             Decision::LeaseExpired { in_grace: true } | Decision::Grace { .. } => "grace",
@@ -463,11 +491,7 @@ impl LicenseClient {
             lock: inner.lock.clone(),
             last_heartbeat_at: inner.last_heartbeat_at.and_then(rfc3339),
             clock_tampered: tampered,
-            license_key_error: inner
-                .license
-                .as_ref()
-                .and_then(|l| l.as_ref().err())
-                .map(ToString::to_string),
+            license_key_error: inner.license.as_ref().err().map(|e| e.code().to_owned()),
         }
     }
 
@@ -477,12 +501,7 @@ impl LicenseClient {
             installation_id: Some(self.installation_id.clone()),
             key_id: Some(self.key_id.clone()),
             lease: inner.lease.as_ref().map(|l| l.token.clone()),
-            // An operator's pin lives in their configuration; only a learnt pin is ours to keep.
-            jwks: if self.operator_pinned {
-                None
-            } else {
-                inner.keys.as_ref().map(|k| k.jwks().clone())
-            },
+            endorsements: inner.keys.endorsements(),
             high_water: self.high_water.load(Ordering::Relaxed),
             lock: inner.lock.clone(),
             tamper_pending: self.tamper_pending.load(Ordering::Relaxed),
@@ -499,13 +518,21 @@ impl LicenseClient {
     }
 }
 
-/// Verifies a lease token for this installation and binds it to the license key's identity.
-fn accept_lease(inner: &Inner, installation_id: &str, token: &str) -> Result<Lease, TokenError> {
-    let keys = inner.keys.as_ref().ok_or(TokenError::UnknownKey)?;
-    let claims = keys.verify_lease(token, installation_id)?;
-    if let Some(Ok(license)) = &inner.license
-        && (claims.lid != license.jti || claims.iss != license.iss)
-    {
+/// Verifies a lease token for this installation at trusted time `now` and binds it to the
+/// license key: no lease is believed unless the license key itself verified, and the lease names
+/// the same license, customer and issuer.
+fn accept_lease(
+    inner: &Inner,
+    installation_id: &str,
+    token: &str,
+    now: i64,
+) -> Result<Lease, TokenError> {
+    let license = inner
+        .license
+        .as_ref()
+        .map_err(|_| TokenError::LicenseUnverified)?;
+    let claims = inner.keys.verify_lease(token, installation_id, now)?;
+    if claims.lid != license.jti || claims.iss != license.iss || claims.cid != license.cid {
         return Err(TokenError::WrongLicense);
     }
     Ok(Lease {

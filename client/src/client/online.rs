@@ -1,4 +1,4 @@
-//! The client's network side: pinning the server's keys, heartbeats (installing leases and
+//! The client's network side: fetching endorsements of the server's keys, heartbeats (installing leases and
 //! locking on conclusive verdicts), online validation, usage submission, and the background
 //! tasks that beat and persist on a schedule. The offline check API in [`super`] never waits on
 //! any of it; both meet only in the shared state behind the client's locks.
@@ -14,7 +14,7 @@ use crate::server::{
     ValidateResponse,
 };
 use crate::state::Lock;
-use crate::token::{TokenError, TrustedKeys};
+use crate::token::TokenError;
 
 /// How often the trusted-time high-water mark is persisted between heartbeats, so a rollback
 /// made while the installation is stopped is still noticed on restart.
@@ -25,26 +25,61 @@ impl LicenseClient {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Pins the server's JWKS if nothing is pinned yet (trust on first use), then verifies the
-    /// license key against it.
+    /// Makes sure the license key's signing key is trusted: if it is not yet (first start, or
+    /// Nectar rotated keys), fetches the server's endorsements. Fetching adds no trust by itself:
+    /// only endorsements a compiled-in root signed are kept, so a fake server gains nothing.
     pub async fn ensure_keys(&self) -> Result<(), ClientError> {
-        if read(&self.inner).keys.is_some() {
+        if read(&self.inner).license.as_ref().err() != Some(&TokenError::UnknownKey) {
             return Ok(());
         }
-        self.repin().await
+        self.refresh_endorsements().await
     }
 
-    async fn repin(&self) -> Result<(), ClientError> {
+    /// Fetches `/.well-known/jwks.json` and keeps the endorsements in it that a root signed, then
+    /// verifies the license key again.
+    pub async fn refresh_endorsements(&self) -> Result<(), ClientError> {
         self.count_call();
-        let keys = TrustedKeys::from_jwks(self.server.jwks().await?)?;
-        tracing::info!(keys = ?keys, "pinned the license server's JWKS (trust on first use)");
+        let jwks = self.server.jwks().await?;
+        let (now, _) = self.observe_time();
         {
             let mut inner = write(&self.inner);
-            inner.license = Some(keys.verify_license(&self.config.license_key));
-            inner.keys = Some(keys);
+            inner.keys.endorse_all(&jwks.endorsements, now);
+            inner.license = inner.keys.verify_license(&self.config.license_key, now);
+            tracing::info!(keys = ?inner.keys, "endorsements refreshed");
         }
         self.save()?;
         Ok(())
+    }
+
+    /// Installs an offline activation (a signed long-lived lease and the endorsements of its
+    /// keys): accepted only under the same rules as a lease from a heartbeat, and only if it
+    /// runs longer than the lease already held.
+    pub fn install_activation(
+        &self,
+        file: &nectar_protocol::token::ActivationFile,
+    ) -> Result<bool, ClientError> {
+        let (now, _) = self.observe_time();
+        let installed = {
+            let mut inner = write(&self.inner);
+            inner.keys.endorse_all(&file.endorsements, now);
+            if inner.license.is_err() {
+                inner.license = inner.keys.verify_license(&self.config.license_key, now);
+            }
+            let lease = accept_lease(&inner, &self.installation_id, &file.lease, now)
+                .map_err(ClientError::LeaseRejected)?;
+            let longer = inner
+                .lease
+                .as_ref()
+                .is_none_or(|held| held.claims.exp < lease.claims.exp);
+            if longer {
+                // Signed time is trusted time.
+                self.high_water.fetch_max(lease.claims.ts, Ordering::Relaxed);
+                inner.lease = Some(lease);
+            }
+            longer
+        };
+        self.save()?;
+        Ok(installed)
     }
 
     /// One heartbeat: reports the installation (and a pending clock-tamper signal), installs the
@@ -68,9 +103,9 @@ impl LicenseClient {
         };
         self.count_call();
         let response = self.server.heartbeat(&request).await?;
-        self.high_water
-            .fetch_max(response.ts.unix_timestamp(), Ordering::Relaxed);
-        let (trusted, _) = self.observe_time();
+        // The response's `ts` is unsigned: it never moves the clock state. Only the signed `ts`
+        // of an accepted lease does (below).
+        let (mut trusted, _) = self.observe_time();
         if !signals.is_empty() {
             // Delivered; while the clock stays behind, later beats signal again anyway.
             self.tamper_pending.store(false, Ordering::Relaxed);
@@ -82,14 +117,14 @@ impl LicenseClient {
         if response.ok
             && let Some(t) = &token
         {
-            let stale_pin = matches!(
-                accept_lease(&read(&self.inner), &self.installation_id, t),
+            let unknown_key = matches!(
+                accept_lease(&read(&self.inner), &self.installation_id, t, trusted),
                 Err(TokenError::UnknownKey)
             );
-            if stale_pin && !self.operator_pinned {
-                // The server rotated its signing key since we pinned on first use.
-                tracing::info!("lease signed by an unpinned key; refreshing the JWKS pin");
-                self.repin().await?;
+            if unknown_key {
+                // Nectar rotated its lease key since the endorsements were fetched.
+                tracing::info!("lease signed by a key not endorsed here yet; fetching endorsements");
+                self.refresh_endorsements().await?;
             }
         }
         {
@@ -101,8 +136,12 @@ impl LicenseClient {
                     tracing::info!(code = %response.code, "license server lifted the lock");
                 }
                 if let Some(t) = token.take() {
-                    match accept_lease(&inner, &self.installation_id, &t) {
+                    match accept_lease(&inner, &self.installation_id, &t, trusted) {
                         Ok(lease) => {
+                            self.high_water
+                                .fetch_max(lease.claims.ts, Ordering::Relaxed);
+                            trusted = trusted.max(lease.claims.ts);
+                            inner.last_heartbeat_at = Some(trusted);
                             inner.lease = Some(lease);
                             lease_installed = true;
                         }
