@@ -127,7 +127,12 @@ pub struct FakeServer {
     heartbeats: std::sync::Mutex<Vec<Value>>,
     counted: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     usage_calls: std::sync::atomic::AtomicU64,
+    lease_edit: std::sync::Mutex<Option<LeaseEdit>>,
+    ts_skew: std::sync::atomic::AtomicI64,
 }
+
+/// How a misbehaving server changes the leases it hands out: their claims, and which key signs.
+pub type LeaseEdit = Box<dyn Fn(&mut Value) -> Option<TestSigner> + Send + Sync>;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -147,7 +152,29 @@ impl FakeServer {
             heartbeats: std::sync::Mutex::new(Vec::new()),
             counted: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             usage_calls: 0.into(),
+            lease_edit: std::sync::Mutex::new(None),
+            ts_skew: 0.into(),
         }
+    }
+
+    /// Makes the unsigned `ts` of heartbeat answers lie by `secs`.
+    pub fn skew_response_ts(&self, secs: i64) {
+        self.ts_skew
+            .store(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A server with the keys of `trust` (e.g. an attacker's own root and keys).
+    pub fn with_trust(clock: std::sync::Arc<dyn crate::clock::Clock>, trust: TestTrust) -> Self {
+        Self {
+            trust,
+            ..Self::new(clock)
+        }
+    }
+
+    /// From now on, leases are edited by `edit` before signing; it may return another key to
+    /// sign with (how tests play a server that lies or uses the wrong key).
+    pub fn edit_leases(&self, edit: LeaseEdit) {
+        *lock(&self.lease_edit) = Some(edit);
     }
 
     /// A license key this server accepts, valid for a year from now.
@@ -201,7 +228,8 @@ impl FakeServer {
     }
 
     fn ts(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::from_unix_timestamp(self.clock.now())
+        let skew = self.ts_skew.load(std::sync::atomic::Ordering::SeqCst);
+        time::OffsetDateTime::from_unix_timestamp(self.clock.now().saturating_add(skew))
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     }
 }
@@ -224,8 +252,12 @@ impl crate::server::LicenseServer for FakeServer {
         let lease = ok.then(|| {
             let mut claims = lease_claims(&req.installation_id, now, now + self.lease_ttl);
             claims["grace"] = self.grace.into();
+            let signer = lock(&self.lease_edit)
+                .as_ref()
+                .and_then(|edit| edit(&mut claims))
+                .unwrap_or_else(|| self.trust.lease.clone());
             crate::server::LeaseView {
-                token: self.trust.lease.sign(&claims),
+                token: signer.sign(&claims),
                 issued_at: self.ts(),
                 expires_at: self.ts() + time::Duration::seconds(self.lease_ttl),
             }
