@@ -36,18 +36,28 @@ pub async fn key_ring(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Ke
     Ok(load_key_ring(&kms, config.issuer(), &config.trusted_key_ids()?).await?)
 }
 
-/// The signer for `SIGNING_KEY_ID` and the ring of every trusted key, each fetched once.
-pub async fn signer_and_key_ring(
+/// The lease signer (`LEASE_SIGNING_KEY_ID`) and the ring of the license keys plus the lease
+/// key, each fetched once.
+pub async fn lease_signer_and_key_ring(
     sdk: &aws_config::SdkConfig,
     config: &Config,
 ) -> Result<(KmsSigner, KeyRing), InitError> {
     let kms = aws_sdk_kms::Client::new(sdk);
-    Ok(crate::adapters::kms::load_signer_and_key_ring(
+    Ok(crate::adapters::kms::load_lease_signer_and_key_ring(
         &kms,
         config.issuer(),
         &config.trusted_key_ids()?,
+        config.lease_signing_key_id()?,
     )
     .await?)
+}
+
+/// The ring of the license keys plus the lease key (public keys only), for the JWKS.
+pub async fn published_key_ring(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<KeyRing, InitError> {
+    Ok(lease_signer_and_key_ring(sdk, config).await?.1)
 }
 
 /// The signer for `SIGNING_KEY_ID`.

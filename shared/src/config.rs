@@ -27,6 +27,7 @@ pub enum ConfigError {
 pub struct Config {
     table_name: Option<String>,
     signing_key_id: Option<String>,
+    lease_signing_key_id: Option<String>,
     verify_key_ids: Vec<String>,
     issuer: String,
     admin: Option<AdminAuth>,
@@ -89,6 +90,7 @@ impl Config {
         Ok(Self {
             table_name: get("TABLE_NAME"),
             signing_key_id: get("SIGNING_KEY_ID"),
+            lease_signing_key_id: get("LEASE_SIGNING_KEY_ID"),
             verify_key_ids: get("VERIFY_KEY_IDS")
                 .map(|v| {
                     v.split(',')
@@ -142,15 +144,23 @@ impl Config {
             .ok_or(ConfigError::Missing("TABLE_NAME"))
     }
 
-    /// `SIGNING_KEY_ID`: the KMS key (id, ARN or alias) that signs new tokens.
+    /// `SIGNING_KEY_ID`: the KMS key (id, ARN or alias) that signs license keys.
     pub fn signing_key_id(&self) -> Result<&str, ConfigError> {
         self.signing_key_id
             .as_deref()
             .ok_or(ConfigError::Missing("SIGNING_KEY_ID"))
     }
 
-    /// Keys whose signatures verify: the signing key, then `VERIFY_KEY_IDS` (comma-separated keys
-    /// kept through a rotation).
+    /// `LEASE_SIGNING_KEY_ID`: the KMS key (id, ARN or alias) that signs leases — and nothing
+    /// else: a key of its own, so the public heartbeat function cannot mint license keys.
+    pub fn lease_signing_key_id(&self) -> Result<&str, ConfigError> {
+        self.lease_signing_key_id
+            .as_deref()
+            .ok_or(ConfigError::Missing("LEASE_SIGNING_KEY_ID"))
+    }
+
+    /// License keys whose signatures verify: the signing key, then `VERIFY_KEY_IDS`
+    /// (comma-separated keys kept through a rotation).
     pub fn trusted_key_ids(&self) -> Result<Vec<String>, ConfigError> {
         let mut ids = vec![self.signing_key_id()?.to_owned()];
         ids.extend(self.verify_key_ids.iter().cloned());

@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::adapters::dynamo::{DynamoStore, schema};
-use crate::adapters::kms::{KmsSigner, load_key_ring};
+use crate::adapters::kms::KmsSigner;
 use crate::token::KeyRing;
 
 /// Counts SDK calls by `Service.Operation` (e.g. `DynamoDB.BatchGetItem`).
@@ -151,8 +151,10 @@ pub struct Stack {
     pub calls: CallCounter,
     /// The store on the fresh table.
     pub store: DynamoStore,
-    /// The fresh key's id.
+    /// The fresh license signing key's id.
     pub key_id: String,
+    /// The fresh lease signing key's id.
+    pub lease_key_id: String,
 }
 
 /// The issuer used by test stacks.
@@ -178,6 +180,7 @@ impl Stack {
             .await
             .expect("create test table");
         let key_id = create_signing_key(&kms).await;
+        let lease_key_id = create_signing_key(&kms).await;
         calls.reset();
         Self {
             store: DynamoStore::new_with_table(dynamo.clone(), table),
@@ -185,21 +188,35 @@ impl Stack {
             kms,
             calls,
             key_id,
+            lease_key_id,
         }
     }
 
-    /// A signer for the stack's key.
+    /// A signer for the stack's lease key.
+    pub async fn lease_signer(&self) -> KmsSigner {
+        KmsSigner::connect(self.kms.clone(), &self.lease_key_id)
+            .await
+            .expect("connect lease signer")
+    }
+
+    /// A signer for the stack's license key.
     pub async fn signer(&self) -> KmsSigner {
         KmsSigner::connect(self.kms.clone(), &self.key_id)
             .await
             .expect("connect signer")
     }
 
-    /// The key ring trusting the stack's key.
+    /// The key ring trusting the stack's license key and lease key.
     pub async fn key_ring(&self) -> KeyRing {
-        load_key_ring(&self.kms, TEST_ISSUER, std::slice::from_ref(&self.key_id))
-            .await
-            .expect("load key ring")
+        crate::adapters::kms::load_lease_signer_and_key_ring(
+            &self.kms,
+            TEST_ISSUER,
+            std::slice::from_ref(&self.key_id),
+            &self.lease_key_id,
+        )
+        .await
+        .expect("load key ring")
+        .1
     }
 }
 
@@ -306,9 +323,11 @@ pub struct MemoryStack {
     pub queue: crate::adapters::memory::MemoryQueue,
     /// The events topic.
     pub publisher: crate::adapters::memory::MemoryPublisher,
-    /// The signing key (as KMS would sign).
+    /// The license signing key (as KMS would sign).
     pub signer: crate::adapters::local::LocalSigner,
-    /// The ring trusting [`MemoryStack::signer`], with issuer [`TEST_ISSUER`].
+    /// The lease signing key.
+    pub lease_signer: crate::adapters::local::LocalSigner,
+    /// The ring trusting both keys, each for its kind, with issuer [`TEST_ISSUER`].
     pub ring: KeyRing,
 }
 
@@ -322,12 +341,14 @@ impl MemoryStack {
     /// Empty adapters and a fresh key.
     pub fn new() -> Self {
         let signer = crate::adapters::local::LocalSigner::random("memory-test-key");
-        let ring = ring_of(&signer);
+        let lease_signer = crate::adapters::local::LocalSigner::random("memory-lease-key");
+        let ring = ring_of(&signer, &lease_signer);
         Self {
             store: Default::default(),
             queue: Default::default(),
             publisher: Default::default(),
             signer,
+            lease_signer,
             ring,
         }
     }
@@ -337,9 +358,14 @@ impl MemoryStack {
         self.signer.clone()
     }
 
-    /// A ring trusting the stack's key, as [`Stack::key_ring`] gives one.
+    /// The lease signer, as [`Stack::lease_signer`] gives one.
+    pub async fn lease_signer(&self) -> crate::adapters::local::LocalSigner {
+        self.lease_signer.clone()
+    }
+
+    /// A ring trusting the stack's keys, as [`Stack::key_ring`] gives one.
     pub async fn key_ring(&self) -> KeyRing {
-        ring_of(&self.signer)
+        ring_of(&self.signer, &self.lease_signer)
     }
 
     /// Creates a customer and issues them a 30-day `plan` license at `now`, adjusted by `tweak`.
@@ -388,10 +414,21 @@ impl<S: crate::domain::ports::TokenSigner> crate::domain::ports::TokenSigner for
     }
 }
 
-fn ring_of(signer: &crate::adapters::local::LocalSigner) -> KeyRing {
+fn ring_of(
+    signer: &crate::adapters::local::LocalSigner,
+    lease_signer: &crate::adapters::local::LocalSigner,
+) -> KeyRing {
     use crate::domain::ports::TokenSigner;
     let der = signer.spki_der();
-    KeyRing::from_spki_der(TEST_ISSUER, [(signer.kid(), der.as_slice())]).expect("a P-256 key")
+    let mut ring = KeyRing::from_spki_der(TEST_ISSUER, [(signer.kid(), der.as_slice())])
+        .expect("a P-256 key");
+    let lease_der = lease_signer.spki_der();
+    ring.add(
+        crate::token::TokenKind::Lease,
+        [(lease_signer.kid(), lease_der.as_slice())],
+    )
+    .expect("a P-256 key");
+    ring
 }
 
 /// The admin token handler tests authenticate with.

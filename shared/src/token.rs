@@ -1,17 +1,18 @@
-//! Signed tokens: license-key claims, ES256 signing through a [`TokenSigner`] (KMS in production)
-//! and offline verification against a pinned key ring that publishes itself as a JWKS.
+//! Signed tokens: license-key and lease claims, ES256 signing through a [`TokenSigner`] (KMS in
+//! production) and offline verification against a key ring that publishes itself as a JWKS.
 //!
-//! Signing assembles the JWS compact form by hand because the signature comes from KMS, which no
-//! JWT crate drives; verification is `jsonwebtoken` with the algorithm pinned to ES256.
+//! Each kind of token has its own keys: license keys verify only under license signing keys,
+//! leases only under the lease signing key, so the public heartbeat function — which holds the
+//! lease key — can mint nothing but leases. The JWS rules (ES256 only, explicit `typ`
+//! `license+jwt` / `lease+jwt`, low-S signatures) are `nectar_protocol::jws`, the same code
+//! installations run.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use p256::elliptic_curve::sec1::ToSec1Point;
-use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
+use nectar_protocol::jws::{self, JwsError};
+use p256::ecdsa::VerifyingKey;
+use p256::pkcs8::DecodePublicKey;
 use serde::{Deserialize, Serialize};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -21,9 +22,6 @@ use crate::domain::ports::TokenSigner;
 
 /// KMS signs at most 4096 bytes with `MessageType=RAW`; we refuse larger input up front.
 pub const MAX_SIGNING_INPUT: usize = 4096;
-
-/// Longest token we even try to parse; real keys are about 1 KB.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// The kind every token carries, so a lease can never pass as a license key nor the reverse.
 pub use nectar_protocol::token::TokenKind;
@@ -85,9 +83,15 @@ pub enum KeyRejection {
     /// Header algorithm is not ES256.
     #[error("the license key uses an algorithm other than ES256")]
     Algorithm,
-    /// `kid` absent or not one of our keys.
-    #[error("the license key was not signed by a Nectar signing key")]
+    /// Header `typ` is not the kind's media type.
+    #[error("the license key's header type is not license+jwt")]
+    Type,
+    /// `kid` absent or not one of our keys for this kind of token.
+    #[error("the license key was not signed by a Nectar license signing key")]
     UnknownKey,
+    /// A high-S (non-canonical) signature.
+    #[error("the license key's signature is not canonical")]
+    NonCanonical,
     /// Signature does not verify.
     #[error("the license key signature is invalid")]
     Signature,
@@ -136,12 +140,27 @@ pub enum KeyRingError {
     },
 }
 
+impl From<JwsError> for KeyRejection {
+    fn from(e: JwsError) -> Self {
+        match e {
+            JwsError::Malformed => Self::Malformed,
+            JwsError::Algorithm => Self::Algorithm,
+            JwsError::Type => Self::Type,
+            JwsError::UnknownKey => Self::UnknownKey,
+            JwsError::NonCanonical => Self::NonCanonical,
+            JwsError::Signature => Self::Signature,
+        }
+    }
+}
+
 struct RingKey {
-    decoding: DecodingKey,
+    key: VerifyingKey,
+    kind: TokenKind,
     jwk: Jwk,
 }
 
-/// The public keys we trust, fetched once per process and never per request.
+/// The public keys we trust, each for one kind of token, fetched once per process and never per
+/// request; and the root endorsements of them that installations need (published in the JWKS).
 ///
 /// Rotation: sign with the new key while the old one stays in the ring until every key it signed
 /// has been reissued or expired.
@@ -149,6 +168,7 @@ pub struct KeyRing {
     issuer: String,
     keys: HashMap<String, RingKey>,
     order: Vec<String>,
+    endorsements: Vec<String>,
 }
 
 impl fmt::Debug for KeyRing {
@@ -161,7 +181,8 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// Builds a ring from `(kid, SubjectPublicKeyInfo DER)` pairs, as KMS `GetPublicKey` returns.
+    /// Builds a ring of *license* signing keys from `(kid, SubjectPublicKeyInfo DER)` pairs, as
+    /// KMS `GetPublicKey` returns them.
     pub fn from_spki_der<'a>(
         issuer: impl Into<String>,
         keys: impl IntoIterator<Item = (&'a str, &'a [u8])>,
@@ -170,37 +191,37 @@ impl KeyRing {
             issuer: issuer.into(),
             keys: HashMap::new(),
             order: Vec::new(),
+            endorsements: Vec::new(),
         };
+        ring.add(TokenKind::License, keys)?;
+        Ok(ring)
+    }
+
+    /// Adds keys that verify tokens of `kind` only.
+    pub fn add<'a>(
+        &mut self,
+        kind: TokenKind,
+        keys: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<(), KeyRingError> {
         for (kid, der) in keys {
-            let not_p256 = || KeyRingError::NotP256 { kid: kid.into() };
-            let public = p256::PublicKey::from_public_key_der(der).map_err(|_| not_p256())?;
-            // jsonwebtoken's rust_crypto backend wants PEM, not bare SPKI DER.
-            let pem = public
-                .to_public_key_pem(LineEnding::LF)
-                .map_err(|_| not_p256())?;
-            let decoding = DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| not_p256())?;
-            let point = public.to_sec1_point(false);
-            let (Some(x), Some(y)) = (point.x(), point.y()) else {
-                return Err(not_p256());
-            };
-            let jwk = Jwk {
-                kty: "EC".into(),
-                crv: "P-256".into(),
-                x: URL_SAFE_NO_PAD.encode(x),
-                y: URL_SAFE_NO_PAD.encode(y),
-                kid: kid.into(),
-                alg: Some("ES256".into()),
-                use_: Some("sig".into()),
-            };
-            if ring
+            let public = p256::PublicKey::from_public_key_der(der)
+                .map_err(|_| KeyRingError::NotP256 { kid: kid.into() })?;
+            let key = VerifyingKey::from(public);
+            let jwk = jws::to_jwk(kid, &key);
+            if self
                 .keys
-                .insert(kid.to_owned(), RingKey { decoding, jwk })
+                .insert(kid.to_owned(), RingKey { key, kind, jwk })
                 .is_none()
             {
-                ring.order.push(kid.to_owned());
+                self.order.push(kid.to_owned());
             }
         }
-        Ok(ring)
+        Ok(())
+    }
+
+    /// Sets the root endorsements published with the keys.
+    pub fn set_endorsements(&mut self, endorsements: Vec<String>) {
+        self.endorsements = endorsements;
     }
 
     /// The issuer every accepted token must name.
@@ -208,7 +229,7 @@ impl KeyRing {
         &self.issuer
     }
 
-    /// The ring as a JWK set, in load order.
+    /// The ring as a JWK set, in load order, with the endorsements.
     pub fn jwks(&self) -> Jwks {
         Jwks {
             keys: self
@@ -216,73 +237,49 @@ impl KeyRing {
                 .iter()
                 .filter_map(|kid| self.keys.get(kid).map(|k| k.jwk.clone()))
                 .collect(),
+            endorsements: self.endorsements.clone(),
         }
     }
 
-    /// Verifies a license key offline: ES256 only (the header's `alg` is never trusted), a `kid`
-    /// from this ring, a valid signature, well-formed claims from our issuer, and kind `license`.
-    /// Expiry is *not* checked here: callers decide with their own clock so they can say EXPIRED.
+    /// Verifies a license key offline: `license+jwt`, ES256 low-S under a license signing key of
+    /// this ring, well-formed claims from our issuer, kind `license`. Expiry is *not* checked
+    /// here: callers decide with their own clock so they can say EXPIRED.
     pub fn verify_license(&self, key: &LicenseKey) -> Result<LicenseClaims, KeyRejection> {
-        let claims: LicenseClaims = self.verify(key.expose())?;
-        if claims.typ != TokenKind::License {
-            return Err(KeyRejection::WrongKind);
-        }
-        Ok(claims)
+        self.verify(key.expose(), TokenKind::License)
     }
 
-    /// Verifies a lease offline, like [`KeyRing::verify_license`] but requiring kind `lease`.
+    /// Verifies a lease offline, like [`KeyRing::verify_license`] but `lease+jwt` under the lease
+    /// signing key.
     pub fn verify_lease(&self, token: &str) -> Result<LeaseClaims, KeyRejection> {
-        let claims: LeaseClaims = self.verify(token)?;
-        if claims.typ != TokenKind::Lease {
-            return Err(KeyRejection::WrongKind);
-        }
-        Ok(claims)
+        self.verify(token, TokenKind::Lease)
     }
 
     fn verify<C: serde::de::DeserializeOwned + HasKind>(
         &self,
         token: &str,
+        kind: TokenKind,
     ) -> Result<C, KeyRejection> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
-            return Err(KeyRejection::Malformed);
+        let payload = jws::verify(token, kind, |kid| {
+            self.keys
+                .get(kid)
+                .filter(|k| k.kind == kind)
+                .map(|k| &k.key)
+        })?;
+        #[derive(Deserialize)]
+        struct Envelope {
+            iss: String,
+            typ: TokenKind,
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| KeyRejection::Malformed)?;
-        if header.alg != Algorithm::ES256 {
-            return Err(KeyRejection::Algorithm);
+        let envelope: Envelope =
+            serde_json::from_slice(&payload).map_err(|_| KeyRejection::Claims)?;
+        if envelope.typ != C::KIND {
+            return Err(KeyRejection::WrongKind);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.keys.get(kid))
-            .ok_or(KeyRejection::UnknownKey)?;
-
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        validation.set_issuer(&[self.issuer.as_str()]);
-        validation.set_required_spec_claims(&["iss", "iat", "exp", "jti"]);
-
-        // One signature verification per token; only when the claims fail to decode do we peek
-        // (without crypto) at the kind, so a lease is reported as WrongKind, not as Claims.
-        match jsonwebtoken::decode::<C>(token, &key.decoding, &validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) => match classify(e) {
-                KeyRejection::Claims if peek_kind(token).is_some_and(|k| k != C::KIND) => {
-                    Err(KeyRejection::WrongKind)
-                }
-                other => Err(other),
-            },
+        if envelope.iss != self.issuer {
+            return Err(KeyRejection::Claims);
         }
+        serde_json::from_slice(&payload).map_err(|_| KeyRejection::Claims)
     }
-}
-
-fn peek_kind(token: &str) -> Option<TokenKind> {
-    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
-    serde_json::from_slice::<KindOnly>(&payload)
-        .ok()
-        .map(|k| k.typ)
 }
 
 /// Claims types name the token kind they decode, so the ring can tell a mistyped token apart.
@@ -299,53 +296,59 @@ impl HasKind for LeaseClaims {
     const KIND: TokenKind = TokenKind::Lease;
 }
 
-#[derive(Deserialize)]
-struct KindOnly {
-    typ: TokenKind,
-}
-
-fn classify(e: jsonwebtoken::errors::Error) -> KeyRejection {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match e.kind() {
-        K::InvalidSignature | K::InvalidEcdsaKey => KeyRejection::Signature,
-        K::InvalidAlgorithm | K::InvalidAlgorithmName => KeyRejection::Algorithm,
-        K::InvalidToken | K::Base64(_) | K::Utf8(_) => KeyRejection::Malformed,
-        _ => KeyRejection::Claims,
-    }
-}
-
-/// Signs `claims` as an ES256 JWT with header `{alg, typ: "JWT", kid}`.
+/// Signs `claims` as a token of `kind`: ES256 with header `{alg, typ: <kind>+jwt, kid}` and the
+/// signature in canonical low-S form.
 ///
 /// Refuses signing input over [`MAX_SIGNING_INPUT`] bytes (the KMS raw-message limit) before
 /// calling the signer, and converts the signer's DER signature to the 64-byte `r‖s` JWS wants.
-pub async fn sign_jwt<S, C>(signer: &S, claims: &C) -> Result<String, SignError>
+pub async fn sign_jwt<S, C>(signer: &S, kind: TokenKind, claims: &C) -> Result<String, SignError>
 where
     S: TokenSigner + ?Sized,
     C: Serialize,
 {
-    let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": signer.kid() });
-    let header = serde_json::to_vec(&header).map_err(|e| SignError::Backend(e.into()))?;
-    let payload = serde_json::to_vec(claims).map_err(|e| SignError::Backend(e.into()))?;
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
+    let signing_input = jws::signing_input(kind, signer.kid(), claims)
+        .map_err(|e| SignError::Backend(e.into()))?;
     if signing_input.len() > MAX_SIGNING_INPUT {
         return Err(SignError::TooLarge(signing_input.len()));
     }
     let der = signer.sign(signing_input.as_bytes()).await?;
     let signature = p256::ecdsa::Signature::from_der(&der).map_err(|_| SignError::BadSignature)?;
-    Ok(format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature.to_bytes())
-    ))
+    Ok(jws::finish(&signing_input, &signature))
+}
+
+/// Signs an endorsement of `endorsed` (a KMS public key) for tokens of `use_` until `exp`, with
+/// the root key `root`. Only the operator's admin command calls this; no function can.
+pub async fn sign_endorsement<S: TokenSigner + ?Sized>(
+    root: &S,
+    issuer: &str,
+    endorsed_kid: &str,
+    endorsed_spki_der: &[u8],
+    use_: TokenKind,
+    iat: i64,
+    exp: i64,
+) -> Result<String, SignError> {
+    let public = p256::PublicKey::from_public_key_der(endorsed_spki_der)
+        .map_err(|_| SignError::BadSignature)?;
+    let claims = nectar_protocol::token::EndorsementClaims {
+        iss: issuer.to_owned(),
+        typ: TokenKind::Endorsement,
+        sub: endorsed_kid.to_owned(),
+        use_,
+        jwk: jws::to_jwk(endorsed_kid, &VerifyingKey::from(public)),
+        iat,
+        exp,
+    };
+    sign_jwt(root, TokenKind::Endorsement, &claims).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use crate::adapters::local::LocalSigner;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
     use crate::domain::{LicenseId, Plan};
 
     const ISSUER: &str = "nectar-test";
@@ -375,8 +378,13 @@ mod tests {
             .expect("valid keys")
     }
 
+    /// Signs `claims` as the kind its `typ` claim names (license when absent or unknown).
     async fn signed(signer: &LocalSigner, claims: &serde_json::Value) -> LicenseKey {
-        LicenseKey::new(sign_jwt(signer, claims).await.expect("signs"))
+        let kind = match claims["typ"].as_str() {
+            Some("lease") => TokenKind::Lease,
+            _ => TokenKind::License,
+        };
+        LicenseKey::new(sign_jwt(signer, kind, claims).await.expect("signs"))
     }
 
     fn b64(v: &serde_json::Value) -> String {
@@ -399,7 +407,7 @@ mod tests {
         let header = jsonwebtoken::decode_header(key.expose()).expect("header");
         assert_eq!(header.alg, Algorithm::ES256);
         assert_eq!(header.kid.as_deref(), Some("k1"));
-        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        assert_eq!(header.typ.as_deref(), Some("license+jwt"));
     }
 
     #[tokio::test]
@@ -479,8 +487,16 @@ mod tests {
     async fn a_lease_never_passes_as_a_license_key() {
         let signer = LocalSigner::random("k1");
         let ring = ring_for(&[&signer]);
+        // Signed by a license key, but typed (header and claim) as a lease.
         let lease = signed(&signer, &claims(TokenKind::Lease)).await;
-        assert_eq!(ring.verify_license(&lease), Err(KeyRejection::WrongKind));
+        assert_eq!(ring.verify_license(&lease), Err(KeyRejection::Type));
+        // Header says license, claim says lease.
+        let mixed = LicenseKey::new(
+            sign_jwt(&signer, TokenKind::License, &claims(TokenKind::Lease))
+                .await
+                .expect("signs"),
+        );
+        assert_eq!(ring.verify_license(&mixed), Err(KeyRejection::WrongKind));
         let mut untyped = claims(TokenKind::License);
         untyped.as_object_mut().expect("object").remove("typ");
         let key = signed(&signer, &untyped).await;
@@ -508,7 +524,7 @@ mod tests {
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let ring = ring_for(&[&LocalSigner::random("k1")]);
-        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        let huge = "a".repeat(jws::MAX_TOKEN_LEN + 1);
         for junk in [
             "",
             "abc",
@@ -535,7 +551,9 @@ mod tests {
         let signer = LocalSigner::random("k1");
         let mut big = claims(TokenKind::License);
         big["domain_restrictions"] = serde_json::json!(vec!["a".repeat(60); 60]);
-        let err = sign_jwt(&signer, &big).await.expect_err("too large");
+        let err = sign_jwt(&signer, TokenKind::License, &big)
+            .await
+            .expect_err("too large");
         assert!(matches!(err, SignError::TooLarge(n) if n > MAX_SIGNING_INPUT));
     }
 
@@ -566,9 +584,53 @@ mod tests {
         let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y).expect("jwk");
         let mut validation = Validation::new(Algorithm::ES256);
         validation.validate_exp = false;
+        validation.required_spec_claims.clear();
         let data = jsonwebtoken::decode::<serde_json::Value>(key.expose(), &decoding, &validation)
             .expect("verifies");
         assert_eq!(data.claims["jti"], "NECTAR-ENTERPRISE-2026-7K2M9QXA");
+    }
+
+    #[tokio::test]
+    async fn each_kind_verifies_only_under_its_own_keys() {
+        let license_key = LocalSigner::random("license-k");
+        let lease_key = LocalSigner::random("lease-k");
+        let mut ring = ring_for(&[&license_key]);
+        let der = lease_key.spki_der();
+        ring.add(TokenKind::Lease, [(lease_key.kid(), der.as_slice())])
+            .expect("p256");
+        // A license key minted with the lease key (what a compromised heartbeat could try).
+        let by_lease_key = LicenseKey::new(
+            sign_jwt(&lease_key, TokenKind::License, &claims(TokenKind::License))
+                .await
+                .expect("signs"),
+        );
+        assert_eq!(
+            ring.verify_license(&by_lease_key),
+            Err(KeyRejection::UnknownKey)
+        );
+        // A lease minted with the license key.
+        let lease_by_license_key =
+            sign_jwt(&license_key, TokenKind::Lease, &claims(TokenKind::Lease))
+                .await
+                .expect("signs");
+        assert_eq!(
+            ring.verify_lease(&lease_by_license_key).map(|_| ()),
+            Err(KeyRejection::UnknownKey)
+        );
+    }
+
+    #[tokio::test]
+    async fn high_s_twins_are_refused_and_signing_always_emits_low_s() {
+        let signer = LocalSigner::random("k1");
+        let ring = ring_for(&[&signer]);
+        for _ in 0..16 {
+            // KMS returns either S form; what we emit is always the low one, so it verifies…
+            let key = signed(&signer, &claims(TokenKind::License)).await;
+            assert!(ring.verify_license(&key).is_ok());
+            // …and its high-S twin, equally valid to a lax ECDSA verifier, does not.
+            let twin = LicenseKey::new(jws::high_s_variant(key.expose()));
+            assert_eq!(ring.verify_license(&twin), Err(KeyRejection::NonCanonical));
+        }
     }
 
     #[test]

@@ -98,16 +98,17 @@ mod services {
         let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
         stack.calls.reset();
         // Act
-        let (signer, ring) = shared::adapters::kms::load_signer_and_key_ring(
+        let (signer, ring) = shared::adapters::kms::load_lease_signer_and_key_ring(
             &stack.kms,
             TEST_ISSUER,
             std::slice::from_ref(&stack.key_id),
+            &stack.lease_key_id,
         )
         .await
         .expect("loads");
-        // Assert
-        assert_eq!(stack.calls.count("KMS.GetPublicKey"), 1);
-        assert_eq!(stack.calls.count("KMS."), 1);
+        // Assert: the license key and the lease key, once each.
+        assert_eq!(stack.calls.count("KMS.GetPublicKey"), 2);
+        assert_eq!(stack.calls.count("KMS."), 2);
         let beat = beat_once(&ring, &stack.store, &signer, &issued.key, "i-1", NOW).await;
         let lease = beat.lease.expect("a lease");
         assert!(

@@ -315,7 +315,7 @@ async fn a_silent_installation_loses_its_seat_to_a_new_one_and_cannot_take_it_ba
     let issued = stack
         .issue(Plan::Starter, NOW, |c| c.term = Term::Days(365))
         .await;
-    let (ring, signer) = (stack.key_ring().await, stack.signer().await);
+    let (ring, signer) = (stack.key_ring().await, stack.lease_signer().await);
     let beat = |inst: &'static str, at: OffsetDateTime| {
         let (ring, signer, store, key) = (&ring, &signer, &stack.store, &issued.key);
         async move {
@@ -398,7 +398,7 @@ async fn a_culled_installation_revives_when_a_seat_is_free() {
     // Arrange: two seats; "a" falls silent and is culled.
     let stack = MemoryStack::new();
     let issued = two_seat_license(&stack).await;
-    let (ring, signer) = (stack.key_ring().await, stack.signer().await);
+    let (ring, signer) = (stack.key_ring().await, stack.lease_signer().await);
     let window = Plan::Starter.policy().heartbeat_window;
     let first = beat_once(&ring, &stack.store, &signer, &issued.key, "a", NOW).await;
     assert_eq!(first.verdict.code, Code::Valid);
@@ -433,7 +433,7 @@ async fn gauge_warnings_go_out_when_active_installations_approach_their_user_lim
     // Arrange: starter allows 5 users; two installations report 2 and 2 users (80 %).
     let stack = MemoryStack::new();
     let issued = two_seat_license(&stack).await;
-    let (ring, signer) = (stack.key_ring().await, stack.signer().await);
+    let (ring, signer) = (stack.key_ring().await, stack.lease_signer().await);
     for inst in ["a", "b"] {
         let mut cmd = beat_cmd(&issued.key, inst);
         cmd.gauges.users = Some(2);

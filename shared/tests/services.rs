@@ -117,7 +117,11 @@ async fn a_validly_signed_key_for_a_license_not_on_record_is_not_found() {
         limits: Plan::Starter.default_limits(),
         domain_restrictions: vec![],
     };
-    let key = LicenseKey::new(sign_jwt(&signer, &claims).await.expect("sign"));
+    let key = LicenseKey::new(
+        sign_jwt(&signer, TokenKind::License, &claims)
+            .await
+            .expect("sign"),
+    );
     assert_eq!(validated(&stack, &key, "i-1", NOW).await, Code::NotFound);
 }
 
@@ -127,7 +131,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
     let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
-    let signer = stack.signer().await;
+    let signer = stack.lease_signer().await;
     let cmd = validate_cmd(&issued.key, "i-1");
     assert_eq!(code_of(&stack, &cmd, NOW).await, Code::Valid);
     // Act
@@ -328,7 +332,7 @@ async fn first_heartbeat_registers_the_installation_and_later_ones_refresh_it<L:
     // Arrange
     let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
-    let signer = stack.signer().await;
+    let signer = stack.lease_signer().await;
     let cmd = beat_cmd(&issued.key, "i-1");
     let beat = |at| heartbeat(&ring, stack.store(), &signer, &cmd, Duration::hours(1), at);
     // Act
@@ -410,7 +414,7 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
         .issue(Plan::Starter, NOW, |c| c.limits.installations = Some(2))
         .await;
     let ring = stack.key_ring().await;
-    let signer = stack.signer().await;
+    let signer = stack.lease_signer().await;
     for (inst, expected) in [
         ("i-1", Code::Valid),
         ("i-2", Code::Valid),
@@ -435,7 +439,7 @@ async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
     let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
-    let signer = stack.signer().await;
+    let signer = stack.lease_signer().await;
     beat_once(&ring, &stack.store, &signer, &issued.key, "i-1", NOW).await;
     let (customer, licenses) = lookup_customer(&stack.store, &issued.customer.id)
         .await
@@ -468,7 +472,7 @@ async fn a_lease_is_bound_to_its_installation_and_resigned_only_past_half_its_li
     let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
-    let signer = CountingSigner::new(stack.signer().await);
+    let signer = CountingSigner::new(stack.lease_signer().await);
     let cmd = beat_cmd(&issued.key, "i-1");
     let beat = |at| heartbeat(&ring, &stack.store, &signer, &cmd, Duration::hours(1), at);
     let ttl = Plan::Professional.policy().lease_ttl;
@@ -533,7 +537,7 @@ async fn a_lease_never_outlives_its_license() {
         })
         .await;
     let ring = stack.key_ring().await;
-    let signer = stack.signer().await;
+    let signer = stack.lease_signer().await;
     // Act
     let beat = beat_once(&ring, &stack.store, &signer, &issued.key, "i-1", NOW).await;
     // Assert
@@ -547,7 +551,7 @@ async fn a_clock_tamper_signal_is_recorded_in_the_license_audit_trail() {
     let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let ring = stack.key_ring().await;
-    let signer = stack.signer().await;
+    let signer = stack.lease_signer().await;
     let mut cmd = beat_cmd(&issued.key, "i-1");
     cmd.signals = vec![shared::service::heartbeat::Signal::ClockTampered];
     // Act

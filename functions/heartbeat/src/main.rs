@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = shared::aws::sdk_config().await;
-    let (signer, ring) = shared::aws::signer_and_key_ring(&sdk, &config).await?;
+    let (signer, ring) = shared::aws::lease_signer_and_key_ring(&sdk, &config).await?;
     let deps = handler::Deps {
         ring,
         store: shared::aws::store(&sdk, &config)?,

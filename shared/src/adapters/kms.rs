@@ -63,24 +63,26 @@ pub async fn load_key_ring(
     Ok(load_keys(client, issuer, key_refs).await?.1)
 }
 
-/// The signer for the first of `key_refs` and the ring of all of them, with one `GetPublicKey`
-/// per key: a function that both signs and verifies (heartbeat) must not fetch its signing key
-/// twice at cold start.
-pub async fn load_signer_and_key_ring(
+/// The lease signer (`lease_key_ref`) and the ring of the license keys (`license_key_refs`) plus
+/// the lease key, with one `GetPublicKey` per key: the heartbeat function verifies license keys
+/// and signs leases, and must not fetch a key twice at cold start.
+pub async fn load_lease_signer_and_key_ring(
     client: &Client,
     issuer: &str,
-    key_refs: &[String],
+    license_key_refs: &[String],
+    lease_key_ref: &str,
 ) -> Result<(KmsSigner, KeyRing), KeyRingError> {
-    let (first, ring) = load_keys(client, issuer, key_refs).await?;
-    let (key_arn, kid) = first.ok_or_else(|| KeyRingError::Fetch {
-        kid: String::new(),
-        source: "no signing key configured".into(),
-    })?;
+    let (_, mut ring) = load_keys(client, issuer, license_key_refs).await?;
+    let (key_arn, lease) = public_key(client, lease_key_ref).await?;
+    ring.add(
+        crate::token::TokenKind::Lease,
+        [(lease.kid.as_str(), lease.spki_der.as_slice())],
+    )?;
     Ok((
         KmsSigner {
             client: client.clone(),
             key_arn,
-            kid,
+            kid: lease.kid,
         },
         ring,
     ))

@@ -178,7 +178,7 @@ where
             limits,
             domain_restrictions: license.domain_restrictions.clone(),
         };
-        let key = LicenseKey::new(sign_jwt(signer, &claims).await?);
+        let key = LicenseKey::new(sign_jwt(signer, TokenKind::License, &claims).await?);
         let audit = AuditEntry {
             action: "license.issued".into(),
             actor: actor.clone(),
@@ -283,7 +283,7 @@ where
         limits: license.limits,
         domain_restrictions: license.domain_restrictions.clone(),
     };
-    let key = LicenseKey::new(sign_jwt(signer, &claims).await?);
+    let key = LicenseKey::new(sign_jwt(signer, TokenKind::License, &claims).await?);
     let audit = AuditEntry {
         action: "license.renewed".into(),
         actor,

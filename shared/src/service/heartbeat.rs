@@ -216,7 +216,7 @@ where
         lexp: license.expires_at.unix_timestamp(),
         grace: policy.offline_grace.whole_seconds(),
     };
-    let token = match sign_jwt(signer, &claims).await {
+    let token = match sign_jwt(signer, TokenKind::Lease, &claims).await {
         Ok(t) => LeaseToken::new(t),
         Err(e) => {
             tracing::error!(error = %e, license_id = %license.id, "lease not signed");

@@ -78,8 +78,10 @@ pub trait Layer {
     type Calls: std::fmt::Debug;
     /// The store.
     fn store(&self) -> &Self::Store;
-    /// A signer for the stack's key.
+    /// A signer for the stack's license key.
     async fn signer(&self) -> Self::Signer;
+    /// A signer for the stack's lease key (what heartbeats sign with).
+    async fn lease_signer(&self) -> Self::Signer;
     /// The ring trusting the stack's key.
     async fn key_ring(&self) -> KeyRing;
     /// Creates a customer and issues them a 30-day `plan` license at `now`, adjusted by `tweak`.
@@ -105,6 +107,9 @@ impl Layer for MemoryStack {
     async fn signer(&self) -> Self::Signer {
         MemoryStack::signer(self).await
     }
+    async fn lease_signer(&self) -> Self::Signer {
+        MemoryStack::lease_signer(self).await
+    }
     async fn key_ring(&self) -> KeyRing {
         MemoryStack::key_ring(self).await
     }
@@ -129,6 +134,9 @@ impl Layer for Stack {
     }
     async fn signer(&self) -> Self::Signer {
         Stack::signer(self).await
+    }
+    async fn lease_signer(&self) -> Self::Signer {
+        Stack::lease_signer(self).await
     }
     async fn key_ring(&self) -> KeyRing {
         Stack::key_ring(self).await
