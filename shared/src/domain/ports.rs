@@ -409,3 +409,27 @@ pub trait ExecutionLog: Send + Sync {
         id: &crate::domain::workflow::ExecutionId,
     ) -> Result<Option<crate::domain::workflow::ExecutionRecord>, StoreError>;
 }
+
+/// A root key's endorsement of a signing key, as stored for the JWKS to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEndorsement {
+    /// The endorsed key's id (as token headers name it).
+    pub kid: String,
+    /// The kind of token the key may sign.
+    pub use_: nectar_protocol::token::TokenKind,
+    /// The endorsement (compact JWS by the root key).
+    pub token: String,
+    /// Its end.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The endorsements of the signing keys: written by the operator's admin command (the only
+/// holder of the root key), read by the JWKS function to publish them.
+#[async_trait]
+pub trait EndorsementRegistry: Send + Sync {
+    /// Stores the endorsement of `kid` for its kind, replacing an earlier one.
+    async fn put_endorsement(&self, endorsement: &StoredEndorsement) -> Result<(), StoreError>;
+    /// Every endorsement still running at `now`.
+    async fn endorsements(&self, now: OffsetDateTime)
+    -> Result<Vec<StoredEndorsement>, StoreError>;
+}

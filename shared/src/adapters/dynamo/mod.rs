@@ -17,6 +17,7 @@ mod licenses;
 mod lifecycle;
 pub mod schema;
 pub mod table;
+mod trust;
 mod usage;
 mod workflows;
 
@@ -38,6 +39,7 @@ pub fn access_patterns() -> Vec<AccessPattern> {
         usage::ACCESS_PATTERNS,
         workflows::ACCESS_PATTERNS,
         lifecycle::ACCESS_PATTERNS,
+        trust::ACCESS_PATTERNS,
     ]
     .concat()
 }

@@ -40,7 +40,7 @@ use crate::domain::license::whole_seconds;
 use crate::domain::lifecycle::NoticeState;
 use crate::domain::ports::{
     AuditLog, CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseDetail,
-    LicenseReader, LicenseWriter, SeatClaim, Snapshot,
+    EndorsementRegistry, LicenseReader, LicenseWriter, SeatClaim, Snapshot, StoredEndorsement,
 };
 use crate::domain::workflow::{ExecutionId, ExecutionRecord};
 use crate::domain::{
@@ -83,6 +83,8 @@ struct State {
     /// Rate windows by (key, window start as Unix seconds): hits and TTL.
     rates: HashMap<(String, i64), (u64, i64)>,
     executions: HashMap<ExecutionId, (ExecutionRecord, i64)>,
+    /// Endorsements by (kind, kid), as the `TRUST` partition holds them.
+    endorsements: BTreeMap<(String, String), StoredEndorsement>,
 }
 
 impl State {
@@ -393,5 +395,29 @@ impl CustomerDirectory for MemoryStore {
         // Stable, like the DynamoDB adapter's sort of the index order (license id).
         details.sort_by_key(|d| d.license.issued_at);
         Ok(details)
+    }
+}
+
+#[async_trait]
+impl EndorsementRegistry for MemoryStore {
+    async fn put_endorsement(&self, e: &StoredEndorsement) -> Result<(), StoreError> {
+        let kind = format!("{:?}", e.use_);
+        self.state()
+            .endorsements
+            .insert((kind, e.kid.clone()), e.clone());
+        Ok(())
+    }
+
+    async fn endorsements(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredEndorsement>, StoreError> {
+        Ok(self
+            .state()
+            .endorsements
+            .values()
+            .filter(|e| e.expires_at > now)
+            .cloned()
+            .collect())
     }
 }
