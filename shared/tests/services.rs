@@ -694,3 +694,133 @@ async fn a_revoked_license_cannot_be_renewed() {
         "{renewed:?}"
     );
 }
+
+mod offline_activation {
+    //! Offline activation files: a seat, a long lease signed by the lease key, audited.
+
+    use super::*;
+    use shared::domain::InstallationId;
+    use shared::domain::ports::InstallationRegistry;
+    use shared::service::activation::{ActivationCommand, activate_offline};
+
+    fn cmd(issued: &shared::testing::Issued, iid: &str, days: i64) -> ActivationCommand {
+        ActivationCommand {
+            license_id: issued.license.id.clone(),
+            installation_id: InstallationId::parse(iid).expect("iid"),
+            days,
+            actor: Actor::admin(Some("ops@nectar")),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_activation_takes_a_seat_and_carries_a_long_lease_for_that_installation_only() {
+        // Arrange: a license with one seat.
+        let stack = MemoryStack::new();
+        let issued = stack
+            .issue(Plan::Professional, NOW, |c| {
+                c.limits.installations = Some(1);
+                c.term = Term::Days(365);
+            })
+            .await;
+        // Act
+        let file = activate_offline(
+            &stack.store,
+            &stack.lease_signer,
+            TEST_ISSUER,
+            &cmd(&issued, "air-gapped-1", 90),
+            NOW,
+        )
+        .await
+        .expect("activation");
+        // Assert: the lease verifies as a lease (lease key), for that installation, 90 days.
+        let claims = stack.ring.verify_lease(&file.lease).expect("a lease");
+        assert_eq!(claims.iid.as_str(), "air-gapped-1");
+        assert_eq!(claims.exp - claims.iat, 90 * 86_400);
+        assert_eq!(file.installation_id, "air-gapped-1");
+        let seats = stack
+            .store
+            .installations(&issued.license.id)
+            .await
+            .expect("installations");
+        assert_eq!(seats.len(), 1);
+        assert_eq!(seats[0].status, InstallationStatus::Active);
+        // The one seat is taken: a second air-gapped installation is refused, the same one is not.
+        let refused = activate_offline(
+            &stack.store,
+            &stack.lease_signer,
+            TEST_ISSUER,
+            &cmd(&issued, "air-gapped-2", 90),
+            NOW,
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(DomainError::InvalidValue { field: "installationId", .. })),
+            "{refused:?}"
+        );
+        activate_offline(
+            &stack.store,
+            &stack.lease_signer,
+            TEST_ISSUER,
+            &cmd(&issued, "air-gapped-1", 30),
+            NOW,
+        )
+        .await
+        .expect("renewing the same installation's activation");
+        // Audited with the operator.
+        let (_, licenses) = lookup_customer(&stack.store, &issued.customer.id)
+            .await
+            .expect("lookup");
+        let trail: Vec<String> = licenses
+            .iter()
+            .flat_map(|l| l.audit.iter().map(|a| format!("{} by {}", a.action, a.actor.as_str())))
+            .collect();
+        assert!(
+            trail
+                .iter()
+                .any(|t| t == "installation.activated_offline by admin:ops@nectar"),
+            "{trail:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn activations_are_refused_out_of_range_or_for_a_license_not_in_force() {
+        let stack = MemoryStack::new();
+        let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
+        for days in [0, 366, -5] {
+            let r = activate_offline(
+                &stack.store,
+                &stack.lease_signer,
+                TEST_ISSUER,
+                &cmd(&issued, "air-1", days),
+                NOW,
+            )
+            .await;
+            assert!(
+                matches!(r, Err(DomainError::InvalidValue { field: "days", .. })),
+                "{days}: {r:?}"
+            );
+        }
+        change_status(
+            &stack.store,
+            &issued.license.id,
+            StatusAction::Suspend,
+            Some("unpaid".into()),
+            Actor::admin(None),
+            NOW,
+        )
+        .await
+        .expect("suspend");
+        let r = activate_offline(
+            &stack.store,
+            &stack.lease_signer,
+            TEST_ISSUER,
+            &cmd(&issued, "air-1", 30),
+            NOW,
+        )
+        .await;
+        assert!(
+            matches!(r, Err(DomainError::InvalidTransition { .. })),
+            "{r:?}"
+        );
+    }
+}

@@ -196,9 +196,34 @@ where
     {
         return Some(current.clone());
     }
+    let ttl = license.plan.policy().lease_ttl;
+    match sign_lease(store, signer, issuer, license, installation, ttl, now).await {
+        Ok(lease) => Some(lease),
+        Err(e) => {
+            tracing::error!(error = %e, license_id = %license.id, "lease not signed");
+            installation.lease.clone().filter(|l| l.expires_at > now)
+        }
+    }
+}
+
+/// Signs a lease of `ttl` (never past the license's expiry) for `installation` and stores it as
+/// the installation's current lease. A storing failure is logged, not returned: the lease is
+/// valid either way.
+pub(crate) async fn sign_lease<S>(
+    store: &S,
+    signer: &dyn TokenSigner,
+    issuer: &str,
+    license: &License,
+    installation: &Installation,
+    ttl: Duration,
+    now: OffsetDateTime,
+) -> Result<Lease, DomainError>
+where
+    S: InstallationRegistry + ?Sized,
+{
     let policy = license.plan.policy();
     let issued_at = whole_seconds(now);
-    let expires_at = (issued_at + policy.lease_ttl).min(license.expires_at);
+    let expires_at = (issued_at + ttl).min(license.expires_at);
     let claims = LeaseClaims {
         iss: issuer.to_owned(),
         typ: TokenKind::Lease,
@@ -216,13 +241,7 @@ where
         lexp: license.expires_at.unix_timestamp(),
         grace: policy.offline_grace.whole_seconds(),
     };
-    let token = match sign_jwt(signer, TokenKind::Lease, &claims).await {
-        Ok(t) => LeaseToken::new(t),
-        Err(e) => {
-            tracing::error!(error = %e, license_id = %license.id, "lease not signed");
-            return installation.lease.clone().filter(|l| l.expires_at > now);
-        }
-    };
+    let token = LeaseToken::new(sign_jwt(signer, TokenKind::Lease, &claims).await?);
     let lease = Lease {
         token,
         issued_at,
@@ -234,5 +253,5 @@ where
     {
         tracing::error!(error = %e, license_id = %license.id, "lease not stored");
     }
-    Some(lease)
+    Ok(lease)
 }

@@ -491,6 +491,11 @@ where
         if inst.last_seen_at > self.now - window {
             return Ok(false);
         }
+        // An installation still holding a signed lease (an offline activation runs for months)
+        // keeps its seat until the lease ends: the seat is what the lease vouches for.
+        if inst.lease.as_ref().is_some_and(|l| l.expires_at > self.now) {
+            return Ok(false);
+        }
         let entry = AuditEntry {
             action: "installation.deactivated".into(),
             actor: Actor::system("lifecycle"),

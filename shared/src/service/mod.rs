@@ -1,5 +1,6 @@
 //! Domain services: the operations handlers and the CLI call, written against ports only.
 
+pub mod activation;
 pub mod admin;
 pub mod check;
 pub mod heartbeat;
