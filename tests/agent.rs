@@ -61,8 +61,12 @@ async fn start(settings: &Settings, clock: &ManualClock) -> RunningAgent {
     .expect("agent starts")
 }
 
+/// `GET` on the agent's local API, with its bearer token as the product sends it.
 async fn local(agent: &RunningAgent, path: &str) -> Value {
-    reqwest::get(format!("http://{}{path}", agent.addr))
+    reqwest::Client::new()
+        .get(format!("http://{}{path}", agent.addr))
+        .bearer_auth(agent.api_token.expose())
+        .send()
         .await
         .expect("agent answers")
         .json()
@@ -317,6 +321,8 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
             .sum::<u64>();
         let resp = http
             .post(format!("http://{}/v1/usage", offline.addr))
+            .bearer_auth(offline.api_token.expose())
+            // `.json` also sets `content-type: application/json`, which the agent requires.
             .json(&json!({"events": events}))
             .send()
             .await

@@ -6,11 +6,16 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use nectar_client::Jwks;
+use nectar_protocol::usage::MAX_QUANTITY;
 
 /// Default port of the local API.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// Default largest quantity the agent accepts in one usage event.
+pub const DEFAULT_USAGE_MAX_QUANTITY: u64 = 10_000;
+/// Default most usage events the buffer holds while the server cannot be reached.
+pub const DEFAULT_USAGE_BUFFER_MAX_EVENTS: usize = 100_000;
 
-/// `nectar-agent [run|check]`.
+/// `nectar-agent [run|check|token]`.
 #[derive(Parser)]
 #[command(name = "nectar-agent", version, about = "Nectar license sidecar")]
 pub struct Cli {
@@ -29,6 +34,9 @@ pub enum Command {
     Run,
     /// One-shot startup check for container entrypoints: exit 0 if the product may start.
     Check,
+    /// Print the local API's bearer token (creating it if absent), one line, for the product's
+    /// entrypoint. Needs only the state directory.
+    Token,
 }
 
 /// Settings as flags / environment variables. No `Debug`: it holds the license key.
@@ -88,11 +96,32 @@ pub struct Options {
     /// Seconds between usage forwarding rounds.
     #[arg(long, env = "NECTAR_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
+    /// Host names the local API answers to besides loopback (comma-separated), e.g. the compose
+    /// service name when the product reaches the agent as `http://nectar-agent:7878`. Any other
+    /// `Host` is refused (DNS rebinding).
+    #[arg(long, env = "NECTAR_AGENT_HOSTNAME", value_delimiter = ',')]
+    pub agent_hostname: Vec<String>,
+    /// Largest quantity one usage event may carry (1 to 1000000); the feature's own ceiling
+    /// applies too when lower.
+    #[arg(long, env = "NECTAR_USAGE_MAX_QUANTITY", default_value_t = DEFAULT_USAGE_MAX_QUANTITY)]
+    pub usage_max_quantity: u64,
+    /// Most usage events the buffer holds while they wait for delivery; beyond it `POST
+    /// /v1/usage` answers 507 and stores nothing.
+    #[arg(long, env = "NECTAR_USAGE_BUFFER_MAX_EVENTS", default_value_t = DEFAULT_USAGE_BUFFER_MAX_EVENTS)]
+    pub usage_buffer_max_events: usize,
 }
 
 /// Why the settings are unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A setting is out of its range or malformed.
+    #[error("{name}: {reason}")]
+    Invalid {
+        /// The environment variable.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// No key.
     #[error("NECTAR_LICENSE_KEY is not set: the agent needs the license key")]
     MissingKey,
@@ -128,6 +157,12 @@ pub struct Settings {
     pub clock_tolerance_secs: i64,
     /// Usage forwarding period, seconds.
     pub usage_flush_secs: u64,
+    /// Host names (lowercase, without port) the local API answers to besides loopback.
+    pub allowed_hosts: Vec<String>,
+    /// Largest quantity accepted in one usage event (1..=`MAX_QUANTITY`).
+    pub usage_max_quantity: u64,
+    /// Most usage events the buffer holds (at least 1).
+    pub usage_buffer_max_events: usize,
 }
 
 impl Options {
@@ -170,8 +205,60 @@ impl Options {
             product_version: self.product_version.clone(),
             clock_tolerance_secs: self.clock_tolerance_secs,
             usage_flush_secs: self.usage_flush_secs,
+            allowed_hosts: allowed_hosts(&self.agent_hostname)?,
+            usage_max_quantity: in_range(
+                "NECTAR_USAGE_MAX_QUANTITY",
+                self.usage_max_quantity,
+                1..=MAX_QUANTITY,
+            )?,
+            usage_buffer_max_events: match self.usage_buffer_max_events {
+                0 => {
+                    return Err(ConfigError::Invalid {
+                        name: "NECTAR_USAGE_BUFFER_MAX_EVENTS",
+                        reason: "must be at least 1".into(),
+                    });
+                }
+                n => n,
+            },
         })
     }
+}
+
+/// `value`, or why it is outside `range`.
+fn in_range(
+    name: &'static str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be {} to {} (got {value})", range.start(), range.end()),
+        })
+    }
+}
+
+/// Normalises `NECTAR_AGENT_HOSTNAME` entries: trimmed, lowercase, empty ones skipped. A name is
+/// compared without the port, so a port here is refused rather than silently never matching.
+fn allowed_hosts(raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut hosts = Vec::new();
+    for entry in raw.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
+        let valid = entry
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        if !valid {
+            return Err(ConfigError::Invalid {
+                name: "NECTAR_AGENT_HOSTNAME",
+                reason: format!(
+                    "`{entry}` is not a host name (letters, digits, `-`, `.`, `_`; no port)"
+                ),
+            });
+        }
+        hosts.push(entry.to_ascii_lowercase());
+    }
+    Ok(hosts)
 }
 
 impl Settings {
@@ -190,6 +277,9 @@ impl Settings {
             product_version: env!("CARGO_PKG_VERSION").into(),
             clock_tolerance_secs: 300,
             usage_flush_secs: 10,
+            allowed_hosts: Vec::new(),
+            usage_max_quantity: DEFAULT_USAGE_MAX_QUANTITY,
+            usage_buffer_max_events: DEFAULT_USAGE_BUFFER_MAX_EVENTS,
         }
     }
 
@@ -244,5 +334,59 @@ mod tests {
         ])
         .expect("parses");
         assert!(matches!(cli.options.settings(), Err(ConfigError::Jwks(_))));
+    }
+
+    #[test]
+    fn api_hardening_settings_have_safe_defaults_and_are_range_checked() {
+        let cli =
+            Cli::try_parse_from(["nectar-agent", "--license-key", "k", "token"]).expect("parses");
+        assert_eq!(cli.command, Some(Command::Token));
+        let s = cli.options.settings().expect("settings");
+        assert!(s.allowed_hosts.is_empty());
+        assert_eq!(s.usage_max_quantity, 10_000);
+        assert_eq!(s.usage_buffer_max_events, 100_000);
+
+        let cli = Cli::try_parse_from([
+            "nectar-agent",
+            "--license-key",
+            "k",
+            "--agent-hostname",
+            " Nectar-Agent ,agent.internal,",
+            "--usage-max-quantity",
+            "1000000",
+            "--usage-buffer-max-events",
+            "5",
+        ])
+        .expect("parses");
+        let s = cli.options.settings().expect("settings");
+        assert_eq!(s.allowed_hosts, ["nectar-agent", "agent.internal"]);
+        assert_eq!(s.usage_max_quantity, MAX_QUANTITY);
+        assert_eq!(s.usage_buffer_max_events, 5);
+
+        for (flag, value, name) in [
+            ("--usage-max-quantity", "0", "NECTAR_USAGE_MAX_QUANTITY"),
+            (
+                "--usage-max-quantity",
+                "1000001",
+                "NECTAR_USAGE_MAX_QUANTITY",
+            ),
+            (
+                "--usage-buffer-max-events",
+                "0",
+                "NECTAR_USAGE_BUFFER_MAX_EVENTS",
+            ),
+            (
+                "--agent-hostname",
+                "nectar-agent:7878",
+                "NECTAR_AGENT_HOSTNAME",
+            ),
+        ] {
+            let cli = Cli::try_parse_from(["nectar-agent", "--license-key", "k", flag, value])
+                .expect("parses");
+            assert!(
+                matches!(cli.options.settings(), Err(ConfigError::Invalid { name: n, .. }) if n == name),
+                "{flag} {value}"
+            );
+        }
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! [`start`] runs the agent in-process (the binary and the tests use it): the local API
 //! ([`http`]), background heartbeats (from `nectar-client`) and usage forwarding ([`usage`]).
-//! [`check::run_check`] is the one-shot startup gate.
+//! [`check::run_check`] is the one-shot startup gate. The local API needs the bearer token of
+//! [`api_token`], created in the state directory on first start.
 
+pub mod api_token;
 pub mod check;
 pub mod config;
 pub mod http;
@@ -16,6 +18,8 @@ use std::time::Duration;
 
 use nectar_client::{Background, ClientError, Clock, LicenseClient, LicenseServer};
 
+pub use api_token::ApiToken;
+use api_token::TokenError;
 pub use config::Settings;
 use usage::UsageBuffer;
 
@@ -25,6 +29,9 @@ pub enum AgentError {
     /// The license client could not start.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The local API's token could not be created, or the existing one is unsafe or unusable.
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// The state directory or the listen address is unusable.
     #[error("{what}: {source}")]
     Io {
@@ -45,6 +52,8 @@ pub struct RunningAgent {
     pub client: Arc<LicenseClient>,
     /// The usage buffer.
     pub buffer: Arc<UsageBuffer>,
+    /// The token the local API requires (its `Debug` is redacted; never log `expose()`).
+    pub api_token: ApiToken,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _background: Background,
@@ -79,18 +88,20 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     server: Arc<dyn LicenseServer>,
 ) -> Result<RunningAgent, AgentError> {
+    // First: without a usable token there is no API to serve, and nothing else should start.
+    let api_token = api_token::load_or_create(&settings.state_dir)?;
     let client = Arc::new(LicenseClient::new(
         settings.client_config(),
         clock.clone(),
         server,
     )?);
-    let buffer =
-        Arc::new(
-            UsageBuffer::open(&settings.state_dir).map_err(|source| AgentError::Io {
+    let buffer = Arc::new(
+        UsageBuffer::open_with_capacity(&settings.state_dir, settings.usage_buffer_max_events)
+            .map_err(|source| AgentError::Io {
                 what: format!("usage buffer in {}", settings.state_dir.display()),
                 source,
             })?,
-        );
+    );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| AgentError::Io {
@@ -109,6 +120,9 @@ pub async fn start(
         clock,
         deployment_type: settings.deployment_type.clone(),
         cloud_api_url: settings.cloud_api_url.clone(),
+        token: api_token.clone(),
+        allowed_hosts: settings.allowed_hosts.clone().into(),
+        max_quantity: settings.usage_max_quantity,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serve = tokio::spawn(async move {
@@ -134,6 +148,7 @@ pub async fn start(
         addr,
         client,
         buffer,
+        api_token,
         stop: Some(stop),
         tasks: vec![serve, forward],
         _background: background,

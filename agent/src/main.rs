@@ -1,5 +1,6 @@
 //! `nectar-agent`: `run` (default) serves the local API and keeps the lease fresh; `check` is the
-//! startup gate for container entrypoints (exit 0: start the product; 1: do not).
+//! startup gate for container entrypoints (exit 0: start the product; 1: do not); `token` prints
+//! the local API's bearer token for the product's entrypoint.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +20,19 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if cli.command == Some(Command::Token) {
+        // Only the state directory matters: the product's entrypoint may not hold the license key.
+        return match nectar_agent::api_token::load_or_create(&cli.options.state_dir) {
+            Ok(token) => {
+                println!("{}", token.expose());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("nectar-agent token: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match cli.options.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -35,6 +49,8 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Run) {
+        // Answered above, before the settings that need the license key.
+        Command::Token => ExitCode::SUCCESS,
         Command::Check => match run_check(&settings, Arc::new(SystemClock), server).await {
             CheckOutcome::Pass(m) => {
                 eprintln!("nectar-agent check: OK: {m}");
@@ -57,7 +73,14 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            eprintln!("nectar-agent: listening on http://{}", agent.addr);
+            eprintln!(
+                "nectar-agent: listening on http://{} (bearer token in {})",
+                agent.addr,
+                settings
+                    .state_dir
+                    .join(nectar_agent::api_token::FILE_NAME)
+                    .display()
+            );
             shutdown_signal().await;
             agent.shutdown().await;
             ExitCode::SUCCESS

@@ -3,10 +3,17 @@
 //! at most 100, and removed only once the server has accepted (or conclusively rejected) them.
 //! A crash at any point loses nothing; a resend after a crash is harmless because the server
 //! deduplicates by event id.
+//!
+//! The buffer is bounded (`NECTAR_USAGE_BUFFER_MAX_EVENTS`): while the server cannot be reached,
+//! whatever calls the local API must not be able to fill the disk. The number of waiting events is
+//! kept in memory (counted from the files at open, then updated by every append and removal), so
+//! the cap costs nothing per request; an append reserves its room under the same lock that checks
+//! it, so concurrent requests cannot together pass the cap.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use nectar_client::LicenseClient;
@@ -16,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 /// The server accepts at most this many events per request.
 pub const MAX_BATCH: usize = 100;
+/// Most events the buffer holds unless configured otherwise.
+pub const DEFAULT_MAX_EVENTS: usize = crate::config::DEFAULT_USAGE_BUFFER_MAX_EVENTS;
 
 /// One accepted `POST /v1/usage` request, as persisted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +37,51 @@ struct Batch {
 pub struct UsageBuffer {
     dir: PathBuf,
     flushing: tokio::sync::Mutex<()>,
+    counts: Mutex<Counts>,
+    max_events: usize,
+}
+
+/// Events per batch file, and their total. Kept per file (not just a total) so that removing or
+/// rewriting a file adjusts the total by exactly what that file held, whoever wrote it.
+#[derive(Debug, Default)]
+struct Counts {
+    files: HashMap<PathBuf, usize>,
+    total: usize,
+}
+
+impl Counts {
+    /// Records that `path` now holds `events` (0: the file is gone).
+    fn set(&mut self, path: &Path, events: usize) {
+        let before = if events == 0 {
+            self.files.remove(path)
+        } else {
+            self.files.insert(path.to_path_buf(), events)
+        };
+        self.total = self
+            .total
+            .saturating_sub(before.unwrap_or(0))
+            .saturating_add(events);
+    }
+}
+
+/// Why events were not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// They would take the buffer past its cap; nothing was written.
+    #[error(
+        "the usage buffer holds {pending} of at most {capacity} events; {incoming} more do not fit"
+    )]
+    Full {
+        /// Events waiting now.
+        pending: usize,
+        /// The cap.
+        capacity: usize,
+        /// Events refused.
+        incoming: usize,
+    },
+    /// Writing failed; nothing was stored.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
 }
 
 /// What one flush achieved.
@@ -42,21 +96,73 @@ pub struct FlushReport {
 }
 
 impl UsageBuffer {
-    /// Opens (creating) the buffer under `state_dir`.
+    /// Opens (creating) the buffer under `state_dir`, holding at most [`DEFAULT_MAX_EVENTS`].
     pub fn open(state_dir: &Path) -> std::io::Result<Self> {
-        let dir = state_dir.join("usage");
-        fs::create_dir_all(&dir)?;
-        Ok(Self {
-            dir,
-            flushing: tokio::sync::Mutex::new(()),
-        })
+        Self::open_with_capacity(state_dir, DEFAULT_MAX_EVENTS)
     }
 
-    /// Persists `events` durably; only then may the caller acknowledge them.
-    pub fn append(&self, events: Vec<UsageEvent>) -> Result<(), PersistError> {
+    /// Opens (creating) the buffer under `state_dir`, holding at most `max_events` events. The
+    /// waiting events are counted once, here. A buffer left over a lower cap by a previous run
+    /// keeps its events (they are delivered); it only takes new ones once below the cap.
+    pub fn open_with_capacity(state_dir: &Path, max_events: usize) -> std::io::Result<Self> {
+        let dir = state_dir.join("usage");
+        fs::create_dir_all(&dir)?;
+        let buffer = Self {
+            dir,
+            flushing: tokio::sync::Mutex::new(()),
+            counts: Mutex::new(Counts::default()),
+            max_events,
+        };
+        let found = buffer.batches();
+        {
+            let mut counts = buffer.counts();
+            for (path, batch) in &found {
+                counts.set(path, batch.events.len());
+            }
+        }
+        Ok(buffer)
+    }
+
+    /// The counts. A panic elsewhere while holding the lock must not stop usage intake: the
+    /// counts are then at worst off until the next start recounts them.
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Most events the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.max_events
+    }
+
+    /// Persists `events` durably; only then may the caller acknowledge them. Refused whole, with
+    /// nothing written, when they would take the buffer past its cap.
+    pub fn append(&self, events: Vec<UsageEvent>) -> Result<(), AppendError> {
+        let incoming = events.len();
         // UUIDv7 names sort by creation time, so delivery roughly follows arrival.
-        let name = format!("{}.json", uuid::Uuid::now_v7().simple());
-        persist::save(&self.dir.join(name), &Batch { events })
+        let path = self
+            .dir
+            .join(format!("{}.json", uuid::Uuid::now_v7().simple()));
+        {
+            // Check and reserve in one step: a concurrent append sees this reservation. The file
+            // is counted before it exists, so a flush that delivers and removes it right after it
+            // appears finds it counted and uncounts it exactly once.
+            let mut counts = self.counts();
+            if incoming > self.max_events.saturating_sub(counts.total) {
+                return Err(AppendError::Full {
+                    pending: counts.total,
+                    capacity: self.max_events,
+                    incoming,
+                });
+            }
+            counts.set(&path, incoming);
+        }
+        // Written outside the lock: appends do not wait for each other's fsync.
+        let saved = persist::save(&path, &Batch { events });
+        if saved.is_err() {
+            // The temp file never became `path`: release the room.
+            self.counts().set(&path, 0);
+        }
+        Ok(saved?)
     }
 
     /// Every waiting batch, oldest first. A damaged file is moved aside (never deleted, never
@@ -86,15 +192,16 @@ impl UsageBuffer {
                 Err(e) => {
                     tracing::warn!(error = %e, "usage batch damaged; moved aside, not sent");
                     let _ = fs::rename(&p, p.with_extension("corrupt"));
+                    self.counts().set(&p, 0);
                     None
                 }
             })
             .collect()
     }
 
-    /// Events waiting for delivery.
+    /// Events waiting for delivery (including those of an append being written), from memory.
     pub fn pending(&self) -> usize {
-        self.batches().iter().map(|(_, b)| b.events.len()).sum()
+        self.counts().total
     }
 
     /// Sends everything waiting, 100 events per request, until the buffer is empty or the server
@@ -159,14 +266,17 @@ impl UsageBuffer {
             if rest.len() == batch.events.len() {
                 continue;
             }
+            let left = rest.len();
             let result = if rest.is_empty() {
                 fs::remove_file(path).map_err(|e| e.to_string())
             } else {
                 persist::save(path, &Batch { events: rest }).map_err(|e| e.to_string())
             };
-            if let Err(e) = result {
-                // Delivered events stay in the file and are sent again: harmless (deduplicated).
-                tracing::warn!(error = %e, "could not update the usage buffer");
+            match result {
+                Ok(()) => self.counts().set(path, left),
+                // Delivered events stay in the file (and counted) and are sent again: harmless
+                // (deduplicated).
+                Err(e) => tracing::warn!(error = %e, "could not update the usage buffer"),
             }
         }
         Ok(())
@@ -323,7 +433,112 @@ mod tests {
             b"{\"format\":\"nectar-sealed/1\",\"sha256\":\"00\",\"payload\":\"{}\"}",
         )
         .expect("damage");
-        assert_eq!(buffer.pending(), 0);
+        // Found when the buffer is (re)opened and counted from the files.
+        let reopened = UsageBuffer::open(&dir).expect("reopen");
+        assert_eq!(reopened.pending(), 0);
         assert!(file.with_extension("corrupt").exists());
+        assert!(!file.exists());
+    }
+
+    fn files_in(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir.join("usage"))
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect()
+    }
+
+    #[test]
+    fn the_pending_count_follows_appends_and_is_recounted_from_the_files_at_open() {
+        let dir = temp_dir();
+        let buffer = UsageBuffer::open(&dir).expect("open");
+        buffer
+            .append(vec![event("a", 1), event("b", 1)])
+            .expect("append");
+        buffer.append(vec![event("c", 1)]).expect("append");
+        assert_eq!(buffer.pending(), 3);
+        // Counted from memory: a file added behind the buffer's back is only seen at open.
+        let stray = files_in(&dir)[0].clone();
+        let copied = persist::load::<Batch>(&stray)
+            .expect("readable")
+            .expect("present")
+            .events
+            .len();
+        fs::copy(&stray, dir.join("usage").join("0stray.json")).expect("copy");
+        assert_eq!(buffer.pending(), 3);
+        assert_eq!(
+            UsageBuffer::open(&dir).expect("reopen").pending(),
+            3 + copied
+        );
+    }
+
+    #[test]
+    fn an_append_past_the_cap_is_refused_whole_and_writes_nothing() {
+        let dir = temp_dir();
+        let buffer = UsageBuffer::open_with_capacity(&dir, 10).expect("open");
+        buffer
+            .append((0..6).map(|i| event(&format!("a{i}"), 1)).collect())
+            .expect("fits");
+        let refused = buffer
+            .append((0..5).map(|i| event(&format!("b{i}"), 1)).collect())
+            .expect_err("6 + 5 > 10");
+        assert!(
+            matches!(
+                refused,
+                AppendError::Full {
+                    pending: 6,
+                    capacity: 10,
+                    incoming: 5
+                }
+            ),
+            "{refused}"
+        );
+        assert_eq!(buffer.pending(), 6);
+        assert_eq!(
+            files_in(&dir).len(),
+            1,
+            "nothing written for the refused append"
+        );
+        buffer
+            .append((0..4).map(|i| event(&format!("c{i}"), 1)).collect())
+            .expect("exactly fills");
+        assert_eq!(buffer.pending(), 10);
+        assert!(buffer.append(vec![event("d", 1)]).is_err());
+        // A reopened buffer enforces the same cap from the counted files.
+        let reopened = UsageBuffer::open_with_capacity(&dir, 10).expect("reopen");
+        assert!(matches!(
+            reopened.append(vec![event("e", 1)]),
+            Err(AppendError::Full { pending: 10, .. })
+        ));
+    }
+
+    #[test]
+    fn concurrent_appends_near_the_cap_never_exceed_it() {
+        let dir = temp_dir();
+        let buffer = Arc::new(UsageBuffer::open_with_capacity(&dir, 50).expect("open"));
+        let barrier = Arc::new(std::sync::Barrier::new(24));
+        let threads: Vec<_> = (0..24)
+            .map(|t| {
+                let (buffer, barrier) = (buffer.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    buffer
+                        .append((0..5).map(|i| event(&format!("t{t}-{i}"), 1)).collect())
+                        .is_ok()
+                })
+            })
+            .collect();
+        let accepted = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(accepted, 10, "exactly 50 / 5 appends fit");
+        assert_eq!(buffer.pending(), 50);
+        let on_disk: usize = files_in(&dir)
+            .iter()
+            .filter_map(|p| persist::load::<Batch>(p).ok().flatten())
+            .map(|b| b.events.len())
+            .sum();
+        assert_eq!(on_disk, 50);
     }
 }

@@ -10,8 +10,11 @@ use serde_json::{Value, json};
 
 const NOW: i64 = 1_780_272_000;
 
-async fn get(addr: std::net::SocketAddr, path: &str) -> Value {
-    reqwest::get(format!("http://{addr}{path}"))
+async fn get(agent: &nectar_agent::RunningAgent, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("http://{}{path}", agent.addr))
+        .bearer_auth(agent.api_token.expose())
+        .send()
         .await
         .expect("agent answers")
         .json()
@@ -41,23 +44,24 @@ async fn the_local_api_answers_license_features_and_takes_usage() {
     agent.client.heartbeat().await.expect("heartbeat");
 
     // Act + Assert
-    assert_eq!(get(agent.addr, "/healthz").await["status"], "ok");
-    let license = get(agent.addr, "/v1/license").await;
+    assert_eq!(get(&agent, "/healthz").await["status"], "ok");
+    let license = get(&agent, "/v1/license").await;
     assert_eq!(license["status"], "active", "{license}");
     assert_eq!(license["plan"], "professional");
     assert_eq!(license["installationId"], agent.client.installation_id());
     assert_eq!(
-        get(agent.addr, "/v1/features/workflows").await,
+        get(&agent, "/v1/features/workflows").await,
         json!({"feature": "workflows", "allowed": true, "reason": "ALLOWED"})
     );
     assert_eq!(
-        get(agent.addr, "/v1/features/sso").await["reason"],
+        get(&agent, "/v1/features/sso").await["reason"],
         "NOT_ENTITLED"
     );
 
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("http://{}/v1/usage", agent.addr))
+        .bearer_auth(agent.api_token.expose())
         .json(&json!({"events": [{"feature": "workflows", "quantity": 3}, {"feature": "api_access", "quantity": 1}]}))
         .send()
         .await
@@ -67,6 +71,7 @@ async fn the_local_api_answers_license_features_and_takes_usage() {
     assert_eq!(body["accepted"], 2);
     let bad = http
         .post(format!("http://{}/v1/usage", agent.addr))
+        .bearer_auth(agent.api_token.expose())
         .json(&json!({"events": [{"feature": "Workflows!", "quantity": 0}]}))
         .send()
         .await

@@ -18,6 +18,26 @@ pub const MAX_QUANTITY: u64 = 1_000_000;
 /// Largest `metadata` object, in bytes of compact JSON.
 pub const MAX_METADATA_BYTES: usize = 1024;
 
+/// Largest quantity one event of `feature` may count: at most [`MAX_QUANTITY`], lower for the
+/// features whose natural unit is small.
+///
+/// An event should count one action or a small batch of them (one workflow run, the API calls of
+/// a minute). The ceiling bounds what a single forged or buggy event can charge: a stray
+/// `quantity: 1000000` for `workflows` would exhaust any plan's monthly cap in one event, so the
+/// server refuses it (`INVALID_QUANTITY`) and the agent refuses it before acknowledging it.
+/// Unlisted features get [`MAX_QUANTITY`].
+pub fn max_quantity(feature: &str) -> u64 {
+    match feature {
+        // A run is one event; a batch of a thousand runs is already a lot for one report.
+        "workflows" => 1_000,
+        // Calls arrive in bulk; a minute of a busy API fits.
+        "api_calls" | "api_access" => 100_000,
+        // A gauge-like amount (GB): larger than any plan's storage limit.
+        "storage_gb" => 10_000,
+        _ => MAX_QUANTITY,
+    }
+}
+
 /// One usage event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -26,7 +46,7 @@ pub struct UsageEvent {
     pub event_id: String,
     /// The feature used (see [`crate::rules::is_feature_name`]).
     pub feature: String,
-    /// How much (1..=[`MAX_QUANTITY`]).
+    /// How much (1..=[`max_quantity`] of the feature).
     pub quantity: u64,
     /// When it happened; kept from acceptance, so late delivery keeps the real time.
     #[serde(
@@ -180,3 +200,30 @@ pub struct GaugeView {
 pub const GAUGE_USERS: &str = "users";
 /// The gauge of storage in GB (limit: `limits.storage_gb`).
 pub const GAUGE_STORAGE_GB: &str = "storage_gb";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_feature_ceiling_is_a_positive_quantity_within_the_global_maximum() {
+        for feature in [
+            "workflows",
+            "api_calls",
+            "api_access",
+            "storage_gb",
+            "sso",
+            "anything_else",
+        ] {
+            let ceiling = max_quantity(feature);
+            assert!(
+                (1..=MAX_QUANTITY).contains(&ceiling),
+                "{feature}: {ceiling}"
+            );
+        }
+        assert_eq!(max_quantity("workflows"), 1_000);
+        assert_eq!(max_quantity("api_access"), 100_000);
+        assert_eq!(max_quantity("storage_gb"), 10_000);
+        assert_eq!(max_quantity("integrations"), MAX_QUANTITY);
+    }
+}

@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Validated, parse};
-use crate::domain::usage::MAX_QUANTITY;
+use crate::domain::usage::{MAX_QUANTITY, max_quantity};
 use crate::domain::{DomainError, EventId, Feature, FeatureUsage, GaugeUsage, License, Period};
 use crate::service::usage::{EventInput, EventStatus, MAX_EVENTS, Submitted, check_events};
 use crate::token::LicenseKey;
@@ -104,8 +104,13 @@ fn parse_event(index: usize, raw: Value) -> Result<EventInput, EventProblemView>
             format!("unknown feature `{feature}`"),
         ));
     }
-    if event.quantity == 0 {
-        return Err(problem("INVALID_QUANTITY", quantity_range()));
+    // Each feature has its own ceiling (see `max_quantity`): one event cannot charge more.
+    let ceiling = max_quantity(feature.as_str());
+    if !(1..=ceiling).contains(&event.quantity) {
+        return Err(problem(
+            "INVALID_QUANTITY",
+            format!("quantity must be a whole number from 1 to {ceiling} for `{feature}`"),
+        ));
     }
     let metadata = match event.metadata {
         Some(m) if Value::Object(m.clone()).to_string().len() > MAX_METADATA_BYTES => {
@@ -160,8 +165,10 @@ fn shape_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (&'static
     }
 }
 
+/// The rule when the quantity is not even a whole number (the feature may not be readable yet, so
+/// only the global maximum is named; a feature's own ceiling can be lower).
 fn quantity_range() -> String {
-    format!("quantity must be a whole number from 1 to {MAX_QUANTITY}")
+    format!("quantity must be a whole number from 1 to {MAX_QUANTITY} (lower for some features)")
 }
 
 fn metadata_rule() -> String {
@@ -342,6 +349,53 @@ mod tests {
         ] {
             assert_eq!(code_of(event.clone()), code, "{event}");
         }
+    }
+
+    fn request(events: Vec<Value>) -> UsageRequest {
+        serde_json::from_value(json!({
+            "licenseKey": "a.b.c",
+            "events": events,
+        }))
+        .expect("request shape")
+    }
+
+    #[test]
+    fn a_workflows_event_over_its_ceiling_is_refused_with_its_index_and_one_at_it_accepted() {
+        let now = time::macros::datetime!(2026-07-15 12:00 UTC);
+        let ceiling = max_quantity("workflows");
+        // At the ceiling: accepted.
+        let (_, events) = request(vec![
+            json!({"eventId": "at", "feature": "workflows", "quantity": ceiling}),
+        ])
+        .parse(now)
+        .expect("at the ceiling");
+        assert_eq!(events[0].quantity, ceiling);
+        // One over: the whole request is refused, the problem names the event and the ceiling.
+        let problems = request(vec![
+            json!({"eventId": "ok", "feature": "workflows", "quantity": 1}),
+            json!({"eventId": "over", "feature": "workflows", "quantity": ceiling + 1}),
+        ])
+        .parse(now)
+        .expect_err("over the ceiling");
+        assert_eq!(
+            problems,
+            [EventProblemView {
+                index: 1,
+                event_id: Some("over".into()),
+                code: "INVALID_QUANTITY".into(),
+                message: format!(
+                    "quantity must be a whole number from 1 to {ceiling} for `workflows`"
+                ),
+            }]
+        );
+        // The global maximum still holds for features without their own ceiling.
+        assert!(
+            request(vec![
+                json!({"eventId": "big", "feature": "integrations", "quantity": MAX_QUANTITY}),
+            ])
+            .parse(now)
+            .is_ok()
+        );
     }
 
     #[test]

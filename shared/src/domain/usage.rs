@@ -96,6 +96,9 @@ pub fn gauge_usage<'a>(
 
 /// Largest quantity one event may carry: bounds the damage of a client bug.
 pub use nectar_protocol::usage::MAX_QUANTITY;
+/// Largest quantity one event of a given feature may carry (at most [`MAX_QUANTITY`]): bounds what
+/// one forged or buggy event can charge.
+pub use nectar_protocol::usage::max_quantity;
 
 /// A billing period: one calendar month in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,7 +187,7 @@ pub struct UsageEvent {
     pub event_id: EventId,
     /// What was used.
     pub feature: Feature,
-    /// How much (1..=[`MAX_QUANTITY`]).
+    /// How much (1..=[`max_quantity`] of the feature).
     pub quantity: u64,
     /// When it happened (defaults to when we received it); decides the period and day.
     #[serde(with = "time::serde::rfc3339")]

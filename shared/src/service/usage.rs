@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::check::{self, Code, Verdict};
 use crate::domain::ports::{LicenseReader, Recorded, UsageLedger, UsageQueue};
-use crate::domain::usage::{MAX_QUANTITY, monthly_limit};
+use crate::domain::usage::{max_quantity, monthly_limit};
 use crate::domain::{DomainError, EventId, Feature, FeatureUsage, License, Period, UsageEvent};
 use crate::token::{KeyRing, LicenseKey};
 
@@ -31,7 +31,7 @@ pub struct EventInput {
     pub event_id: EventId,
     /// What was used (a known feature).
     pub feature: Feature,
-    /// How much (1..=1,000,000).
+    /// How much (1..=[`max_quantity`] of the feature, at most 1,000,000).
     pub quantity: u64,
     /// When; `None` means now.
     pub occurred_at: Option<OffsetDateTime>,
@@ -51,7 +51,8 @@ pub struct EventProblem {
     pub message: String,
 }
 
-/// Checks what needs the clock or the whole batch: count, quantities, times, duplicate ids.
+/// Checks what needs the clock or the whole batch: count, quantities (each within its feature's
+/// [`max_quantity`]), times, duplicate ids.
 pub fn check_events(events: &[EventInput], now: OffsetDateTime) -> Result<(), Vec<EventProblem>> {
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
@@ -63,10 +64,11 @@ pub fn check_events(events: &[EventInput], now: OffsetDateTime) -> Result<(), Ve
                 message,
             })
         };
-        if !(1..=MAX_QUANTITY).contains(&e.quantity) {
+        let ceiling = max_quantity(e.feature.as_str());
+        if !(1..=ceiling).contains(&e.quantity) {
             problem(
                 "INVALID_QUANTITY",
-                format!("quantity must be 1 to {MAX_QUANTITY}"),
+                format!("quantity must be 1 to {ceiling} for `{}`", e.feature),
             );
         }
         if let Some(at) = e.occurred_at
@@ -302,7 +304,8 @@ pub async fn process_batch<L: UsageLedger + ?Sized>(
     let mut groups: BTreeMap<(String, String, Period), Vec<(String, UsageEvent)>> = BTreeMap::new();
     for m in messages {
         match serde_json::from_str::<UsageEvent>(&m.body) {
-            Ok(e) if (1..=MAX_QUANTITY).contains(&e.quantity) => groups
+            // The same ceiling the intake applies: a message over it was not queued by us.
+            Ok(e) if (1..=max_quantity(e.feature.as_str())).contains(&e.quantity) => groups
                 .entry((e.license_id.to_string(), e.feature.to_string(), e.period()))
                 .or_default()
                 .push((m.id.clone(), e)),
@@ -404,6 +407,7 @@ pub fn exceeded(usage: &FeatureUsage) -> Option<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::usage::MAX_QUANTITY;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-07-15 12:00 UTC);
@@ -422,9 +426,30 @@ mod tests {
     fn well_formed_events_pass() {
         let events = [
             input("a", 1, None),
-            input("b", MAX_QUANTITY, Some(NOW - Duration::days(30))),
+            input(
+                "b",
+                max_quantity("workflows"),
+                Some(NOW - Duration::days(30)),
+            ),
         ];
         assert_eq!(check_events(&events, NOW), Ok(()));
+    }
+
+    #[test]
+    fn a_workflows_event_over_its_ceiling_is_refused_while_one_at_it_passes() {
+        let ceiling = max_quantity("workflows");
+        assert!(ceiling < MAX_QUANTITY, "workflows has its own ceiling");
+        let events = [input("at", ceiling, None), input("over", ceiling + 1, None)];
+        let problems = check_events(&events, NOW).expect_err("one is over");
+        assert_eq!(
+            problems,
+            [EventProblem {
+                index: 1,
+                code: "INVALID_QUANTITY",
+                message: format!("quantity must be 1 to {ceiling} for `workflows`"),
+            }]
+        );
+        assert_eq!(check_events(&events[..1], NOW), Ok(()));
     }
 
     #[test]
