@@ -1,7 +1,9 @@
 //! `nectar-agent check`: the startup gate for container entrypoints. It refuses (non-zero exit,
-//! clear message) a key that is missing, malformed, badly signed, expired or for another domain
-//! — all verified offline — then asks the server. When the server cannot be reached it passes
-//! with a warning if a valid lease or the unexpired key vouches for the license.
+//! clear message) a key that is missing, malformed, not signed by a key Nectar endorsed, expired
+//! or for another domain, then asks the server. It passes only on the server's `VALID` or, when
+//! the server cannot be reached, on a lease Nectar signed for this installation (from an earlier
+//! heartbeat or an offline activation file) — never on the license key alone, which anyone who
+//! once saw it could present.
 
 use std::sync::Arc;
 
@@ -40,11 +42,13 @@ fn offline_reason(e: TokenError) -> String {
         TokenError::Malformed => "the license key is malformed (expected a signed JWT)".into(),
         TokenError::Algorithm => "the license key is not signed with ES256".into(),
         TokenError::UnknownKey => {
-            "the license key was not signed by a trusted Nectar key (check NECTAR_JWKS)".into()
+            "the license key was not signed by a key Nectar endorsed (TOKEN_UNTRUSTED_KEY)".into()
         }
-        TokenError::Signature => "the license key signature is invalid".into(),
-        TokenError::WrongKind => "this token is a lease, not a license key".into(),
-        other => format!("the license key is invalid: {other}"),
+        TokenError::Signature => "the license key signature is invalid (TOKEN_SIGNATURE)".into(),
+        TokenError::WrongKind | TokenError::Type => {
+            format!("this token is not a license key ({})", e.code())
+        }
+        other => format!("the license key is invalid: {other} ({})", other.code()),
     }
 }
 
@@ -62,20 +66,26 @@ pub async fn run_check(
         Ok(c) => c,
         Err(e) => return CheckOutcome::Fail(format!("cannot start the license client: {e}")),
     };
+    if let Some(path) = &settings.activation_file
+        && let Err(message) = crate::install_activation(&client, path)
+    {
+        return CheckOutcome::Fail(message);
+    }
     let reachable = match client.ensure_keys().await {
         Ok(()) => true,
         Err(ClientError::Net(_)) => false,
         Err(e) => return CheckOutcome::Fail(format!("cannot verify the license key: {e}")),
     };
-    let Some(license) = client.license() else {
-        return CheckOutcome::Fail(
-            "cannot verify the license key offline: no JWKS is pinned (set NECTAR_JWKS) and the \
-             license server is unreachable"
-                .into(),
-        );
-    };
-    let license = match license {
+    let license = match client.license() {
         Ok(l) => l,
+        Err(TokenError::UnknownKey) if !reachable => {
+            return CheckOutcome::Fail(
+                "cannot verify the license key: the license server is unreachable and no \
+                 endorsement of its signing key is known yet (first start needs the license \
+                 server, or an activation file in NECTAR_ACTIVATION_FILE)"
+                    .into(),
+            );
+        }
         Err(e) => return CheckOutcome::Fail(offline_reason(e)),
     };
     let now = clock.now();
@@ -117,13 +127,22 @@ pub async fn run_check(
             Err(e) => return CheckOutcome::Fail(format!("license check failed: {e}")),
         }
     }
-    // Offline: the persisted lease decides if there is one; otherwise the unexpired key.
+    // Offline: only a lease Nectar signed for this installation lets the product start.
     match client.check_license() {
-        Decision::Allowed | Decision::NoLease => CheckOutcome::Warn(format!(
-            "license server unreachable; starting on the offline-verified license {} \
-                 (valid until {})",
+        Decision::Allowed => CheckOutcome::Warn(format!(
+            "license server unreachable; starting on the signed lease of license {} \
+                 (lease valid until {})",
             license.jti,
-            date(license.exp)
+            client
+                .status()
+                .lease_expires_at
+                .unwrap_or_else(|| "?".into())
+        )),
+        Decision::NoLease => CheckOutcome::Fail(format!(
+            "license server unreachable and this installation holds no lease for license {}: \
+             the first start needs the license server (or an offline activation file in \
+             NECTAR_ACTIVATION_FILE)",
+            license.jti
         )),
         Decision::Locked(reason) => CheckOutcome::Fail(format!(
             "license {} is {} (last server verdict)",
@@ -154,7 +173,7 @@ mod tests {
             uuid::Uuid::new_v4().simple()
         ));
         let mut settings = Settings::new(server.license_key(), "http://unused", dir);
-        settings.jwks = Some(server.signer.jwks());
+        settings.roots = server.trust.roots();
         (clock, server, settings)
     }
 
@@ -170,7 +189,8 @@ mod tests {
     #[tokio::test]
     async fn the_startup_check_refuses_bad_keys_with_a_clear_message() {
         let (clock, server, base) = rig();
-        let other = nectar_client::testing::TestSigner::random("fake-k1");
+        // The real license key's id, another key: the signature cannot verify.
+        let other = nectar_client::testing::TestSigner::random("fake-license");
         let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
             ("malformed", "not-a-jwt".into(), None, "malformed"),
             (
@@ -181,14 +201,18 @@ mod tests {
             ),
             (
                 "expired",
-                server.signer.sign(&license_claims(NOW - 10, NOW - 1, &[])),
+                server
+                    .trust
+                    .license
+                    .sign(&license_claims(NOW - 10, NOW - 1, &[])),
                 None,
                 "expired on",
             ),
             (
                 "other domain",
                 server
-                    .signer
+                    .trust
+                    .license
                     .sign(&license_claims(NOW, NOW + 86_400, &["acme.com"])),
                 Some("evil.com"),
                 "not valid for domain evil.com",
@@ -224,8 +248,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_startup_check_warns_but_passes_when_the_server_is_unreachable() {
+    async fn the_startup_check_warns_but_passes_offline_on_a_lease_it_holds() {
         let (clock, server, s) = rig();
+        assert!(matches!(
+            check(&clock, &server, &s).await,
+            CheckOutcome::Pass(_)
+        ));
         server.set_reachable(false);
         let outcome = check(&clock, &server, &s).await;
         assert!(
@@ -233,6 +261,78 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(outcome.exit_code(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_first_start_without_the_server_fails_even_with_a_genuine_key() {
+        let (clock, server, s) = rig();
+        server.set_reachable(false);
+        let outcome = check(&clock, &server, &s).await;
+        assert!(
+            matches!(&outcome, CheckOutcome::Fail(m) if m.contains("NECTAR_ACTIVATION_FILE")),
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.exit_code(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_self_minted_key_fails_the_check_online_and_offline() {
+        // Attack 1 of the trust issue: the customer's own P-256 key, an enterprise license for
+        // ten years, the agent pointed at a dead server — or at their own fake one.
+        let (clock, server, mut s) = rig();
+        let attacker = nectar_client::testing::TestTrust::new("evil");
+        let mut claims = license_claims(NOW, NOW + 3_650 * 86_400, &[]);
+        claims["feat"] = serde_json::json!(["workflows", "sso", "everything"]);
+        s.license_key = attacker.license.sign(&claims);
+        for reachable in [false, true] {
+            server.set_reachable(reachable);
+            let outcome = check(&clock, &server, &s).await;
+            assert_eq!(outcome.exit_code(), 1, "{outcome:?}");
+        }
+        let fake = Arc::new(FakeServer::with_trust(
+            Arc::new(clock.clone()),
+            attacker.clone(),
+        ));
+        let outcome = check(&clock, &fake, &s).await;
+        assert!(
+            matches!(&outcome, CheckOutcome::Fail(m) if m.contains("TOKEN_UNTRUSTED_KEY")),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_activation_file_lets_an_air_gapped_installation_start() {
+        let (clock, server, mut s) = rig();
+        server.set_reachable(false);
+        s.installation_id = Some("air-1".into());
+        let mut lease = nectar_client::testing::lease_claims("air-1", NOW, NOW + 90 * 86_400);
+        lease["lid"] = nectar_client::testing::TEST_LICENSE_ID.into();
+        let file = nectar_protocol::token::ActivationFile {
+            format: nectar_protocol::token::ACTIVATION_FORMAT.into(),
+            license_id: nectar_client::testing::TEST_LICENSE_ID.into(),
+            installation_id: "air-1".into(),
+            expires_at: String::new(),
+            lease: server.trust.lease.sign(&lease),
+            endorsements: server.trust.endorsements.clone(),
+        };
+        let path = s.state_dir.join("activation.json");
+        std::fs::create_dir_all(&s.state_dir).expect("dir");
+        std::fs::write(&path, serde_json::to_vec(&file).expect("json")).expect("write");
+        s.activation_file = Some(path.clone());
+        let outcome = check(&clock, &server, &s).await;
+        assert!(matches!(&outcome, CheckOutcome::Warn(_)), "{outcome:?}");
+        // The same file on another installation is refused with its reason.
+        let (clock2, server2, mut other) = rig();
+        server2.set_reachable(false);
+        other.installation_id = Some("air-2".into());
+        other.roots = s.roots.clone();
+        other.license_key = s.license_key.clone();
+        other.activation_file = Some(path);
+        let outcome = check(&clock2, &server2, &other).await;
+        assert!(
+            matches!(&outcome, CheckOutcome::Fail(m) if m.contains("LEASE_WRONG_INSTALLATION")),
+            "{outcome:?}"
+        );
     }
 
     #[tokio::test]
@@ -247,18 +347,6 @@ mod tests {
         let outcome = check(&clock, &server, &s).await;
         assert!(
             matches!(&outcome, CheckOutcome::Fail(m) if m.contains("LEASE_EXPIRED")),
-            "{outcome:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn the_startup_check_fails_without_a_pin_when_the_server_is_unreachable() {
-        let (clock, server, mut s) = rig();
-        s.jwks = None;
-        server.set_reachable(false);
-        let outcome = check(&clock, &server, &s).await;
-        assert!(
-            matches!(&outcome, CheckOutcome::Fail(m) if m.contains("NECTAR_JWKS")),
             "{outcome:?}"
         );
     }

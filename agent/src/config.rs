@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use nectar_client::Jwks;
 use nectar_protocol::usage::MAX_QUANTITY;
 
 /// Default port of the local API.
@@ -74,23 +73,14 @@ pub struct Options {
     /// Address of the local API; keep it on loopback.
     #[arg(long, env = "NECTAR_AGENT_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Pinned JWKS, inline JSON.
-    ///
-    /// Without `NECTAR_JWKS` / `NECTAR_JWKS_FILE` the agent trusts on first use: it fetches
-    /// `/.well-known/jwks.json` from the license server once, pins it in the state file, and
-    /// verifies every key and lease against that pin offline from then on. The trade-off: whoever
-    /// answers at the server URL on that first start (HTTPS is what protects it) decides the
-    /// pin, and a lease signed by a key outside the pin (the server rotated) makes the agent
-    /// fetch the JWKS again from the same URL. Configure the pin explicitly where that matters.
-    #[arg(long, env = "NECTAR_JWKS", conflicts_with = "jwks_file")]
-    pub jwks: Option<String>,
-    /// Pinned JWKS, from a file.
-    #[arg(long, env = "NECTAR_JWKS_FILE")]
-    pub jwks_file: Option<PathBuf>,
+    /// An offline activation file (from `nectar-admin activation issue`) for an installation
+    /// that cannot reach the license server: a lease Nectar signed for this installation id.
+    #[arg(long, env = "NECTAR_ACTIVATION_FILE")]
+    pub activation_file: Option<PathBuf>,
     /// Product version reported on heartbeat.
     #[arg(long, env = "NECTAR_PRODUCT_VERSION", default_value = env!("CARGO_PKG_VERSION"))]
     pub product_version: String,
-    /// Seconds the local clock may go back before it counts as tampering.
+    /// Seconds the local clock may go back before it counts as tampering (at most 3600).
     #[arg(long, env = "NECTAR_CLOCK_TOLERANCE_SECS", default_value_t = 300)]
     pub clock_tolerance_secs: i64,
     /// Seconds between usage forwarding rounds.
@@ -125,10 +115,15 @@ pub enum ConfigError {
     /// No key.
     #[error("NECTAR_LICENSE_KEY is not set: the agent needs the license key")]
     MissingKey,
-    /// The pinned JWKS could not be read or parsed.
-    #[error("NECTAR_JWKS / NECTAR_JWKS_FILE: {0}")]
-    Jwks(String),
+    /// A trust setting this build does not honour (see the README's "Trust model").
+    #[error("{0}")]
+    Trust(String),
 }
+
+/// Settings earlier agents read that could add trust at run time. They are refused — not
+/// ignored — so a deployment relying on them notices: trust now comes only from the root keys
+/// compiled into the binary.
+const RETIRED_TRUST_SETTINGS: &[&str] = &["NECTAR_JWKS", "NECTAR_JWKS_FILE"];
 
 /// The agent's settings, resolved.
 #[derive(Clone)]
@@ -149,8 +144,10 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Local API address.
     pub listen: SocketAddr,
-    /// Pinned JWKS (`None`: trust on first use).
-    pub jwks: Option<Jwks>,
+    /// Nectar's root keys: compiled in (`dev-trust` builds: plus `NECTAR_DEV_TRUST_ROOTS`).
+    pub roots: nectar_client::token::TrustRoots,
+    /// Offline activation file, if any.
+    pub activation_file: Option<PathBuf>,
     /// Product version.
     pub product_version: String,
     /// Clock tolerance, seconds.
@@ -166,6 +163,18 @@ pub struct Settings {
 }
 
 impl Options {
+    /// Refuses settings that once added trust at run time (`is_set` reads the environment).
+    fn refuse_retired(is_set: impl Fn(&str) -> bool) -> Result<(), ConfigError> {
+        match RETIRED_TRUST_SETTINGS.iter().find(|n| is_set(n)) {
+            Some(name) => Err(ConfigError::Trust(format!(
+                "{name} is set, but the agent no longer takes keys from its settings: it trusts \
+                 only the Nectar root keys compiled into it (see \"Trust model\" in the README). \
+                 Unset {name}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Resolves the options (reads the JWKS file, parses the JWKS).
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let license_key = self
@@ -175,23 +184,14 @@ impl Options {
             .filter(|k| !k.is_empty())
             .ok_or(ConfigError::MissingKey)?
             .to_owned();
-        let jwks_text = match (&self.jwks, &self.jwks_file) {
-            (Some(inline), _) => Some(inline.clone()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Jwks(format!("{}: {e}", path.display())))?,
-            ),
-            (None, None) => None,
-        };
-        let jwks = jwks_text
-            .map(|t| {
-                let jwks: Jwks =
-                    serde_json::from_str(&t).map_err(|e| ConfigError::Jwks(e.to_string()))?;
-                nectar_client::TrustedKeys::from_jwks(jwks.clone())
-                    .map_err(|e| ConfigError::Jwks(e.to_string()))?;
-                Ok(jwks)
-            })
-            .transpose()?;
+        Self::refuse_retired(|name| std::env::var_os(name).is_some())?;
+        let roots = nectar_client::token::TrustRoots::for_this_build()
+            .map_err(|e| ConfigError::Trust(e.to_string()))?;
+        let clock_tolerance_secs = in_range(
+            "NECTAR_CLOCK_TOLERANCE_SECS",
+            self.clock_tolerance_secs,
+            0..=nectar_client::client::MAX_CLOCK_TOLERANCE_SECS,
+        )?;
         Ok(Settings {
             license_key,
             license_server_url: self.license_server_url.clone(),
@@ -201,9 +201,10 @@ impl Options {
             domain: self.domain.clone(),
             state_dir: self.state_dir.clone(),
             listen: self.listen,
-            jwks,
+            roots,
+            activation_file: self.activation_file.clone(),
             product_version: self.product_version.clone(),
-            clock_tolerance_secs: self.clock_tolerance_secs,
+            clock_tolerance_secs,
             usage_flush_secs: self.usage_flush_secs,
             allowed_hosts: allowed_hosts(&self.agent_hostname)?,
             usage_max_quantity: in_range(
@@ -225,11 +226,11 @@ impl Options {
 }
 
 /// `value`, or why it is outside `range`.
-fn in_range(
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     name: &'static str,
-    value: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, ConfigError> {
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError> {
     if range.contains(&value) {
         Ok(value)
     } else {
@@ -273,7 +274,8 @@ impl Settings {
             domain: None,
             state_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            jwks: None,
+            roots: nectar_client::token::TrustRoots::compiled(),
+            activation_file: None,
             product_version: env!("CARGO_PKG_VERSION").into(),
             clock_tolerance_secs: 300,
             usage_flush_secs: 10,
@@ -290,9 +292,8 @@ impl Settings {
         config.installation_id = self.installation_id.clone();
         config.version = self.product_version.clone();
         config.domain = self.domain.clone();
-        config.jwks = self.jwks.clone();
         config.clock_tolerance_secs = self.clock_tolerance_secs;
-        config
+        config.with_roots(self.roots.clone())
     }
 }
 
@@ -324,16 +325,34 @@ mod tests {
     }
 
     #[test]
-    fn an_unusable_pinned_jwks_is_refused_at_startup() {
+    fn settings_that_once_added_trust_are_refused_not_ignored() {
+        for name in RETIRED_TRUST_SETTINGS {
+            let refused = Options::refuse_retired(|n| n == *name);
+            assert!(
+                matches!(&refused, Err(ConfigError::Trust(m)) if m.contains(name)),
+                "{name}: {refused:?}"
+            );
+        }
+        assert!(Options::refuse_retired(|_| false).is_ok());
+    }
+
+    #[test]
+    fn a_clock_tolerance_over_an_hour_is_refused() {
         let cli = Cli::try_parse_from([
             "nectar-agent",
             "--license-key",
             "k",
-            "--jwks",
-            "{\"keys\":[]}",
+            "--clock-tolerance-secs",
+            "86400",
         ])
         .expect("parses");
-        assert!(matches!(cli.options.settings(), Err(ConfigError::Jwks(_))));
+        assert!(matches!(
+            cli.options.settings(),
+            Err(ConfigError::Invalid {
+                name: "NECTAR_CLOCK_TOLERANCE_SECS",
+                ..
+            })
+        ));
     }
 
     #[test]

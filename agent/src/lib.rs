@@ -29,6 +29,9 @@ pub enum AgentError {
     /// The license client could not start.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The offline activation file was refused.
+    #[error("{0}")]
+    Activation(String),
     /// The local API's token could not be created, or the existing one is unsafe or unusable.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -82,6 +85,37 @@ impl RunningAgent {
     }
 }
 
+/// Reads and installs an offline activation file. `Err` is a sentence for the operator, with the
+/// stable reason code when the file was refused.
+pub fn install_activation(client: &LicenseClient, path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read(path)
+        .map_err(|e| format!("NECTAR_ACTIVATION_FILE {}: {e}", path.display()))?;
+    let file: nectar_protocol::token::ActivationFile = serde_json::from_slice(&text)
+        .map_err(|e| format!("NECTAR_ACTIVATION_FILE {} is not an activation file: {e}", path.display()))?;
+    if file.format != nectar_protocol::token::ACTIVATION_FORMAT {
+        return Err(format!(
+            "NECTAR_ACTIVATION_FILE {}: unknown format `{}`",
+            path.display(),
+            file.format
+        ));
+    }
+    match client.install_activation(&file) {
+        Ok(installed) => {
+            tracing::info!(
+                installed,
+                expires_at = %file.expires_at,
+                "offline activation read"
+            );
+            Ok(())
+        }
+        Err(ClientError::LeaseRejected(e)) => Err(format!(
+            "the activation file was refused: {e} ({})",
+            e.code()
+        )),
+        Err(e) => Err(format!("the activation file could not be installed: {e}")),
+    }
+}
+
 /// Starts the agent: local API on `settings.listen`, heartbeats, usage forwarding.
 pub async fn start(
     settings: &Settings,
@@ -95,6 +129,9 @@ pub async fn start(
         clock.clone(),
         server,
     )?);
+    if let Some(path) = &settings.activation_file {
+        install_activation(&client, path).map_err(AgentError::Activation)?;
+    }
     let buffer = Arc::new(
         UsageBuffer::open_with_capacity(&settings.state_dir, settings.usage_buffer_max_events)
             .map_err(|source| AgentError::Io {

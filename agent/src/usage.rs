@@ -321,7 +321,7 @@ mod tests {
     use std::sync::Arc;
 
     use nectar_client::testing::FakeServer;
-    use nectar_client::{ClientConfig, LicenseServer, ManualClock};
+    use nectar_client::{LicenseServer, ManualClock};
 
     use super::*;
 
@@ -345,8 +345,7 @@ mod tests {
     }
 
     fn client(server: &Arc<FakeServer>, dir: &Path, clock: &ManualClock) -> LicenseClient {
-        let mut config = ClientConfig::new(server.license_key(), dir);
-        config.jwks = Some(server.signer.jwks());
+        let config = server.client_config(dir);
         LicenseClient::new(
             config,
             Arc::new(clock.clone()),

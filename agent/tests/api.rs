@@ -32,7 +32,7 @@ async fn the_local_api_answers_license_features_and_takes_usage() {
         uuid::Uuid::new_v4().simple()
     ));
     let mut settings = Settings::new(server.license_key(), "http://unused", dir);
-    settings.jwks = Some(server.signer.jwks());
+    settings.roots = server.trust.roots();
     settings.usage_flush_secs = 1;
     let agent = nectar_agent::start(
         &settings,
