@@ -47,6 +47,9 @@ pub enum CloudError {
     /// A success answer we could not read.
     #[error("Cloud API answer unreadable: {0}")]
     Decode(String),
+    /// The configured URL is unusable (e.g. plain http to another machine).
+    #[error(transparent)]
+    Url(#[from] crate::transport::UrlError),
 }
 
 /// A finished execution: the part of the server's answer an installation reads. The run itself
@@ -89,13 +92,12 @@ impl fmt::Debug for CloudClient {
 impl CloudClient {
     /// A client for the Cloud API at `base_url`, authorising with `license_key`.
     pub fn new(base_url: &str, license_key: impl Into<String>) -> Result<Self, CloudError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(120))
-            .build()
+        // https:// unless on this machine; redirects (a 3xx) come back as errors, never followed.
+        let base = crate::transport::checked_base_url(base_url)?;
+        let http = crate::transport::http_client(Duration::from_secs(120))
             .map_err(|e| CloudError::Unreachable(e.to_string()))?;
         Ok(Self {
-            base: base_url.trim_end_matches('/').to_owned(),
+            base,
             license_key: license_key.into(),
             http,
             calls: AtomicU64::new(0),

@@ -19,6 +19,7 @@ pub mod state;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod token;
+pub mod transport;
 
 pub use client::{
     Background, ClientConfig, ClientError, HeartbeatReport, LicenseClient, LicenseStatus, WorkGuard,

@@ -47,6 +47,12 @@ pub enum NetError {
     /// A body we could not read.
     #[error("license server answer unreadable: {0}")]
     Decode(String),
+    /// The server answered with a redirect, which is never followed (the key would go elsewhere).
+    #[error("license server answered {0} (a redirect); redirects are not followed — configure the final URL")]
+    Redirect(u16),
+    /// The configured URL is unusable (e.g. plain http to another machine).
+    #[error(transparent)]
+    Url(#[from] crate::transport::UrlError),
 }
 
 /// The license server's endpoints an installation calls.
@@ -71,17 +77,12 @@ pub struct HttpLicenseServer {
 
 impl HttpLicenseServer {
     /// A client for the server at `base_url` (e.g. `https://license.nectar.example`).
+    /// `https://` is required unless the server is on this machine; redirects are refused.
     pub fn new(base_url: &str) -> Result<Self, NetError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
-            .user_agent(concat!("nectar-client/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let base = crate::transport::checked_base_url(base_url)?;
+        let http = crate::transport::http_client(Duration::from_secs(20))
             .map_err(|e| NetError::Unreachable(e.to_string()))?;
-        Ok(Self {
-            base: base_url.trim_end_matches('/').to_owned(),
-            http,
-        })
+        Ok(Self { base, http })
     }
 
     async fn send(
@@ -93,6 +94,9 @@ impl HttpLicenseServer {
             .await
             .map_err(|e| NetError::Unreachable(without_url(&e)))?;
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Err(NetError::Redirect(status));
+        }
         let retry_after = retry_after_seconds(resp.headers());
         let body = resp
             .bytes()

@@ -434,3 +434,51 @@ async fn a_rotated_lease_key_is_trusted_once_endorsed_and_refused_once_its_endor
         "{outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_an_error_and_the_key_never_reaches_the_redirect_target() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The redirect target counts the connections it gets.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let target_addr = target.local_addr().expect("addr");
+    let reached = Arc::new(AtomicUsize::new(0));
+    {
+        let reached = reached.clone();
+        tokio::spawn(async move {
+            while let Ok((_s, _)) = target.accept().await {
+                reached.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    // The configured server answers every request with a 307 to the target.
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server_addr = server.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = server.accept().await {
+            let mut buf = vec![0u8; 16 * 1024];
+            let _ = s.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target_addr}/api/heartbeat\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    let http = nectar_client::HttpLicenseServer::new(&format!("http://{server_addr}")).expect("url");
+    let request = nectar_client::server::HeartbeatRequest {
+        license_key: "a.b.c".into(),
+        installation_id: IID.into(),
+        version: "1".into(),
+        domain: None,
+        gauges: None,
+        signals: vec![],
+    };
+    let outcome = http.heartbeat(&request).await;
+    assert_eq!(outcome.map(|_| ()), Err(nectar_client::NetError::Redirect(307)));
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+    // And plain http to another machine is refused before any connection.
+    assert!(matches!(
+        nectar_client::HttpLicenseServer::new("http://license.nectar.example"),
+        Err(nectar_client::NetError::Url(_))
+    ));
+}
