@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use e2e::Api;
 use nectar_agent::{RunningAgent, Settings};
+use nectar_client::token::TrustRoots;
 use nectar_client::{HttpLicenseServer, Jwks, LicenseServer, ManualClock};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -35,17 +36,18 @@ fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-async fn stack_jwks(api: &Api) -> Jwks {
-    let (status, body, _) = api
-        .send(reqwest::Method::GET, "/.well-known/jwks.json", None, None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).expect("jwks")
+/// The local stack's root key (made by `nectar-admin bootstrap`): what a release agent has
+/// compiled in, given here because these agents run in the test process.
+fn roots() -> TrustRoots {
+    let path = std::env::var("NECTAR_E2E_ROOT_JWKS").expect("NECTAR_E2E_ROOT_JWKS: run with `make test`");
+    let jwks: Jwks =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("root JWKS")).expect("json");
+    TrustRoots::from_jwks(&jwks).expect("a root key")
 }
 
-fn settings(key: &str, url: &str, dir: &Path, jwks: Option<Jwks>) -> Settings {
+fn settings(key: &str, url: &str, dir: &Path) -> Settings {
     let mut s = Settings::new(key, url, dir.to_path_buf());
-    s.jwks = jwks;
+    s.roots = roots();
     s.usage_flush_secs = 1;
     s
 }
@@ -102,7 +104,7 @@ async fn a_fresh_installation_gets_a_lease_and_answers_features_without_the_netw
     let dir = temp_dir("fresh");
     let clock = ManualClock::starting_now();
     // Act
-    let agent = start(&settings(&key, &base_url(), &dir, None), &clock).await;
+    let agent = start(&settings(&key, &base_url(), &dir), &clock).await;
     let status = wait_status(&agent, "active").await;
     // Assert
     assert_eq!(status["status"], "active", "{status}");
@@ -135,9 +137,8 @@ async fn with_the_server_unreachable_the_agent_runs_on_its_lease_then_grace_then
     let (_, key) = api.issue("professional", json!({})).await;
     let dir = temp_dir("offline");
     let clock = ManualClock::starting_now();
-    let jwks = stack_jwks(&api).await;
     let online = start(
-        &settings(&key, &base_url(), &dir, Some(jwks.clone())),
+        &settings(&key, &base_url(), &dir),
         &clock,
     )
     .await;
@@ -148,7 +149,7 @@ async fn with_the_server_unreachable_the_agent_runs_on_its_lease_then_grace_then
     assert!(grace_end > lease_exp, "{status}");
 
     let agent = start(
-        &settings(&key, &closed_port_url(), &dir, Some(jwks)),
+        &settings(&key, &closed_port_url(), &dir),
         &clock,
     )
     .await;
@@ -199,9 +200,8 @@ async fn revoking_the_license_locks_a_running_agent_on_its_next_heartbeat() {
     let (license, key) = api.issue("starter", json!({})).await;
     let dir = temp_dir("revoke");
     let clock = ManualClock::starting_now();
-    let jwks = stack_jwks(&api).await;
     let agent = start(
-        &settings(&key, &base_url(), &dir, Some(jwks.clone())),
+        &settings(&key, &base_url(), &dir),
         &clock,
     )
     .await;
@@ -230,7 +230,7 @@ async fn revoking_the_license_locks_a_running_agent_on_its_next_heartbeat() {
     assert_eq!(local(&agent, "/v1/license").await["status"], "locked");
     agent.shutdown().await;
     let restarted = start(
-        &settings(&key, &closed_port_url(), &dir, Some(jwks)),
+        &settings(&key, &closed_port_url(), &dir),
         &clock,
     )
     .await;
@@ -249,7 +249,7 @@ async fn a_clock_rolled_back_two_days_is_refused_locally_and_reported_as_clock_t
     let dir = temp_dir("rollback");
     let clock = ManualClock::starting_now();
     let agent = start(
-        &settings(&key, &base_url(), &dir, Some(stack_jwks(&api).await)),
+        &settings(&key, &base_url(), &dir),
         &clock,
     )
     .await;
@@ -303,9 +303,8 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
     let (_, key) = api.issue("professional", json!({})).await;
     let dir = temp_dir("usage");
     let clock = ManualClock::starting_now();
-    let jwks = stack_jwks(&api).await;
     let offline = start(
-        &settings(&key, &closed_port_url(), &dir, Some(jwks.clone())),
+        &settings(&key, &closed_port_url(), &dir),
         &clock,
     )
     .await;
@@ -341,7 +340,7 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
 
     // Act: restart from the same state directory, server reachable.
     let agent = start(
-        &settings(&key, &base_url(), &dir, Some(jwks.clone())),
+        &settings(&key, &base_url(), &dir),
         &clock,
     )
     .await;
@@ -361,7 +360,7 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
     for (path, bytes) in on_disk {
         std::fs::write(path, bytes).expect("restore");
     }
-    let again = start(&settings(&key, &base_url(), &dir, Some(jwks)), &clock).await;
+    let again = start(&settings(&key, &base_url(), &dir), &clock).await;
     let report = again.buffer.flush(&again.client).await.expect("flush");
     assert_eq!(report.remaining, 0);
     assert_eq!(again.buffer.pending(), 0);
@@ -383,7 +382,7 @@ async fn the_startup_check_passes_a_valid_key_and_fails_a_revoked_or_foreign_one
     let server =
         || Arc::new(HttpLicenseServer::new(&base_url()).expect("client")) as Arc<dyn LicenseServer>;
     let check = |key: &str, dir: PathBuf| {
-        let s = settings(key, &base_url(), &dir, None);
+        let s = settings(key, &base_url(), &dir);
         async move { run_check(&s, Arc::new(nectar_client::SystemClock), server()).await }
     };
     let ok = check(&key, temp_dir("check-ok")).await;
@@ -397,7 +396,7 @@ async fn the_startup_check_passes_a_valid_key_and_fails_a_revoked_or_foreign_one
     ));
     let bad = check(&forged, temp_dir("check-forged")).await;
     assert!(
-        matches!(&bad, CheckOutcome::Fail(m) if m.contains("trusted")),
+        matches!(&bad, CheckOutcome::Fail(m) if m.contains("TOKEN_UNTRUSTED_KEY")),
         "{bad:?}"
     );
     // Revoked: the server says so.

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::adapters::kms::KmsSigner;
 use shared::testing::{create_signing_key, emulator};
-use shared::token::sign_jwt;
+use shared::token::{TokenKind, sign_jwt};
 
 fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())
@@ -304,17 +304,23 @@ async fn tampered_forged_and_foreign_tokens_are_invalid_keys() {
     let other = KmsSigner::connect(kms.clone(), &create_signing_key(&kms).await)
         .await
         .expect("other key");
-    let foreign = sign_jwt(&other, &payload(&key)).await.expect("sign");
+    let foreign = sign_jwt(&other, TokenKind::License, &payload(&key))
+        .await
+        .expect("sign");
     // Signed by our own key, but typed as a lease.
     let ours = KmsSigner::connect(kms, &api.signing_key)
         .await
         .expect("our key");
     let mut lease_claims = payload(&key);
     lease_claims["typ"] = json!("lease");
-    let lease = sign_jwt(&ours, &lease_claims).await.expect("sign");
+    let lease = sign_jwt(&ours, TokenKind::Lease, &lease_claims)
+        .await
+        .expect("sign");
     // A control: our key re-signing the genuine claims is accepted, so the cases above fail for
     // the reason they name, not for some accident of the harness.
-    let resigned = sign_jwt(&ours, &payload(&key)).await.expect("sign");
+    let resigned = sign_jwt(&ours, TokenKind::License, &payload(&key))
+        .await
+        .expect("sign");
     assert_eq!(
         api.validate(&resigned, "i-1", json!({})).await["code"],
         "VALID"

@@ -26,6 +26,10 @@ fi
 
 nectar_log "building"
 cargo build --workspace --quiet
+# The agent for this local stack: a development build (`dev-trust`), the only kind that accepts
+# the stack's root key from NECTAR_DEV_TRUST_ROOTS; a release agent refuses that setting.
+cargo build -p nectar-agent --features nectar-client/dev-trust --quiet \
+  --target-dir "$CARGO_TARGET_DIR/dev-agent"
 
 if [[ -z ${NECTAR_ADMIN_TOKEN:-} ]]; then
   [[ -s .nectar/admin-token ]] || (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >.nectar/admin-token)
@@ -35,16 +39,24 @@ admin="$CARGO_TARGET_DIR/debug/nectar-admin"
 export TABLE_NAME=${TABLE_NAME:-nectar-licenses}
 "$admin" bootstrap --table "$TABLE_NAME" >.nectar/stack.json
 SIGNING_KEY_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["SIGNING_KEY_ID"])' .nectar/stack.json)
+LEASE_SIGNING_KEY_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["LEASE_SIGNING_KEY_ID"])' .nectar/stack.json)
+# The stack's root public key, for development agents (NECTAR_DEV_TRUST_ROOTS).
+python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["ROOT_JWKS"], open(sys.argv[2], "w"))' \
+  .nectar/stack.json .nectar/dev-roots.jwks.json
 USAGE_QUEUE_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["USAGE_QUEUE_URL"])' .nectar/stack.json)
 EVENTS_TOPIC_ARN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["EVENTS_TOPIC_ARN"])' .nectar/stack.json)
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
-export SIGNING_KEY_ID USAGE_QUEUE_URL EVENTS_TOPIC_ARN ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-info}
+export SIGNING_KEY_ID LEASE_SIGNING_KEY_ID USAGE_QUEUE_URL EVENTS_TOPIC_ARN ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-info}
 
 cat <<BANNER
 
   Nectar Cloud is starting on  http://127.0.0.1:$http_port
   admin token:                 $NECTAR_ADMIN_TOKEN
   AWS emulator:                $AWS_ENDPOINT_URL   (table $TABLE_NAME, key $SIGNING_KEY_ID)
+
+  agent (development build):  NECTAR_DEV_TRUST_ROOTS=$NECTAR_ROOT/.nectar/dev-roots.jwks.json \\
+        NECTAR_LICENSE_SERVER_URL=http://127.0.0.1:$http_port NECTAR_LICENSE_KEY=<key> \\
+        $CARGO_TARGET_DIR/dev-agent/debug/nectar-agent --state-dir .nectar/agent
 
   try:  curl http://127.0.0.1:$http_port/health
         curl -X POST http://127.0.0.1:$http_port/api/admin/customers \\

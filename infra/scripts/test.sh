@@ -54,15 +54,18 @@ suffix=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
 admin="$CARGO_TARGET_DIR/debug/nectar-admin"
 export TABLE_NAME=e2e-$suffix
 # maxReceiveCount 2 (AWS stack: 5) so a poison message reaches the DLQ within seconds.
-"$admin" bootstrap --table "$TABLE_NAME" --key-alias "alias/e2e-$suffix" --usage-queue "e2e-$suffix" \
-  --events-topic "e2e-$suffix" \
+TOKEN_ISSUER=nectar-e2e "$admin" bootstrap --table "$TABLE_NAME" --key-alias "alias/e2e-$suffix" \
+  --usage-queue "e2e-$suffix" --events-topic "e2e-$suffix" \
   --max-receive-count 2 >"$work/stack.json"
 stack() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/stack.json" "$1"; }
 USAGE_QUEUE_URL=$(stack USAGE_QUEUE_URL)
 USAGE_DLQ_URL=$(stack USAGE_DLQ_URL)
 EVENTS_TOPIC_ARN=$(stack EVENTS_TOPIC_ARN)
 export USAGE_QUEUE_URL EVENTS_TOPIC_ARN
-export SIGNING_KEY_ID=alias/e2e-$suffix TOKEN_ISSUER=nectar-e2e
+export SIGNING_KEY_ID=alias/e2e-$suffix LEASE_SIGNING_KEY_ID=$(stack LEASE_SIGNING_KEY_ID) \
+  TOKEN_ISSUER=nectar-e2e
+python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["ROOT_JWKS"], open(sys.argv[2], "w"))' \
+  "$work/stack.json" "$work/roots.jwks.json"
 NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_E2E_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
 export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
@@ -119,11 +122,13 @@ setsid "$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://12
 pids+=("$!")
 
 export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_E2E_SIGNING_KEY=$SIGNING_KEY_ID \
+  NECTAR_E2E_LEASE_KEY=$LEASE_SIGNING_KEY_ID NECTAR_E2E_ROOT_KEY=$(stack ROOT_KEY_ID) \
+  NECTAR_E2E_ROOT_JWKS=$work/roots.jwks.json \
   NECTAR_E2E_ISSUER=$TOKEN_ISSUER NECTAR_E2E_TABLE=$TABLE_NAME \
   NECTAR_E2E_USAGE_QUEUE_URL=$USAGE_QUEUE_URL NECTAR_E2E_USAGE_DLQ_URL=$USAGE_DLQ_URL \
   NECTAR_E2E_EVENTS_TOPIC_ARN=$EVENTS_TOPIC_ARN
 # The functions' configuration must not leak into the tests' own processes.
-unset TABLE_NAME SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL EVENTS_TOPIC_ARN \
+unset TABLE_NAME SIGNING_KEY_ID LEASE_SIGNING_KEY_ID TOKEN_ISSUER ADMIN_TOKEN_SHA256 USAGE_QUEUE_URL EVENTS_TOPIC_ARN \
   WORKFLOW_HTTP_ALLOWED_HOSTS WORKFLOW_HTTP_ALLOW_PLAIN_HTTP WORKFLOW_HTTP_ALLOW_PRIVATE_NETWORKS
 
 # NECTAR_TEST_ARGS narrows the run while developing, e.g. "-p e2e --test agent"; CI runs everything.

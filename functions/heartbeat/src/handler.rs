@@ -80,7 +80,7 @@ mod tests {
         let deps = Deps {
             ring: stack.key_ring().await,
             store: stack.store.clone(),
-            signer: Arc::new(stack.signer().await),
+            signer: Arc::new(stack.lease_signer().await),
             clock: Arc::new(SystemClock),
             interval: time::Duration::minutes(10),
         };

@@ -3,9 +3,9 @@
 //! Output is JSON on stdout; diagnostics go to stderr.
 
 mod relay;
+mod trust;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_sqs::types::QueueAttributeName;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -17,6 +17,7 @@ use shared::api::{
 use shared::config::AdminAuth;
 use shared::domain::ports::{Clock, RandomIds, SystemClock};
 use shared::domain::{Actor, CustomerId, LicenseId};
+use shared::token::TokenKind;
 use shared::service::admin::{
     IssueCommand, NewCustomer, StatusAction, change_status, create_customer, issue_license,
     lookup_customer,
@@ -31,7 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the table, signing key + alias and usage queues if missing (idempotent).
+    /// Create the table, the license, lease and root keys (+ aliases; the signing keys endorsed by
+    /// the root), usage queues and events topic if missing (idempotent).
     Bootstrap(Bootstrap),
     /// Print the SHA-256 (hex) of the admin token read from stdin (never from the command line,
     /// where `ps` and shell history would show it), for ADMIN_TOKEN_SHA256 / the secret.
@@ -104,11 +106,60 @@ enum Command {
         #[arg(long)]
         idle_exit_seconds: Option<u64>,
     },
+    /// Installation trust: export the root keys, endorse signing keys.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Issue an offline activation file for an air-gapped installation (prints the file).
+    Activate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// LEASE_SIGNING_KEY_ID: the lease key (id, ARN or alias).
+        #[arg(long, env = "LEASE_SIGNING_KEY_ID")]
+        lease_key: String,
+        #[arg(long, env = "TOKEN_ISSUER", default_value = shared::config::DEFAULT_ISSUER)]
+        issuer: String,
+        #[arg(long)]
+        license: String,
+        /// The installation id the agent uses (`NECTAR_INSTALLATION_ID`).
+        #[arg(long)]
+        installation: String,
+        /// Days the activation runs (1–365; never past the license's expiry).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
     /// Show a customer's licenses, installations and audit trail.
     Show {
         #[command(flatten)]
         store: StoreArgs,
         customer: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Print the root public keys as a JWKS (build the agent with it: NECTAR_TRUST_ROOTS_FILE).
+    Roots {
+        /// The root KMS key(s) (id, ARN or alias); repeat to ship the next root alongside.
+        #[arg(long = "root-key", required = true)]
+        root_keys: Vec<String>,
+    },
+    /// Endorse a signing key with the root key and store the endorsement for the JWKS.
+    Endorse {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long = "root-key")]
+        root_key: String,
+        /// The signing key to endorse (id, ARN or alias).
+        #[arg(long)]
+        key: String,
+        /// What it may sign: `license` or `lease`.
+        #[arg(long = "use")]
+        use_: String,
+        /// Days the endorsement runs.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        #[arg(long, env = "TOKEN_ISSUER", default_value = shared::config::DEFAULT_ISSUER)]
+        issuer: String,
     },
 }
 
@@ -137,6 +188,18 @@ struct Bootstrap {
     /// Receives before a message moves to the DLQ (template.yaml: 5).
     #[arg(long, default_value_t = 5)]
     max_receive_count: u32,
+    /// Alias of the lease signing key (default: the license key's alias + `-lease`).
+    #[arg(long)]
+    lease_key_alias: Option<String>,
+    /// Alias of the root key (default: the license key's alias + `-root`).
+    #[arg(long)]
+    root_key_alias: Option<String>,
+    /// Issuer named in the endorsements.
+    #[arg(long, env = "TOKEN_ISSUER", default_value = shared::config::DEFAULT_ISSUER)]
+    issuer: String,
+    /// Days the bootstrap endorsements of the two signing keys run.
+    #[arg(long, default_value_t = 365)]
+    endorse_days: i64,
 }
 
 #[tokio::main]
@@ -235,6 +298,52 @@ async fn main() -> Result<()> {
                 .await?;
             json!({ "relayed": true })
         }
+        Command::Trust(TrustCommand::Roots { root_keys }) => {
+            serde_json::to_value(trust::roots(&aws_sdk_kms::Client::new(&sdk), &root_keys).await?)?
+        }
+        Command::Trust(TrustCommand::Endorse {
+            store,
+            root_key,
+            key,
+            use_,
+            days,
+            issuer,
+        }) => {
+            let e = trust::endorse(
+                &aws_sdk_kms::Client::new(&sdk),
+                &store.open(&sdk),
+                &issuer,
+                &root_key,
+                &key,
+                trust::token_kind(&use_)?,
+                days,
+                now,
+            )
+            .await?;
+            json!({ "kid": e.kid, "use": use_, "expiresAt": e.expires_at.to_string(), "endorsement": e.token })
+        }
+        Command::Activate {
+            store,
+            lease_key,
+            issuer,
+            license,
+            installation,
+            days,
+        } => {
+            let store = store.open(&sdk);
+            let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), &lease_key).await?;
+            let cmd = shared::service::activation::ActivationCommand {
+                license_id: LicenseId::parse(&license)?,
+                installation_id: shared::domain::InstallationId::parse(&installation)?,
+                days,
+                actor: actor.clone(),
+            };
+            let file = shared::service::activation::activate_offline(
+                &store, &signer, &issuer, &cmd, now,
+            )
+            .await?;
+            serde_json::to_value(file)?
+        }
         Command::Show { store, customer } => {
             let store = store.open(&sdk);
             let (customer, licenses) =
@@ -266,29 +375,25 @@ async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_js
         .context("creating the table")?;
 
     let kms = aws_sdk_kms::Client::new(sdk);
-    let key_id = match kms.describe_key().key_id(&b.key_alias).send().await {
-        Ok(out) => out.key_metadata.map(|m| m.key_id).context("key metadata")?,
-        Err(_) => {
-            let key_id = kms
-                .create_key()
-                .key_spec(KeySpec::EccNistP256)
-                .key_usage(KeyUsageType::SignVerify)
-                .description("Nectar license signing key")
-                .send()
-                .await
-                .context("creating the signing key")?
-                .key_metadata
-                .map(|m| m.key_id)
-                .context("key metadata")?;
-            kms.create_alias()
-                .alias_name(&b.key_alias)
-                .target_key_id(&key_id)
-                .send()
-                .await
-                .context("creating the key alias")?;
-            key_id
-        }
-    };
+    let key_id = trust::ensure_key(&kms, &b.key_alias, "Nectar license signing key").await?;
+    let lease_alias = b
+        .lease_key_alias
+        .clone()
+        .unwrap_or_else(|| format!("{}-lease", b.key_alias));
+    let root_alias = b
+        .root_key_alias
+        .clone()
+        .unwrap_or_else(|| format!("{}-root", b.key_alias));
+    trust::ensure_key(&kms, &lease_alias, "Nectar lease signing key").await?;
+    trust::ensure_key(&kms, &root_alias, "Nectar root key (endorsements only)").await?;
+    let store = DynamoStore::new_with_table(dynamo.clone(), &b.table);
+    let now = SystemClock.now();
+    for (key, use_) in [(&b.key_alias, TokenKind::License), (&lease_alias, TokenKind::Lease)] {
+        trust::endorse(&kms, &store, &b.issuer, &root_alias, key, use_, b.endorse_days, now)
+            .await
+            .with_context(|| format!("endorsing {key}"))?;
+    }
+    let root_jwks = trust::roots(&kms, std::slice::from_ref(&root_alias)).await?;
 
     // Mirrors template.yaml: the usage queue redrives to its DLQ after 5 receives.
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -344,6 +449,9 @@ async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_js
         "TABLE_NAME": b.table,
         "SIGNING_KEY_ID": b.key_alias,
         "SIGNING_KEY_UUID": key_id,
+        "LEASE_SIGNING_KEY_ID": lease_alias,
+        "ROOT_KEY_ID": root_alias,
+        "ROOT_JWKS": root_jwks,
         "USAGE_QUEUE_URL": queue_url,
         "USAGE_DLQ_URL": dlq_url,
         "EVENTS_TOPIC_ARN": topic_arn,
