@@ -39,7 +39,8 @@ fn closed_port_url() -> String {
 /// The local stack's root key (made by `nectar-admin bootstrap`): what a release agent has
 /// compiled in, given here because these agents run in the test process.
 fn roots() -> TrustRoots {
-    let path = std::env::var("NECTAR_E2E_ROOT_JWKS").expect("NECTAR_E2E_ROOT_JWKS: run with `make test`");
+    let path =
+        std::env::var("NECTAR_E2E_ROOT_JWKS").expect("NECTAR_E2E_ROOT_JWKS: run with `make test`");
     let jwks: Jwks =
         serde_json::from_str(&std::fs::read_to_string(path).expect("root JWKS")).expect("json");
     TrustRoots::from_jwks(&jwks).expect("a root key")
@@ -137,22 +138,14 @@ async fn with_the_server_unreachable_the_agent_runs_on_its_lease_then_grace_then
     let (_, key) = api.issue("professional", json!({})).await;
     let dir = temp_dir("offline");
     let clock = ManualClock::starting_now();
-    let online = start(
-        &settings(&key, &base_url(), &dir),
-        &clock,
-    )
-    .await;
+    let online = start(&settings(&key, &base_url(), &dir), &clock).await;
     let status = wait_status(&online, "active").await;
     online.shutdown().await;
     let lease_exp = unix(&status["leaseExpiresAt"]);
     let grace_end = unix(&status["graceEndsAt"]);
     assert!(grace_end > lease_exp, "{status}");
 
-    let agent = start(
-        &settings(&key, &closed_port_url(), &dir),
-        &clock,
-    )
-    .await;
+    let agent = start(&settings(&key, &closed_port_url(), &dir), &clock).await;
     // Offline, lease valid: everything works.
     assert_eq!(
         local(&agent, "/v1/features/workflows").await["allowed"],
@@ -200,11 +193,7 @@ async fn revoking_the_license_locks_a_running_agent_on_its_next_heartbeat() {
     let (license, key) = api.issue("starter", json!({})).await;
     let dir = temp_dir("revoke");
     let clock = ManualClock::starting_now();
-    let agent = start(
-        &settings(&key, &base_url(), &dir),
-        &clock,
-    )
-    .await;
+    let agent = start(&settings(&key, &base_url(), &dir), &clock).await;
     wait_status(&agent, "active").await;
     assert_eq!(
         local(&agent, "/v1/features/workflows").await["allowed"],
@@ -229,11 +218,7 @@ async fn revoking_the_license_locks_a_running_agent_on_its_next_heartbeat() {
     );
     assert_eq!(local(&agent, "/v1/license").await["status"], "locked");
     agent.shutdown().await;
-    let restarted = start(
-        &settings(&key, &closed_port_url(), &dir),
-        &clock,
-    )
-    .await;
+    let restarted = start(&settings(&key, &closed_port_url(), &dir), &clock).await;
     assert_eq!(
         local(&restarted, "/v1/features/workflows").await["reason"],
         "REVOKED"
@@ -248,11 +233,7 @@ async fn a_clock_rolled_back_two_days_is_refused_locally_and_reported_as_clock_t
     let (license, key) = api.issue("professional", json!({})).await;
     let dir = temp_dir("rollback");
     let clock = ManualClock::starting_now();
-    let agent = start(
-        &settings(&key, &base_url(), &dir),
-        &clock,
-    )
-    .await;
+    let agent = start(&settings(&key, &base_url(), &dir), &clock).await;
     wait_status(&agent, "active").await;
     // Act
     clock.advance(-2 * DAY);
@@ -303,11 +284,7 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
     let (_, key) = api.issue("professional", json!({})).await;
     let dir = temp_dir("usage");
     let clock = ManualClock::starting_now();
-    let offline = start(
-        &settings(&key, &closed_port_url(), &dir),
-        &clock,
-    )
-    .await;
+    let offline = start(&settings(&key, &closed_port_url(), &dir), &clock).await;
     let http = reqwest::Client::new();
     let mut expected = 0;
     for request in 0..3u64 {
@@ -339,11 +316,7 @@ async fn buffered_usage_survives_a_kill_and_restart_and_is_counted_exactly_once(
         .collect();
 
     // Act: restart from the same state directory, server reachable.
-    let agent = start(
-        &settings(&key, &base_url(), &dir),
-        &clock,
-    )
-    .await;
+    let agent = start(&settings(&key, &base_url(), &dir), &clock).await;
     // Assert: every event counted (asynchronously, through SQS), the buffer empty.
     assert_eq!(
         api.wait_used(&key, "workflows", expected, 60).await,

@@ -136,7 +136,12 @@ impl LicenseServer for Rotated {
     }
 }
 
-fn client(key: &str, dir: &std::path::Path, clock: &ManualClock, server: Arc<dyn LicenseServer>) -> LicenseClient {
+fn client(
+    key: &str,
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    server: Arc<dyn LicenseServer>,
+) -> LicenseClient {
     let mut config = ClientConfig::new(key, dir).with_roots(roots());
     config.installation_id = Some(format!("trust-{}", uuid::Uuid::new_v4().simple()));
     LicenseClient::new(config, Arc::new(clock.clone()), server).expect("client")
@@ -183,7 +188,10 @@ async fn the_rotation_walk_root_endorsed_key_rotation_and_an_endorsement_that_en
     clock.advance(3 * DAY);
     let outcome = c3.heartbeat().await;
     assert!(
-        matches!(outcome, Err(ClientError::LeaseRejected(TokenError::UnknownKey))),
+        matches!(
+            outcome,
+            Err(ClientError::LeaseRejected(TokenError::UnknownKey))
+        ),
         "{outcome:?}"
     );
 
@@ -195,10 +203,18 @@ async fn the_rotation_walk_root_endorsed_key_rotation_and_an_endorsement_that_en
     .await
     .expect("signer");
     *rotated.lease_key.lock().await = unendorsed;
-    let c4 = client(&key, &temp_dir("walk-4"), &ManualClock::starting_now(), rotated);
+    let c4 = client(
+        &key,
+        &temp_dir("walk-4"),
+        &ManualClock::starting_now(),
+        rotated,
+    );
     let outcome = c4.heartbeat().await;
     assert!(
-        matches!(outcome, Err(ClientError::LeaseRejected(TokenError::UnknownKey))),
+        matches!(
+            outcome,
+            Err(ClientError::LeaseRejected(TokenError::UnknownKey))
+        ),
         "{outcome:?}"
     );
     assert_eq!(c4.check("workflows"), Decision::NoLease);
@@ -243,7 +259,10 @@ async fn an_offline_activation_from_the_stack_starts_an_agent_that_cannot_reach_
     assert_eq!(c.check("workflows"), Decision::Allowed);
     // The seat is taken on the server, and the activation is in the audit trail.
     let (status, detail) = api
-        .admin_get(&format!("/api/license/{}", license["customerId"].as_str().expect("cid")))
+        .admin_get(&format!(
+            "/api/license/{}",
+            license["customerId"].as_str().expect("cid")
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     let text = detail.to_string();

@@ -90,8 +90,13 @@ impl RunningAgent {
 pub fn install_activation(client: &LicenseClient, path: &std::path::Path) -> Result<(), String> {
     let text = std::fs::read(path)
         .map_err(|e| format!("NECTAR_ACTIVATION_FILE {}: {e}", path.display()))?;
-    let file: nectar_protocol::token::ActivationFile = serde_json::from_slice(&text)
-        .map_err(|e| format!("NECTAR_ACTIVATION_FILE {} is not an activation file: {e}", path.display()))?;
+    let file: nectar_protocol::token::ActivationFile =
+        serde_json::from_slice(&text).map_err(|e| {
+            format!(
+                "NECTAR_ACTIVATION_FILE {} is not an activation file: {e}",
+                path.display()
+            )
+        })?;
     if file.format != nectar_protocol::token::ACTIVATION_FORMAT {
         return Err(format!(
             "NECTAR_ACTIVATION_FILE {}: unknown format `{}`",

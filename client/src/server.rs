@@ -48,7 +48,9 @@ pub enum NetError {
     #[error("license server answer unreadable: {0}")]
     Decode(String),
     /// The server answered with a redirect, which is never followed (the key would go elsewhere).
-    #[error("license server answered {0} (a redirect); redirects are not followed — configure the final URL")]
+    #[error(
+        "license server answered {0} (a redirect); redirects are not followed — configure the final URL"
+    )]
     Redirect(u16),
     /// The configured URL is unusable (e.g. plain http to another machine).
     #[error(transparent)]

@@ -275,7 +275,9 @@ impl TrustedKeys {
     /// names for its kind. A later endorsement of the same key and kind replaces an earlier one
     /// only if it runs longer.
     pub fn endorse(&mut self, token: &str, now: i64) -> Result<EndorsementClaims, TokenError> {
-        let payload = jws::verify(token, TokenKind::Endorsement, |kid| self.roots.keys.get(kid))?;
+        let payload = jws::verify(token, TokenKind::Endorsement, |kid| {
+            self.roots.keys.get(kid)
+        })?;
         let claims: EndorsementClaims = claims_of(&payload, TokenKind::Endorsement)?;
         if claims.use_ == TokenKind::Endorsement || claims.jwk.kid != claims.sub {
             // Roots alone endorse: an endorsed key cannot endorse others.
@@ -391,7 +393,10 @@ mod tests {
         let trust = TestTrust::new("t");
         let token = trust.lease.sign(&lease_claims(IID, NOW, NOW + 3_600));
         // Act
-        let claims = trust.keys().verify_lease(&token, IID, NOW).expect("valid lease");
+        let claims = trust
+            .keys()
+            .verify_lease(&token, IID, NOW)
+            .expect("valid lease");
         // Assert
         assert_eq!(claims.iid, IID);
         assert_eq!(claims.typ, TokenKind::Lease);
@@ -421,13 +426,19 @@ mod tests {
         // Nor can the forger endorse their key: only roots endorse.
         let mut keys = trust.keys();
         let self_endorsed = forger.endorse(TEST_ISSUER, &forger, TokenKind::License, 0, i64::MAX);
-        assert_eq!(keys.endorse(&self_endorsed, NOW), Err(TokenError::UnknownKey));
+        assert_eq!(
+            keys.endorse(&self_endorsed, NOW),
+            Err(TokenError::UnknownKey)
+        );
         // And an endorsed signing key cannot endorse either.
         let by_lease_key =
             trust
                 .lease
                 .endorse(TEST_ISSUER, &forger, TokenKind::License, 0, i64::MAX);
-        assert_eq!(keys.endorse(&by_lease_key, NOW), Err(TokenError::UnknownKey));
+        assert_eq!(
+            keys.endorse(&by_lease_key, NOW),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
@@ -497,9 +508,13 @@ mod tests {
     #[test]
     fn an_endorsement_counts_only_until_its_end() {
         let trust = TestTrust::new("t");
-        let short = trust
-            .root
-            .endorse(TEST_ISSUER, &trust.license, TokenKind::License, NOW, NOW + 100);
+        let short = trust.root.endorse(
+            TEST_ISSUER,
+            &trust.license,
+            TokenKind::License,
+            NOW,
+            NOW + 100,
+        );
         let mut keys = TrustedKeys::new(trust.roots());
         keys.endorse(&short, NOW).expect("running");
         let key = trust.license.sign(&license_claims(NOW, NOW + 86_400, &[]));

@@ -76,7 +76,12 @@ mod tests {
                 "{insecure}"
             );
         }
-        for invalid in ["ftp://x", "license.nectar.example", "", "file:///etc/passwd"] {
+        for invalid in [
+            "ftp://x",
+            "license.nectar.example",
+            "",
+            "file:///etc/passwd",
+        ] {
             assert!(
                 matches!(checked_base_url(invalid), Err(UrlError::Invalid(_))),
                 "{invalid}"

@@ -334,7 +334,11 @@ async fn endorsements_are_fetched_once_and_kept_in_the_state() {
     let restarted = rig.client();
     assert_eq!(restarted.check("workflows"), Decision::Allowed);
     restarted.heartbeat().await.expect("heartbeat");
-    assert_eq!(restarted.network_calls(), 1, "the endorsements came from the state");
+    assert_eq!(
+        restarted.network_calls(),
+        1,
+        "the endorsements came from the state"
+    );
 }
 
 #[tokio::test]

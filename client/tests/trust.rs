@@ -13,7 +13,9 @@ use nectar_client::testing::{
     FakeServer, TEST_ISSUER, TestSigner, TestTrust, lease_claims, license_claims,
 };
 use nectar_client::token::{TokenError, TokenKind};
-use nectar_client::{ClientConfig, ClientError, Decision, LicenseClient, LicenseServer, ManualClock};
+use nectar_client::{
+    ClientConfig, ClientError, Decision, LicenseClient, LicenseServer, ManualClock,
+};
 use nectar_protocol::token::{ACTIVATION_FORMAT, ActivationFile};
 
 const HOUR: i64 = 3_600;
@@ -196,19 +198,12 @@ async fn forged_endorsements_and_leases_in_the_state_file_are_discarded_on_load(
     let mut state = store.load();
     let forger = TestTrust::new("nectar");
     state.endorsements = forger.endorsements.clone();
-    state.lease = Some(
-        forger
-            .lease
-            .sign(&lease_claims(IID, T0, T0 + 3_650 * DAY)),
-    );
+    state.lease = Some(forger.lease.sign(&lease_claims(IID, T0, T0 + 3_650 * DAY)));
     store.save(&state).expect("save");
 
     let restarted = rig.client_with(&rig.key(), &server);
     assert_eq!(restarted.check("workflows"), Decision::NoLease);
-    assert_eq!(
-        restarted.license().map(|_| ()),
-        Err(TokenError::UnknownKey)
-    );
+    assert_eq!(restarted.license().map(|_| ()), Err(TokenError::UnknownKey));
 }
 
 #[tokio::test]
@@ -411,10 +406,7 @@ async fn a_rotated_lease_key_is_trusted_once_endorsed_and_refused_once_its_endor
         Arc::new(rig.clock.clone()),
         TestTrust {
             lease: next.clone(),
-            endorsements: vec![
-                rig.nectar.endorsements[0].clone(),
-                endorsement,
-            ],
+            endorsements: vec![rig.nectar.endorsements[0].clone(), endorsement],
             ..rig.nectar.clone()
         },
     ));
@@ -423,14 +415,21 @@ async fn a_rotated_lease_key_is_trusted_once_endorsed_and_refused_once_its_endor
     let calls_before = client.network_calls();
     let report = client.heartbeat().await.expect("heartbeat");
     assert!(report.lease_installed);
-    assert_eq!(client.network_calls() - calls_before, 2, "heartbeat + one JWKS fetch");
+    assert_eq!(
+        client.network_calls() - calls_before,
+        2,
+        "heartbeat + one JWKS fetch"
+    );
     assert_eq!(client.check("workflows"), Decision::Allowed);
 
     // The endorsement ends: leases the key signs are refused from then on.
     rig.clock.set(short_end);
     let outcome = client.heartbeat().await;
     assert!(
-        matches!(outcome, Err(ClientError::LeaseRejected(TokenError::UnknownKey))),
+        matches!(
+            outcome,
+            Err(ClientError::LeaseRejected(TokenError::UnknownKey))
+        ),
         "{outcome:?}"
     );
 }
@@ -440,7 +439,9 @@ async fn a_redirect_is_an_error_and_the_key_never_reaches_the_redirect_target() 
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // The redirect target counts the connections it gets.
-    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let target_addr = target.local_addr().expect("addr");
     let reached = Arc::new(AtomicUsize::new(0));
     {
@@ -452,7 +453,9 @@ async fn a_redirect_is_an_error_and_the_key_never_reaches_the_redirect_target() 
         });
     }
     // The configured server answers every request with a 307 to the target.
-    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let server_addr = server.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut s, _)) = server.accept().await {
@@ -464,7 +467,8 @@ async fn a_redirect_is_an_error_and_the_key_never_reaches_the_redirect_target() 
             let _ = s.write_all(answer.as_bytes()).await;
         }
     });
-    let http = nectar_client::HttpLicenseServer::new(&format!("http://{server_addr}")).expect("url");
+    let http =
+        nectar_client::HttpLicenseServer::new(&format!("http://{server_addr}")).expect("url");
     let request = nectar_client::server::HeartbeatRequest {
         license_key: "a.b.c".into(),
         installation_id: IID.into(),
@@ -474,7 +478,10 @@ async fn a_redirect_is_an_error_and_the_key_never_reaches_the_redirect_target() 
         signals: vec![],
     };
     let outcome = http.heartbeat(&request).await;
-    assert_eq!(outcome.map(|_| ()), Err(nectar_client::NetError::Redirect(307)));
+    assert_eq!(
+        outcome.map(|_| ()),
+        Err(nectar_client::NetError::Redirect(307))
+    );
     assert_eq!(reached.load(Ordering::SeqCst), 0);
     // And plain http to another machine is refused before any connection.
     assert!(matches!(

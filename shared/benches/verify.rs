@@ -26,7 +26,9 @@ fn key_and_ring() -> (LicenseKey, KeyRing) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let token = runtime.block_on(sign_jwt(&signer, &claims)).expect("sign");
+    let token = runtime
+        .block_on(sign_jwt(&signer, TokenKind::License, &claims))
+        .expect("sign");
     let der = signer.spki_der();
     let ring =
         KeyRing::from_spki_der("nectar-cloud", [(signer.kid(), der.as_slice())]).expect("ring");

@@ -420,8 +420,8 @@ fn ring_of(
 ) -> KeyRing {
     use crate::domain::ports::TokenSigner;
     let der = signer.spki_der();
-    let mut ring = KeyRing::from_spki_der(TEST_ISSUER, [(signer.kid(), der.as_slice())])
-        .expect("a P-256 key");
+    let mut ring =
+        KeyRing::from_spki_der(TEST_ISSUER, [(signer.kid(), der.as_slice())]).expect("a P-256 key");
     let lease_der = lease_signer.spki_der();
     ring.add(
         crate::token::TokenKind::Lease,

@@ -306,8 +306,8 @@ where
     S: TokenSigner + ?Sized,
     C: Serialize,
 {
-    let signing_input = jws::signing_input(kind, signer.kid(), claims)
-        .map_err(|e| SignError::Backend(e.into()))?;
+    let signing_input =
+        jws::signing_input(kind, signer.kid(), claims).map_err(|e| SignError::Backend(e.into()))?;
     if signing_input.len() > MAX_SIGNING_INPUT {
         return Err(SignError::TooLarge(signing_input.len()));
     }
@@ -344,12 +344,12 @@ pub async fn sign_endorsement<S: TokenSigner + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::local::LocalSigner;
+    use crate::domain::{LicenseId, Plan};
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use crate::adapters::local::LocalSigner;
     use jsonwebtoken::{Algorithm, DecodingKey, Validation};
     use p256::pkcs8::{EncodePublicKey, LineEnding};
-    use crate::domain::{LicenseId, Plan};
 
     const ISSUER: &str = "nectar-test";
 

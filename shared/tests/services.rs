@@ -754,7 +754,13 @@ mod offline_activation {
         )
         .await;
         assert!(
-            matches!(refused, Err(DomainError::InvalidValue { field: "installationId", .. })),
+            matches!(
+                refused,
+                Err(DomainError::InvalidValue {
+                    field: "installationId",
+                    ..
+                })
+            ),
             "{refused:?}"
         );
         activate_offline(
@@ -772,7 +778,11 @@ mod offline_activation {
             .expect("lookup");
         let trail: Vec<String> = licenses
             .iter()
-            .flat_map(|l| l.audit.iter().map(|a| format!("{} by {}", a.action, a.actor.as_str())))
+            .flat_map(|l| {
+                l.audit
+                    .iter()
+                    .map(|a| format!("{} by {}", a.action, a.actor.as_str()))
+            })
             .collect();
         assert!(
             trail

@@ -73,7 +73,8 @@ impl LicenseClient {
                 .is_none_or(|held| held.claims.exp < lease.claims.exp);
             if longer {
                 // Signed time is trusted time.
-                self.high_water.fetch_max(lease.claims.ts, Ordering::Relaxed);
+                self.high_water
+                    .fetch_max(lease.claims.ts, Ordering::Relaxed);
                 inner.lease = Some(lease);
             }
             longer
@@ -123,7 +124,9 @@ impl LicenseClient {
             );
             if unknown_key {
                 // Nectar rotated its lease key since the endorsements were fetched.
-                tracing::info!("lease signed by a key not endorsed here yet; fetching endorsements");
+                tracing::info!(
+                    "lease signed by a key not endorsed here yet; fetching endorsements"
+                );
                 self.refresh_endorsements().await?;
             }
         }

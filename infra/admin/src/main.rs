@@ -17,11 +17,11 @@ use shared::api::{
 use shared::config::AdminAuth;
 use shared::domain::ports::{Clock, RandomIds, SystemClock};
 use shared::domain::{Actor, CustomerId, LicenseId};
-use shared::token::TokenKind;
 use shared::service::admin::{
     IssueCommand, NewCustomer, StatusAction, change_status, create_customer, issue_license,
     lookup_customer,
 };
+use shared::token::TokenKind;
 
 #[derive(Parser)]
 #[command(name = "nectar-admin", version, about = "Nectar Cloud operator CLI")]
@@ -338,10 +338,9 @@ async fn main() -> Result<()> {
                 days,
                 actor: actor.clone(),
             };
-            let file = shared::service::activation::activate_offline(
-                &store, &signer, &issuer, &cmd, now,
-            )
-            .await?;
+            let file =
+                shared::service::activation::activate_offline(&store, &signer, &issuer, &cmd, now)
+                    .await?;
             serde_json::to_value(file)?
         }
         Command::Show { store, customer } => {
@@ -388,10 +387,22 @@ async fn bootstrap(sdk: &aws_config::SdkConfig, b: Bootstrap) -> Result<serde_js
     trust::ensure_key(&kms, &root_alias, "Nectar root key (endorsements only)").await?;
     let store = DynamoStore::new_with_table(dynamo.clone(), &b.table);
     let now = SystemClock.now();
-    for (key, use_) in [(&b.key_alias, TokenKind::License), (&lease_alias, TokenKind::Lease)] {
-        trust::endorse(&kms, &store, &b.issuer, &root_alias, key, use_, b.endorse_days, now)
-            .await
-            .with_context(|| format!("endorsing {key}"))?;
+    for (key, use_) in [
+        (&b.key_alias, TokenKind::License),
+        (&lease_alias, TokenKind::Lease),
+    ] {
+        trust::endorse(
+            &kms,
+            &store,
+            &b.issuer,
+            &root_alias,
+            key,
+            use_,
+            b.endorse_days,
+            now,
+        )
+        .await
+        .with_context(|| format!("endorsing {key}"))?;
     }
     let root_jwks = trust::roots(&kms, std::slice::from_ref(&root_alias)).await?;
 

@@ -11,8 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::license::whole_seconds;
 use crate::domain::ports::{
-    AuditLog, EndorsementRegistry, HeartbeatReport, InstallationRegistry, LicenseReader,
-    SeatClaim, TokenSigner,
+    AuditLog, EndorsementRegistry, HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim,
+    TokenSigner,
 };
 use crate::domain::{
     Actor, AuditEntry, DomainError, InstallationId, InstallationStatus, LicenseId, LicenseStatus,

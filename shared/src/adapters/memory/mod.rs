@@ -39,8 +39,8 @@ use time::OffsetDateTime;
 use crate::domain::license::whole_seconds;
 use crate::domain::lifecycle::NoticeState;
 use crate::domain::ports::{
-    AuditLog, CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseDetail,
-    EndorsementRegistry, LicenseReader, LicenseWriter, SeatClaim, Snapshot, StoredEndorsement,
+    AuditLog, CustomerDirectory, EndorsementRegistry, HeartbeatReport, InstallationRegistry,
+    LicenseDetail, LicenseReader, LicenseWriter, SeatClaim, Snapshot, StoredEndorsement,
 };
 use crate::domain::workflow::{ExecutionId, ExecutionRecord};
 use crate::domain::{
