@@ -179,3 +179,15 @@ pub struct HealthResponse {
     /// The deployed version.
     pub version: String,
 }
+
+/// `POST /api/admin/licenses/{licenseId}/activations`: an offline activation file for one
+/// air-gapped installation (the answer is a [`crate::token::ActivationFile`]).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivationRequest {
+    /// The installation id the agent will use (`NECTAR_INSTALLATION_ID`).
+    pub installation_id: String,
+    /// Days the activation runs, 1–365 (default 90); never past the license's expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+}

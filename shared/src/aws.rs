@@ -52,6 +52,15 @@ pub async fn lease_signer_and_key_ring(
     .await?)
 }
 
+/// The lease signer alone (`LEASE_SIGNING_KEY_ID`), for offline activations.
+pub async fn lease_signer(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<KmsSigner, InitError> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    Ok(KmsSigner::connect(kms, config.lease_signing_key_id()?).await?)
+}
+
 /// The ring of the license keys plus the lease key (public keys only), for the JWKS.
 pub async fn published_key_ring(
     sdk: &aws_config::SdkConfig,

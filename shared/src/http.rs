@@ -178,6 +178,9 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidTransition { .. } => {
                 Self::new(S::CONFLICT, "INVALID_TRANSITION", e.to_string())
             }
+            DomainError::SeatsFull { .. } => {
+                Self::new(S::CONFLICT, "INSTALLATION_LIMIT", e.to_string())
+            }
             DomainError::LicenseTooLarge(_) => {
                 Self::new(S::BAD_REQUEST, "LICENSE_TOO_LARGE", e.to_string())
             }

@@ -754,13 +754,7 @@ mod offline_activation {
         )
         .await;
         assert!(
-            matches!(
-                refused,
-                Err(DomainError::InvalidValue {
-                    field: "installationId",
-                    ..
-                })
-            ),
+            matches!(refused, Err(DomainError::SeatsFull { limit: 1, .. })),
             "{refused:?}"
         );
         activate_offline(

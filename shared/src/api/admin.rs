@@ -10,8 +10,8 @@ use crate::domain::{
 use crate::service::admin::{DEFAULT_VALID_DAYS, IssueCommand, NewCustomer, Term};
 
 pub use nectar_protocol::admin::{
-    AuditView, CreateCustomerRequest, HealthResponse, IssueLicenseRequest, RenewLicenseRequest,
-    RevokeRequest, StatusChangeRequest,
+    ActivationRequest, AuditView, CreateCustomerRequest, HealthResponse, IssueLicenseRequest,
+    RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
 };
 
 /// A customer as the API shows it.

@@ -64,6 +64,14 @@ pub enum DomainError {
         /// The status it is in.
         from: LicenseStatus,
     },
+    /// Every installation seat of the license is taken.
+    #[error("all {limit} installation seats of license {license} are in use; release one first")]
+    SeatsFull {
+        /// The license.
+        license: String,
+        /// Its seat limit.
+        limit: u64,
+    },
     /// The claims would exceed what KMS can sign.
     #[error("the license is too large to sign ({0} bytes of signing input; limit 4096)")]
     LicenseTooLarge(usize),

@@ -53,6 +53,8 @@ pub mod keys {
     pub const LICENSE_SUSPEND: &str = "POST /api/admin/licenses/{licenseId}/suspend";
     /// Reinstate a suspended license (admin).
     pub const LICENSE_REINSTATE: &str = "POST /api/admin/licenses/{licenseId}/reinstate";
+    /// Issue an offline activation file for one installation (admin).
+    pub const LICENSE_ACTIVATE: &str = "POST /api/admin/licenses/{licenseId}/activations";
 
     /// All of them, for the template check.
     pub const ALL: &[&str] = &[
@@ -72,6 +74,7 @@ pub mod keys {
         LICENSE_RENEW,
         LICENSE_SUSPEND,
         LICENSE_REINSTATE,
+        LICENSE_ACTIVATE,
     ];
 }
 

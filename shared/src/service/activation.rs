@@ -87,12 +87,9 @@ where
         {
             SeatClaim::Seated(i) => *i,
             SeatClaim::SeatsFull => {
-                return Err(DomainError::InvalidValue {
-                    field: "installationId",
-                    message: format!(
-                        "license {} has all {} installation seats taken; release one first",
-                        license.id, license.limits.installations
-                    ),
+                return Err(DomainError::SeatsFull {
+                    license: license.id.to_string(),
+                    limit: license.limits.installations,
                 });
             }
         },
