@@ -224,29 +224,20 @@ async fn the_rotation_walk_root_endorsed_key_rotation_and_an_endorsement_that_en
 #[tokio::test]
 #[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn an_offline_activation_from_the_stack_starts_an_agent_that_cannot_reach_the_server() {
-    use shared::service::activation::{ActivationCommand, activate_offline};
     let api = Api::from_env();
-    let operator = Operator::new().await;
     let (license, key) = api.issue("professional", json!({})).await;
-    let lease_key = KmsSigner::connect(operator.kms.clone(), &env("NECTAR_E2E_LEASE_KEY"))
-        .await
-        .expect("lease key");
     let iid = format!("air-{}", uuid::Uuid::new_v4().simple());
-    let file = activate_offline(
-        &operator.store,
-        &lease_key,
-        &env("NECTAR_E2E_ISSUER"),
-        &ActivationCommand {
-            license_id: shared::domain::LicenseId::parse(license["id"].as_str().expect("id"))
-                .expect("id"),
-            installation_id: shared::domain::InstallationId::parse(&iid).expect("iid"),
-            days: 90,
-            actor: shared::domain::Actor::system("e2e"),
-        },
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .expect("activation");
+    let id = license["id"].as_str().expect("id");
+    // The operator asks the admin API for the file (the license-activate function).
+    let (status, body) = api
+        .admin_post(
+            &format!("/api/admin/licenses/{id}/activations"),
+            json!({"installationId": iid, "days": 90}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let file: nectar_protocol::token::ActivationFile =
+        serde_json::from_value(body).expect("an activation file");
     // An air-gapped agent: nothing listens at its server URL.
     let dead = Arc::new(HttpLicenseServer::new("http://127.0.0.1:9").expect("url"));
     let clock = ManualClock::starting_now();
