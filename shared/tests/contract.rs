@@ -150,6 +150,8 @@ contract!(
     sweep_cursors_round_trip,
     rate_windows_admit_up_to_the_limit_and_refusals_do_not_count,
     executions_read_back_until_their_ttl_and_ids_are_never_reused,
+    expiry_applies_only_to_the_expiry_decided_on,
+    a_seat_count_is_repaired_only_from_the_count_it_was_read_at,
 );
 
 // ---- fixtures ----
@@ -1119,4 +1121,77 @@ async fn executions_read_back_until_their_ttl_and_ids_are_never_reused<F: Fixtur
     assert!(store.execution(&record.id).await.expect("read").is_some());
     f.expire_ttl(ttl).await;
     assert_eq!(store.execution(&record.id).await.expect("read"), None);
+}
+
+async fn expiry_applies_only_to_the_expiry_decided_on<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "QQQQQQQQ").await;
+    // Renewed after the decision: the expiry decided on no longer holds.
+    assert!(
+        store
+            .renew(
+                &l.id,
+                LicenseStatus::Active,
+                LicenseStatus::Active,
+                l.expires_at + Duration::days(365),
+                &audit("license.renewed", NOW),
+            )
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !store
+            .expire_license(&l.id, l.expires_at, &audit("license.expired", NOW))
+            .await
+            .expect("expire"),
+        "a stale decision is refused"
+    );
+    let renewed = store.license(&l.id).await.expect("read").expect("exists");
+    assert_eq!(renewed.status, LicenseStatus::Active);
+    // On the current expiry it applies, once, with its audit entry.
+    assert!(
+        store
+            .expire_license(&l.id, renewed.expires_at, &audit("license.expired", NOW))
+            .await
+            .expect("expire")
+    );
+    assert!(
+        !store
+            .expire_license(&l.id, renewed.expires_at, &audit("license.expired", NOW))
+            .await
+            .expect("expire"),
+        "only once"
+    );
+    let expired = store.license(&l.id).await.expect("read").expect("exists");
+    assert_eq!(expired.status, LicenseStatus::Expired);
+    assert_eq!(
+        trail(store, l.customer_id, &l.id).await,
+        ["license.issued", "license.renewed", "license.expired"]
+    );
+}
+
+async fn a_seat_count_is_repaired_only_from_the_count_it_was_read_at<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "RRRRRRRR").await;
+    claim(store, &report(&l.id, "i-1", NOW), 3).await;
+    assert_eq!(seats(store, &l.id).await, 1);
+    // Read at 0 but it is 1 now (a claim landed): refused.
+    assert!(
+        !store
+            .repair_seat_count(&l.id, 0, 0, &audit("license.seats_recounted", NOW))
+            .await
+            .expect("repair")
+    );
+    assert_eq!(seats(store, &l.id).await, 1);
+    assert!(
+        store
+            .repair_seat_count(&l.id, 1, 2, &audit("license.seats_recounted", NOW))
+            .await
+            .expect("repair")
+    );
+    assert_eq!(seats(store, &l.id).await, 2);
+    assert_eq!(
+        trail(store, l.customer_id, &l.id).await,
+        ["license.issued", "license.seats_recounted"]
+    );
 }

@@ -605,3 +605,187 @@ mod emulator {
         .await;
     }
 }
+
+/// Publishes to an inner publisher after yielding to the scheduler `yields` times: the window in
+/// which a concurrent renewal can land between the expiry decision and its write.
+struct YieldingPublisher {
+    inner: MemoryPublisher,
+    yields: usize,
+}
+
+#[async_trait]
+impl EventPublisher for YieldingPublisher {
+    async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
+        for _ in 0..self.yields {
+            tokio::task::yield_now().await;
+        }
+        self.inner.publish(notice).await
+    }
+}
+
+#[tokio::test]
+async fn a_renewal_racing_the_expiry_run_never_leaves_an_expired_license_with_a_future_expiry() {
+    // Many interleavings: the renewal lands before the run decides, between its decision and
+    // its write (while it publishes), or after it.
+    for (round, (publish_yields, renew_yields)) in [
+        (0, 0),
+        (1, 0),
+        (3, 1),
+        (5, 2),
+        (8, 8),
+        (2, 5),
+        (10, 0),
+        (0, 3),
+    ]
+    .into_iter()
+    .cycle()
+    .take(40)
+    .enumerate()
+    {
+        let stack = MemoryStack::new();
+        let expires = NOW - Duration::days(1);
+        let issued = issue_expiring(&stack, Plan::Starter, NOW - Duration::days(30), expires).await;
+        let publisher = YieldingPublisher {
+            inner: stack.publisher.clone(),
+            yields: publish_yields,
+        };
+        let renewed_to = NOW + Duration::days(365);
+        let signer = stack.signer().await;
+        let renew = async {
+            for _ in 0..renew_yields {
+                tokio::task::yield_now().await;
+            }
+            shared::service::admin::renew_license(
+                &stack.store,
+                &signer,
+                shared::testing::TEST_ISSUER,
+                shared::service::admin::RenewCommand {
+                    id: issued.license.id.clone(),
+                    term: Term::Until(renewed_to),
+                    reason: Some("paid".into()),
+                },
+                shared::domain::Actor::admin(None),
+                NOW,
+            )
+            .await
+            .expect("renewed")
+        };
+        let expire = run(
+            &stack.store,
+            &publisher,
+            &[Job::Expiry],
+            NOW,
+            Settings::default(),
+        );
+        let (_, reports) = tokio::join!(renew, expire);
+        let license = stack
+            .store
+            .license(&issued.license.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            license.expires_at, renewed_to,
+            "round {round}: the renewal stands"
+        );
+        assert_eq!(
+            license.status,
+            LicenseStatus::Active,
+            "round {round}: expired with an expiry a year away ({reports:?})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_leaked_seat_is_given_back_once_the_drift_persists() {
+    // Arrange: two seats, one active installation — and a seat leaked by a crash between a
+    // claim's count and its installation write (the count says 2).
+    let stack = MemoryStack::new();
+    let issued = two_seat_license(&stack).await;
+    let (ring, signer) = (stack.key_ring().await, stack.lease_signer().await);
+    beat_once(&ring, &stack.store, &signer, &issued.key, "a", NOW).await;
+    let leak = shared::domain::AuditEntry {
+        action: "test.leak".into(),
+        actor: shared::domain::Actor::system("test"),
+        reason: None,
+        from: None,
+        to: None,
+        at: NOW,
+    };
+    use shared::domain::ports::LifecycleIndex;
+    assert!(
+        stack
+            .store
+            .repair_seat_count(&issued.license.id, 1, 2, &leak)
+            .await
+            .expect("leak")
+    );
+    let count = |stack: &MemoryStack| {
+        let id = issued.license.id.clone();
+        let store = stack.store.clone();
+        async move {
+            store
+                .license(&id)
+                .await
+                .expect("read")
+                .expect("exists")
+                .active_installations
+        }
+    };
+    // The leaked seat keeps a second installation out.
+    assert_eq!(
+        beat_once(&ring, &stack.store, &signer, &issued.key, "b", NOW)
+            .await
+            .verdict
+            .code,
+        Code::InstallationLimit
+    );
+    // Act: the first run only notes the drift; a run 5 minutes later still waits (a claim in
+    // flight would look the same for a moment); 11 minutes after the first it repairs.
+    let s = Settings::default();
+    assert_eq!(sweep(&stack, Job::Seats, NOW, s).await.changed, 0);
+    assert_eq!(count(&stack).await, 2);
+    assert_eq!(
+        sweep(&stack, Job::Seats, NOW + Duration::minutes(5), s)
+            .await
+            .changed,
+        0
+    );
+    assert_eq!(count(&stack).await, 2);
+    let report = sweep(&stack, Job::Seats, NOW + Duration::minutes(11), s).await;
+    // Assert
+    assert_eq!(report.changed, 1);
+    assert_eq!(count(&stack).await, 1);
+    let (_, licenses) = shared::service::admin::lookup_customer(&stack.store, &issued.customer.id)
+        .await
+        .expect("lookup");
+    assert!(
+        licenses[0]
+            .audit
+            .iter()
+            .any(|a| a.action == "license.seats_recounted"),
+        "audited"
+    );
+    assert_eq!(
+        beat_once(
+            &ring,
+            &stack.store,
+            &signer,
+            &issued.key,
+            "b",
+            NOW + Duration::minutes(12)
+        )
+        .await
+        .verdict
+        .code,
+        Code::Valid,
+        "the seat is back"
+    );
+    // A consistent count is left alone.
+    assert_eq!(
+        sweep(&stack, Job::Seats, NOW + Duration::hours(1), s)
+            .await
+            .changed,
+        0
+    );
+}

@@ -330,6 +330,27 @@ pub trait LifecycleIndex: Send + Sync {
         installation: &Installation,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
+
+    /// Expires a license the job decided on from index data: `active` → `expired` with the audit
+    /// entry, atomically — only if it is still active **and its expiry is still `expires_at`** (a
+    /// renewal that landed since moved it). `false` (nothing written) otherwise.
+    async fn expire_license(
+        &self,
+        id: &LicenseId,
+        expires_at: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the license's seat count to `counted` (the active installation items just read) if
+    /// it still holds `recorded`, with the audit entry, atomically. `false` otherwise (a beat
+    /// or a release moved it meanwhile: the next run looks again).
+    async fn repair_seat_count(
+        &self,
+        id: &LicenseId,
+        recorded: u64,
+        counted: u64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Whether this run may send a notice.

@@ -55,6 +55,9 @@ pub enum Job {
     UsageWarnings,
     /// Free seats of installations silent for longer than their plan's heartbeat window.
     Installations,
+    /// Recount each active license's seats from its installation items and repair a drift (a
+    /// seat leaked by a crash between a claim's writes), once seen on two runs.
+    Seats,
 }
 
 impl Job {
@@ -71,6 +74,12 @@ impl Job {
         raw.parse().ok()
     }
 }
+
+/// Prefix of the seat-drift observations kept in a license's notice ledger.
+const SEAT_DRIFT: &str = "seat-drift:";
+
+/// How long a seat-count drift must persist before it is repaired (see `recount`).
+pub const SEAT_DRIFT_CONFIRM: Duration = Duration::minutes(10);
 
 /// How much one run may do.
 #[derive(Debug, Clone, Copy)]
@@ -258,6 +267,9 @@ where
                                 .expire(candidate)
                                 .await
                                 .map(|(p, c)| (usize::from(p), usize::from(c))),
+                            Job::Seats => {
+                                self.recount(candidate).await.map(|c| (0, usize::from(c)))
+                            }
                             _ => {
                                 let used = totals.get(&candidate.license.id).copied().unwrap_or(0);
                                 self.warn_usage(candidate, used).await.map(|n| (n, 0))
@@ -330,6 +342,12 @@ where
         let grace = license.plan.policy().expiry_grace;
         if self.now < license.expires_at + grace {
             return Ok((false, false));
+        }
+        // The candidate came from an eventually consistent index: decide on the license as it
+        // is now (a renewal may have landed), and write conditioned on that expiry (below).
+        match self.store.license(&license.id).await? {
+            Some(l) if l.status == LicenseStatus::Active && l.expires_at == license.expires_at => {}
+            _ => return Ok((false, false)),
         }
         let entry = AuditEntry {
             action: "license.expired".into(),
@@ -425,24 +443,19 @@ where
             .await
             .map_err(|e| DomainError::Store(StoreError::Backend(e.into())))?;
         if let Some(entry) = expire {
+            // Conditioned on the expiry decided on: a renewal that landed meanwhile wins.
             let changed = self
                 .store
-                .set_status(
-                    &license.id,
-                    LicenseStatus::Active,
-                    LicenseStatus::Expired,
-                    &entry,
-                )
+                .expire_license(&license.id, license.expires_at, &entry)
                 .await?;
-            // Not applied: fine if the status moved on (another run, an operator); if the license
-            // is still active the transaction lost a conflict, so leave the notice unmarked — its
-            // claim lapses and a later run expires it (re-sending the same idempotency id).
+            // Not applied: fine if the status or the expiry moved on (another run, an operator,
+            // a renewal); if the license is unchanged the transaction lost a conflict, so leave
+            // the notice unmarked — its claim lapses and a later run expires it (re-sending the
+            // same idempotency id).
             if !changed
-                && self
-                    .store
-                    .license(&license.id)
-                    .await?
-                    .is_some_and(|l| l.status == LicenseStatus::Active)
+                && self.store.license(&license.id).await?.is_some_and(|l| {
+                    l.status == LicenseStatus::Active && l.expires_at == license.expires_at
+                })
             {
                 return Err(DomainError::Store(StoreError::Backend(
                     "the expiry did not apply; retried on a later run".into(),
@@ -454,6 +467,78 @@ where
             .await?;
         tracing::info!(license_id = %license.id, notice = %id, "notice published");
         Ok(Some(Sent::Now))
+    }
+
+    /// Recounts `c`'s seats from its installation items. A drift is repaired only once the same
+    /// drift (same recorded and counted) has been seen on an earlier run at least
+    /// [`SEAT_DRIFT_CONFIRM`] ago: a claim in flight (count raised, installation not yet
+    /// written) lasts seconds, so a drift that persists is a leak. The observation is kept in the
+    /// license's notice ledger (`seat-drift:<recorded>:<counted>`, never blocking anything); the
+    /// repair is conditioned on the recorded count and audited.
+    async fn recount(&mut self, c: &Candidate) -> Result<bool, DomainError> {
+        let license = &c.license;
+        let counted = u64::try_from(
+            self.store
+                .installations(&license.id)
+                .await?
+                .iter()
+                .filter(|i| i.status == crate::domain::InstallationStatus::Active)
+                .count(),
+        )
+        .unwrap_or(u64::MAX);
+        let recorded = license.active_installations;
+        let seen: Vec<String> = c
+            .notices
+            .keys()
+            .filter(|k| k.starts_with(SEAT_DRIFT))
+            .cloned()
+            .collect();
+        if counted == recorded {
+            if !seen.is_empty() {
+                // Forget earlier observations, so a future drift is confirmed afresh.
+                let none = format!("{SEAT_DRIFT}none");
+                let stale: Vec<String> = seen.into_iter().filter(|k| *k != none).collect();
+                if !stale.is_empty() {
+                    self.store
+                        .claim_notice(&license.id, &none, self.now, self.now, &stale)
+                        .await?;
+                }
+            }
+            return Ok(false);
+        }
+        let id = format!("{SEAT_DRIFT}{recorded}:{counted}");
+        match c.notices.get(&id) {
+            Some(NoticeState::Claimed { until }) if *until <= self.now - SEAT_DRIFT_CONFIRM => {
+                let entry = AuditEntry {
+                    action: "license.seats_recounted".into(),
+                    actor: Actor::system("lifecycle"),
+                    reason: Some(format!(
+                        "seat count {recorded} but {counted} active installations (seen since {}); repaired",
+                        rfc3339(*until)
+                    )),
+                    from: None,
+                    to: None,
+                    at: self.now,
+                };
+                let repaired = self
+                    .store
+                    .repair_seat_count(&license.id, recorded, counted, &entry)
+                    .await?;
+                if repaired {
+                    tracing::warn!(license_id = %license.id, recorded, counted, "seat count repaired");
+                }
+                Ok(repaired)
+            }
+            Some(_) => Ok(false),
+            None => {
+                let stale: Vec<String> = seen.into_iter().filter(|k| *k != id).collect();
+                // `until = now`: an observation, not a claim — it holds nothing back.
+                self.store
+                    .claim_notice(&license.id, &id, self.now, self.now, &stale)
+                    .await?;
+                Ok(false)
+            }
+        }
     }
 
     async fn email_of(&mut self, license: &License) -> Option<String> {

@@ -21,8 +21,8 @@ use super::licenses::{
     LicenseRecord, NOTICE_PREFIX, license_key, license_pk, notice_attribute, status_gsi2_pk,
 };
 use super::table::{
-    AccessPattern, Consistency, DynamoStore, Item, TransactError, from_item, names, s, sdk_error,
-    time_value, to_item, values,
+    AccessPattern, Consistency, DynamoStore, Item, TransactError, from_item, n, names, s,
+    sdk_error, time_value, to_item, values,
 };
 use super::usage::usage_sk;
 use crate::domain::lifecycle::NoticeState;
@@ -96,6 +96,22 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[
         key: "`LICENSE#<lid>` / `LICENSE`; `attribute_exists(pk)`",
         consistency: Consistency::Write,
         used_by: "`NoticeLedger::mark_notice_sent`",
+    },
+    AccessPattern {
+        entity: "license",
+        name: "expire on the expiry decided on, with its audit entry",
+        operation: "TransactWriteItems (update + put)",
+        key: "`LICENSE#<lid>` / `LICENSE`; `status = active AND expires_at = :decided`",
+        consistency: Consistency::Write,
+        used_by: "`LifecycleIndex::expire_license`",
+    },
+    AccessPattern {
+        entity: "license",
+        name: "repair a drifted seat count, with its audit entry",
+        operation: "TransactWriteItems (update + put)",
+        key: "`LICENSE#<lid>` / `LICENSE`; `active_installations = :recorded`",
+        consistency: Consistency::Write,
+        used_by: "`LifecycleIndex::repair_seat_count`",
     },
 ];
 
@@ -350,6 +366,81 @@ impl LifecycleIndex for DynamoStore {
         match self.transact(items).await {
             Ok(()) => Ok(true),
             // It beat meanwhile (or was culled by a concurrent run): leave it alone.
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %id))]
+    async fn expire_license(
+        &self,
+        id: &LicenseId,
+        expires_at: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let expire = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(license_pk(id), super::licenses::LICENSE_SK)))
+            .update_expression("SET #status = :expired, updated_at = :at, gsi2pk = :gsi2pk")
+            .condition_expression(
+                "attribute_exists(pk) AND #status = :active AND expires_at = :decided",
+            )
+            .set_expression_attribute_names(Some(names(&[("#status", "status")])))
+            .set_expression_attribute_values(Some(values(vec![
+                (":expired", s(LicenseStatus::Expired.as_str())),
+                (":active", s(LicenseStatus::Active.as_str())),
+                (":at", time_value(audit.at)),
+                (":decided", time_value(expires_at)),
+                (
+                    ":gsi2pk",
+                    s(super::licenses::status_gsi2_pk(LicenseStatus::Expired)),
+                ),
+            ])))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let audit = AuditRecord::new(license_pk(id), audit);
+        let items = vec![
+            TransactWriteItem::builder().update(expire).build(),
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            // Renewed, suspended, revoked or expired meanwhile: the decision no longer holds.
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Store(e)) => Err(e),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(license_id = %id, recorded, counted))]
+    async fn repair_seat_count(
+        &self,
+        id: &LicenseId,
+        recorded: u64,
+        counted: u64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let repair = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(license_pk(id), super::licenses::LICENSE_SK)))
+            .update_expression("SET active_installations = :counted")
+            .condition_expression(
+                "attribute_exists(pk) AND (active_installations = :recorded OR \
+                 (attribute_not_exists(active_installations) AND :recorded = :zero))",
+            )
+            .set_expression_attribute_values(Some(values(vec![
+                (":counted", n(counted)),
+                (":recorded", n(recorded)),
+                (":zero", n(0)),
+            ])))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let audit = AuditRecord::new(license_pk(id), audit);
+        let items = vec![
+            TransactWriteItem::builder().update(repair).build(),
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
             Err(TransactError::Cancelled(_)) => Ok(false),
             Err(TransactError::Store(e)) => Err(e),
         }

@@ -154,6 +154,46 @@ impl LifecycleIndex for MemoryStore {
         state.license_audit(&installation.license_id, audit);
         Ok(true)
     }
+
+    async fn expire_license(
+        &self,
+        id: &LicenseId,
+        expires_at: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(item) = state.licenses.get_mut(id) else {
+            return Ok(false);
+        };
+        if item.license.status != LicenseStatus::Active
+            || item.license.expires_at != whole_seconds(expires_at)
+        {
+            return Ok(false);
+        }
+        item.license.status = LicenseStatus::Expired;
+        item.license.updated_at = whole_seconds(audit.at);
+        state.license_audit(id, audit);
+        Ok(true)
+    }
+
+    async fn repair_seat_count(
+        &self,
+        id: &LicenseId,
+        recorded: u64,
+        counted: u64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(item) = state.licenses.get_mut(id) else {
+            return Ok(false);
+        };
+        if item.license.active_installations != recorded {
+            return Ok(false);
+        }
+        item.license.active_installations = counted;
+        state.license_audit(id, audit);
+        Ok(true)
+    }
 }
 
 #[async_trait]
