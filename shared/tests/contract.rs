@@ -152,6 +152,7 @@ contract!(
     executions_read_back_until_their_ttl_and_ids_are_never_reused,
     expiry_applies_only_to_the_expiry_decided_on,
     a_seat_count_is_repaired_only_from_the_count_it_was_read_at,
+    an_entry_keyed_once_is_appended_once_until_its_key_lapses,
 );
 
 // ---- fixtures ----
@@ -1193,5 +1194,52 @@ async fn a_seat_count_is_repaired_only_from_the_count_it_was_read_at<F: Fixture>
     assert_eq!(
         trail(store, l.customer_id, &l.id).await,
         ["license.issued", "license.seats_recounted"]
+    );
+}
+
+async fn an_entry_keyed_once_is_appended_once_until_its_key_lapses<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "SSSSSSSS").await;
+    let until = NOW + Duration::hours(12);
+    let entry = |at| audit("installation.signal", at);
+    assert!(
+        store
+            .append_once(&l.id, "k", until, &entry(NOW))
+            .await
+            .expect("once")
+    );
+    assert!(
+        !store
+            .append_once(&l.id, "k", until, &entry(NOW + Duration::hours(1)))
+            .await
+            .expect("once")
+    );
+    assert!(
+        store
+            .append_once(&l.id, "other", until, &entry(NOW))
+            .await
+            .expect("once"),
+        "another key"
+    );
+    // After its end the key no longer blocks (DynamoDB may not have deleted it yet).
+    assert!(
+        store
+            .append_once(
+                &l.id,
+                "k",
+                until + Duration::days(1),
+                &entry(until + Duration::hours(1))
+            )
+            .await
+            .expect("once")
+    );
+    assert_eq!(
+        trail(store, l.customer_id, &l.id).await,
+        [
+            "license.issued",
+            "installation.signal",
+            "installation.signal",
+            "installation.signal"
+        ]
     );
 }

@@ -578,6 +578,69 @@ async fn a_clock_tamper_signal_is_recorded_in_the_license_audit_trail() {
 }
 
 #[tokio::test]
+async fn a_signal_is_audited_once_per_installation_per_day_however_often_it_is_sent() {
+    // Arrange: an installation sending CLOCK_TAMPERED on every beat, every minute.
+    let stack = MemoryStack::new();
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| c.term = Term::Days(30))
+        .await;
+    let ring = stack.key_ring().await;
+    let signer = stack.lease_signer().await;
+    let signalled = |inst: &str| {
+        let mut cmd = beat_cmd(&issued.key, inst);
+        cmd.signals = vec![shared::service::heartbeat::Signal::ClockTampered];
+        cmd
+    };
+    let signals = || async {
+        let (_, licenses) = lookup_customer(&stack.store, &issued.customer.id)
+            .await
+            .expect("lookup");
+        licenses[0]
+            .audit
+            .iter()
+            .filter(|e| e.action == "installation.signal")
+            .count()
+    };
+    // Act: 200 beats of one installation over the day, then a second installation, then the
+    // next day.
+    for minute in 0..200 {
+        heartbeat(
+            &ring,
+            &stack.store,
+            &signer,
+            &signalled("i-1"),
+            Duration::hours(1),
+            NOW + Duration::minutes(minute),
+        )
+        .await
+        .expect("beat");
+    }
+    assert_eq!(signals().await, 1, "one entry for the day");
+    heartbeat(
+        &ring,
+        &stack.store,
+        &signer,
+        &signalled("i-2"),
+        Duration::hours(1),
+        NOW,
+    )
+    .await
+    .expect("beat");
+    assert_eq!(signals().await, 2, "another installation is another entry");
+    heartbeat(
+        &ring,
+        &stack.store,
+        &signer,
+        &signalled("i-1"),
+        Duration::hours(1),
+        NOW + Duration::days(1),
+    )
+    .await
+    .expect("beat");
+    assert_eq!(signals().await, 3, "the next day is another entry");
+}
+
+#[tokio::test]
 async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_entry() {
     // Arrange: a license marked expired (as the lifecycle job does).
     let stack = MemoryStack::new();

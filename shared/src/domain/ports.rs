@@ -127,6 +127,18 @@ pub trait LicenseWriter: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Appends `entry` to the license's audit trail.
     async fn append(&self, license: &LicenseId, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Appends `entry` unless an entry with the same `once` key was appended before `until`
+    /// passed for it: the key and the entry are written together or not at all. `true` when
+    /// appended. Bounds what a client can make us write (a signal once per installation per
+    /// day, not once per heartbeat).
+    async fn append_once(
+        &self,
+        license: &LicenseId,
+        once: &str,
+        until: OffsetDateTime,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What an installation reports on a heartbeat.

@@ -96,7 +96,12 @@ where
     }
 
     // Only from an installation of a license in force: anything else is refused above and must
-    // not be able to write to the audit trail.
+    // not be able to write to the audit trail. Each signal is audited at most once per
+    // installation per UTC day, however often it is sent: a client cannot grow the trail.
+    let day = now.date();
+    let day_ends = day
+        .next_day()
+        .map_or(now + Duration::days(1), |d| d.midnight().assume_utc());
     for signal in &cmd.signals {
         let entry = AuditEntry {
             action: "installation.signal".into(),
@@ -106,9 +111,18 @@ where
             to: None,
             at: whole_seconds(now),
         };
-        tracing::warn!(license_id = %license.id, signal = signal.as_str(), "installation raised a signal");
-        if let Err(e) = store.append(&license.id, &entry).await {
-            tracing::error!(error = %e, license_id = %license.id, "audit entry not written");
+        let once = format!("signal#{}#{}#{day}", cmd.installation_id, signal.as_str());
+        match store
+            .append_once(&license.id, &once, day_ends, &entry)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(license_id = %license.id, signal = signal.as_str(), "installation raised a signal");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, license_id = %license.id, "audit entry not written");
+            }
         }
     }
     let report = HeartbeatReport {

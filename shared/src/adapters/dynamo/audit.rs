@@ -24,14 +24,33 @@ fn audit_sk(at: OffsetDateTime, unique: &uuid::Uuid) -> String {
 }
 
 /// How audit entries are written (they are read with their partition, see `customers.rs`).
-pub const ACCESS_PATTERNS: &[AccessPattern] = &[AccessPattern {
-    entity: "audit entry",
-    name: "append an entry outside a transaction",
-    operation: "PutItem",
-    key: "`LICENSE#<lid>` / `AUDIT#<at>#<uuidv7>`; `attribute_not_exists(pk)`",
-    consistency: Consistency::Write,
-    used_by: "`AuditLog::append`",
-}];
+pub const ACCESS_PATTERNS: &[AccessPattern] = &[
+    AccessPattern {
+        entity: "audit entry",
+        name: "append an entry outside a transaction",
+        operation: "PutItem",
+        key: "`LICENSE#<lid>` / `AUDIT#<at>#<uuidv7>`; `attribute_not_exists(pk)`",
+        consistency: Consistency::Write,
+        used_by: "`AuditLog::append`",
+    },
+    AccessPattern {
+        entity: "audit entry",
+        name: "append an entry once per key and period",
+        operation: "TransactWriteItems (2 puts)",
+        key: "`ONCE#<lid>#<key>` / `ONCE` (TTL: end of the period), `attribute_not_exists(pk) OR ttl < :now`; the entry",
+        consistency: Consistency::Write,
+        used_by: "`AuditLog::append_once`",
+    },
+];
+
+/// A marker that an entry keyed `once` was written; DynamoDB deletes it by TTL after `until`.
+#[derive(Debug, Serialize)]
+struct OnceMarker {
+    pk: String,
+    sk: &'static str,
+    entity: &'static str,
+    ttl: i64,
+}
 
 impl DynamoStore {
     /// Creates an entity's item and its first audit entry (under the entity's `pk`) in one
@@ -73,6 +92,47 @@ impl AuditLog for DynamoStore {
             .await
             .map(|_| ())
             .map_err(sdk_error)
+    }
+
+    async fn append_once(
+        &self,
+        license: &LicenseId,
+        once: &str,
+        until: OffsetDateTime,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let marker = OnceMarker {
+            pk: format!("ONCE#{license}#{once}"),
+            sk: "ONCE",
+            entity: "once",
+            ttl: until.unix_timestamp(),
+        };
+        let put_marker = to_item(&marker)?;
+        // TTL deletion is lazy (up to days): an expired marker still present must not block.
+        let marker_item = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.table())
+            .set_item(Some(put_marker))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(
+                ":now",
+                aws_sdk_dynamodb::types::AttributeValue::N(entry.at.unix_timestamp().to_string()),
+            )
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let record = AuditRecord::new(license_pk(license), entry);
+        let items = vec![
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .put(marker_item)
+                .build(),
+            self.put(to_item(&record)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TransactError::Cancelled(reasons)) if first_failed(&reasons) => Ok(false),
+            Err(TransactError::Cancelled(_)) => Err(StoreError::Throttled),
+            Err(TransactError::Store(e)) => Err(e),
+        }
     }
 }
 

@@ -83,6 +83,8 @@ struct State {
     /// Rate windows by (key, window start as Unix seconds): hits and TTL.
     rates: HashMap<(String, i64), (u64, i64)>,
     executions: HashMap<ExecutionId, (ExecutionRecord, i64)>,
+    /// `append_once` keys and their TTL (Unix seconds).
+    once: HashMap<(LicenseId, String), i64>,
     /// Endorsements by (kind, kid), as the `TRUST` partition holds them.
     endorsements: BTreeMap<(String, String), StoredEndorsement>,
 }
@@ -148,6 +150,7 @@ impl MemoryStore {
         state.markers.retain(|_, ttl| *ttl > now);
         state.rates.retain(|_, (_, ttl)| *ttl > now);
         state.executions.retain(|_, (_, ttl)| *ttl > now);
+        state.once.retain(|_, ttl| *ttl > now);
     }
 
     /// The ids of the notices in the license's ledger (what DynamoDB keeps as `notice:<id>`
@@ -266,6 +269,28 @@ impl AuditLog for MemoryStore {
     async fn append(&self, license: &LicenseId, entry: &AuditEntry) -> Result<(), StoreError> {
         self.state().license_audit(license, entry);
         Ok(())
+    }
+
+    async fn append_once(
+        &self,
+        license: &LicenseId,
+        once: &str,
+        until: OffsetDateTime,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let key = (license.clone(), once.to_owned());
+        // Like DynamoDB: a marker past its TTL no longer blocks, swept or not.
+        if state
+            .once
+            .get(&key)
+            .is_some_and(|ttl| *ttl >= entry.at.unix_timestamp())
+        {
+            return Ok(false);
+        }
+        state.once.insert(key, until.unix_timestamp());
+        state.license_audit(license, entry);
+        Ok(true)
     }
 }
 
