@@ -32,6 +32,7 @@ pub struct Config {
     issuer: String,
     admin: Option<AdminAuth>,
     heartbeat_interval_seconds: u32,
+    activations_per_hour: u64,
     deployed_version: String,
     usage_queue_url: Option<String>,
     usage_group_concurrency: usize,
@@ -103,6 +104,15 @@ impl Config {
             issuer: get("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.into()),
             admin,
             heartbeat_interval_seconds,
+            activations_per_hour: match get("ACTIVATIONS_PER_HOUR") {
+                None => crate::service::heartbeat::DEFAULT_ACTIVATIONS_PER_HOUR,
+                Some(v) => v.parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or(
+                    ConfigError::Invalid {
+                        name: "ACTIVATIONS_PER_HOUR",
+                        why: "must be a whole number from 1 to 100000",
+                    },
+                )?,
+            },
             usage_queue_url: get("USAGE_QUEUE_URL"),
             events_topic_arn: get("EVENTS_TOPIC_ARN"),
             workflow_http_allowed_hosts: match get("WORKFLOW_HTTP_ALLOWED_HOSTS") {
@@ -217,6 +227,12 @@ impl Config {
     /// `HEARTBEAT_INTERVAL_SECONDS` (60..=86400, default 3600).
     pub fn heartbeat_interval(&self) -> time::Duration {
         time::Duration::seconds(i64::from(self.heartbeat_interval_seconds))
+    }
+
+    /// `ACTIVATIONS_PER_HOUR`: new installation activations per license per hour (1..=100000,
+    /// default 20; the first while no seat is held always passes).
+    pub fn activations_per_hour(&self) -> u64 {
+        self.activations_per_hour
     }
 
     /// `DEPLOYED_VERSION` (default: the crate version).

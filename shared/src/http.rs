@@ -178,6 +178,12 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidTransition { .. } => {
                 Self::new(S::CONFLICT, "INVALID_TRANSITION", e.to_string())
             }
+            DomainError::ActivationRateLimited { retry_after, .. } => Self::new(
+                S::TOO_MANY_REQUESTS,
+                "ACTIVATION_RATE_LIMITED",
+                e.to_string(),
+            )
+            .with_retry_after(*retry_after),
             DomainError::SeatsFull { .. } => {
                 Self::new(S::CONFLICT, "INSTALLATION_LIMIT", e.to_string())
             }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse};
-use shared::domain::ports::{AuditLog, Clock, InstallationRegistry, LicenseReader, TokenSigner};
+use shared::domain::ports::{
+    AuditLog, Clock, InstallationRegistry, LicenseReader, RateLimiter, TokenSigner,
+};
 use shared::http::{self, ApiError};
-use shared::service::heartbeat::{HeartbeatCommand, heartbeat};
+use shared::service::heartbeat::{BeatPolicy, HeartbeatCommand, heartbeat};
 use shared::token::KeyRing;
 
 /// What the handler needs.
@@ -22,19 +24,21 @@ pub struct Deps<S> {
     pub clock: Arc<dyn Clock>,
     /// Heartbeat interval advertised to installations.
     pub interval: time::Duration,
+    /// New installation activations per license per hour.
+    pub activations_per_hour: u64,
 }
 
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog,
+    S: LicenseReader + InstallationRegistry + AuditLog + RateLimiter,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog,
+    S: LicenseReader + InstallationRegistry + AuditLog + RateLimiter,
 {
     http::route(req, &[(http::keys::HEARTBEAT, ())])?;
     let cmd = HeartbeatCommand::try_from(http::parse_json::<HeartbeatRequest>(req)?)?;
@@ -44,7 +48,10 @@ where
         &deps.store,
         deps.signer.as_ref(),
         &cmd,
-        deps.interval,
+        BeatPolicy {
+            interval: deps.interval,
+            activations_per_hour: deps.activations_per_hour,
+        },
         now,
     )
     .await?;
@@ -83,6 +90,7 @@ mod tests {
             signer: Arc::new(stack.lease_signer().await),
             clock: Arc::new(SystemClock),
             interval: time::Duration::minutes(10),
+            activations_per_hour: 2,
         };
         let req = apigw_v2(
             FIXTURE,
@@ -108,5 +116,56 @@ mod tests {
         let lease = ring_claims(&deps.ring, &body);
         assert_eq!(lease.iid.as_str(), "node-7");
         assert_eq!(lease.lid, issued.license.id);
+    }
+
+    #[tokio::test]
+    async fn activation_churn_is_refused_with_429_and_retry_after_but_never_the_first() {
+        // Arrange: 10 seats, at most 2 activations an hour.
+        let stack = MemoryStack::new();
+        let issued = stack
+            .issue(Plan::Professional, SystemClock.now(), |c| {
+                c.limits.installations = Some(10);
+                c.domain_restrictions = vec![DomainPattern::parse("*.acme.com").expect("valid")];
+            })
+            .await;
+        let deps = Deps {
+            ring: stack.key_ring().await,
+            store: stack.store.clone(),
+            signer: Arc::new(stack.lease_signer().await),
+            clock: Arc::new(SystemClock),
+            interval: time::Duration::minutes(10),
+            activations_per_hour: 2,
+        };
+        let beat = |iid: &'static str| {
+            apigw_v2(
+                FIXTURE,
+                &[
+                    ("__LICENSE_KEY__", issued.key.expose()),
+                    ("__INSTALLATION_ID__", iid),
+                ],
+            )
+        };
+        // Act: the first activation (no seat held) passes outside the count; then 2 more.
+        let mut statuses = Vec::new();
+        for iid in ["n-1", "n-2", "n-3", "n-4"] {
+            let resp = handle(&deps, beat(iid)).await.expect("always Ok");
+            statuses.push(resp.status().as_u16());
+            if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+                let body = body_json(&resp);
+                assert_eq!(body["error"]["code"], "ACTIVATION_RATE_LIMITED", "{body}");
+                let retry: u64 = resp.headers()["retry-after"]
+                    .to_str()
+                    .expect("ascii")
+                    .parse()
+                    .expect("seconds");
+                assert!((1..=3_600).contains(&retry), "{retry}");
+            }
+        }
+        // Assert: seated installations keep beating, unthrottled.
+        assert_eq!(statuses, [200, 200, 200, 429]);
+        for _ in 0..5 {
+            let resp = handle(&deps, beat("n-1")).await.expect("always Ok");
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
     }
 }

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         signer: Arc::new(signer),
         clock: Arc::new(SystemClock),
         interval: config.heartbeat_interval(),
+        activations_per_hour: config.activations_per_hour(),
     };
     run(service_fn(|req| handler::handle(&deps, req))).await
 }

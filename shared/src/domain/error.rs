@@ -64,6 +64,16 @@ pub enum DomainError {
         /// The status it is in.
         from: LicenseStatus,
     },
+    /// Too many installations activated on this license this hour.
+    #[error(
+        "at most {limit} installations may be activated per license per hour; retry in {retry_after} s"
+    )]
+    ActivationRateLimited {
+        /// The hourly ceiling.
+        limit: u64,
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
     /// Every installation seat of the license is taken.
     #[error("all {limit} installation seats of license {license} are in use; release one first")]
     SeatsFull {

@@ -308,6 +308,20 @@ mod tests {
         let mut served: Vec<String> = keys::ALL.iter().map(|k| (*k).to_owned()).collect();
         served.sort();
         assert_eq!(served, declared, "route keys in code vs template.yaml");
+        // Every throttled route (HttpApi RouteSettings) is a route that exists: a typo would
+        // throttle nothing, or fail the deployment.
+        for line in template.lines().map(str::trim) {
+            if let Some(key) = line
+                .strip_prefix('"')
+                .and_then(|l| l.strip_suffix("\":"))
+                .filter(|k| k.starts_with("GET /") || k.starts_with("POST /"))
+            {
+                assert!(
+                    served.iter().any(|r| r == key),
+                    "RouteSettings names {key}, which is not a route"
+                );
+            }
+        }
 
         let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).expect("Cargo.toml");
         for key in keys::ALL {

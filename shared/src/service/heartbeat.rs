@@ -9,7 +9,8 @@ use time::{Duration, OffsetDateTime};
 use super::check::{self, Code, Verdict};
 use crate::domain::license::whole_seconds;
 use crate::domain::ports::{
-    AuditLog, HeartbeatReport, InstallationRegistry, LicenseReader, SeatClaim, TokenSigner,
+    AuditLog, HeartbeatReport, InstallationRegistry, LicenseReader, RateLimiter, SeatClaim,
+    TokenSigner,
 };
 use crate::domain::{Actor, AuditEntry};
 use crate::domain::{
@@ -53,6 +54,28 @@ pub struct Beat {
     pub lease: Option<Lease>,
 }
 
+/// Default ceiling on new installation activations per license per hour.
+pub const DEFAULT_ACTIVATIONS_PER_HOUR: u64 = 20;
+
+/// How heartbeats are answered: the interval advertised, and the per-license ceiling on
+/// activations of installations that hold no seat (new ones, and revivals after a cull).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeatPolicy {
+    /// When the next heartbeat is due.
+    pub interval: Duration,
+    /// Activations per license per clock hour (the first, while no seat is held, always passes).
+    pub activations_per_hour: u64,
+}
+
+impl From<Duration> for BeatPolicy {
+    fn from(interval: Duration) -> Self {
+        Self {
+            interval,
+            activations_per_hour: DEFAULT_ACTIVATIONS_PER_HOUR,
+        }
+    }
+}
+
 /// Runs the validate checks (without feature), then records the beat.
 #[tracing::instrument(skip_all, fields(installation_id = %cmd.installation_id))]
 pub async fn heartbeat<S>(
@@ -60,13 +83,14 @@ pub async fn heartbeat<S>(
     store: &S,
     signer: &dyn TokenSigner,
     cmd: &HeartbeatCommand,
-    interval: Duration,
+    policy: impl Into<BeatPolicy>,
     now: OffsetDateTime,
 ) -> Result<Beat, DomainError>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog + ?Sized,
+    S: LicenseReader + InstallationRegistry + AuditLog + RateLimiter + ?Sized,
 {
-    let next_due_at = now + interval;
+    let policy = policy.into();
+    let next_due_at = now + policy.interval;
     let answer = |verdict: Verdict, license: Option<License>, installation| Beat {
         verdict,
         license,
@@ -142,6 +166,25 @@ where
     } else {
         None
     };
+    if touched.is_none() && license.active_installations > 0 {
+        // Activation churn (new installation ids, or revivals) is throttled per license; while
+        // no seat is held at all, the activation always passes, so a customer is never locked
+        // out of their first (or only) installation.
+        let start = now - Duration::seconds(i64::from(now.minute()) * 60 + i64::from(now.second()));
+        let key = format!("activation#{}", license.id);
+        if !store
+            .admit(&key, start, Duration::HOUR, policy.activations_per_hour)
+            .await?
+        {
+            let retry_after = u64::try_from((start + Duration::HOUR - now).whole_seconds())
+                .unwrap_or(1)
+                .max(1);
+            return Err(DomainError::ActivationRateLimited {
+                limit: policy.activations_per_hour,
+                retry_after,
+            });
+        }
+    }
     let recorded = match touched {
         Some(i) => Some(i),
         None => match store

@@ -216,7 +216,7 @@ pub async fn beat_once<S>(
     at: OffsetDateTime,
 ) -> Beat
 where
-    S: LicenseReader + InstallationRegistry + AuditLog,
+    S: LicenseReader + InstallationRegistry + AuditLog + shared::domain::ports::RateLimiter,
 {
     heartbeat(
         ring,
