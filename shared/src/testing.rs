@@ -621,3 +621,36 @@ impl crate::domain::ports::Clock for FixedClock {
         self.0
     }
 }
+
+/// An endpoint that accepts connections and never answers — a hung dependency (a frozen
+/// emulator, a black-holed network path). The listener lives as long as the process.
+pub async fn hanging_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            // Keep the connection open and silent.
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A DynamoDB client for `endpoint` with the production timeouts and retries of `deadline`
+/// (what the functions get from [`crate::aws::sdk_config_for`]).
+pub fn dynamo_client(endpoint: &str, deadline: crate::aws::Deadline) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .timeout_config(deadline.timeouts())
+        .retry_config(deadline.retry())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}

@@ -11,7 +11,7 @@ use shared::service::lifecycle::Settings;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config_for(shared::aws::Deadline::Background).await;
     let deps = handler::Deps {
         store: shared::aws::store(&sdk, &config)?,
         publisher: shared::aws::events_topic(&sdk, &config)?,

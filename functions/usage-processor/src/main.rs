@@ -11,7 +11,7 @@ use shared::domain::ports::SystemClock;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config_for(shared::aws::Deadline::Background).await;
     let store = shared::aws::store(&sdk, &config)?;
     let parallelism = config.usage_group_concurrency();
     run(service_fn(|event| {

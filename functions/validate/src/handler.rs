@@ -138,4 +138,35 @@ mod tests {
         assert_eq!(resp.headers()["retry-after"], "1");
         assert_eq!(body_json(&resp)["error"]["code"], "SERVICE_UNAVAILABLE");
     }
+
+    /// DynamoDB hanging (accepting connections, never answering — a frozen emulator) is a 503
+    /// with Retry-After within the request profile's operation timeout (0.9 s), not a wait for
+    /// the Lambda timeout. The bound asserted is generous (3 s) for a loaded test machine; the
+    /// figure is printed.
+    #[tokio::test]
+    async fn a_hanging_table_is_a_503_within_the_request_deadline() {
+        let stack = MemoryStack::new();
+        let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
+        let endpoint = shared::testing::hanging_endpoint().await;
+        let deps = Deps {
+            ring: stack.key_ring().await,
+            store: shared::adapters::dynamo::DynamoStore::new_with_table(
+                shared::testing::dynamo_client(&endpoint, shared::aws::Deadline::Request),
+                "licenses",
+            ),
+            clock: Arc::new(SystemClock),
+        };
+        let req = apigw_v2(FIXTURE, &[("__LICENSE_KEY__", issued.key.expose())]);
+        let started = std::time::Instant::now();
+        let resp = handle(&deps, req).await.expect("always Ok");
+        let took = started.elapsed();
+        println!(
+            "validate with DynamoDB hanging answered {} in {took:?}",
+            resp.status()
+        );
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert_eq!(body_json(&resp)["error"]["code"], "SERVICE_UNAVAILABLE");
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    }
 }

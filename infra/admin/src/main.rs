@@ -205,7 +205,7 @@ struct Bootstrap {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config_for(shared::aws::Deadline::Background).await;
     let actor = Actor::system("nectar-admin");
     let now = SystemClock.now();
     let out = match cli.command {
