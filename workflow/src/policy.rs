@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Limits applied to one workflow: some at validation ([`crate::Workflow::parse`]), the rest
 /// while it runs ([`crate::execute`]). Exceeding a run limit fails the run with
-/// `STEP_LIMIT`, `TIME_LIMIT`, `OUTPUT_LIMIT` or `VALUE_LIMIT`; it still ran, so a caller that
+/// `STEP_LIMIT`, `TIME_LIMIT`, `OUTPUT_LIMIT`, `VALUE_LIMIT` or `MEMORY_LIMIT`; it still ran, so a caller that
 /// meters executions counts it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
@@ -27,6 +27,9 @@ pub struct Policy {
     /// Whether jq expressions may define functions (`def`): jaq does not bound recursion depth
     /// and a stack overflow aborts the whole process, so this stays off for untrusted workflows.
     pub allow_jq_definitions: bool,
+    /// Most memory one jq evaluation may use, in bytes, when the process sandbox is enabled
+    /// (`jq::process`): beyond it the run fails with `MEMORY_LIMIT`.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for Policy {
@@ -41,6 +44,7 @@ impl Default for Policy {
             http_timeout: Duration::from_secs(5),
             max_expression_chars: 4096,
             allow_jq_definitions: false,
+            max_memory_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -21,11 +21,12 @@ impl Plan {
     /// The plan's workflow limits. Wall time stays well under the function's 30 s timeout.
     pub fn workflow_policy(self) -> WorkflowPolicy {
         let base = nectar_workflow::Policy::default();
-        let (rate_per_minute, max_nodes, max_steps, wall_secs, max_output_bytes) = match self {
-            Self::Starter => (60, 25, 200, 5, 64 * 1024),
-            Self::Professional => (300, 100, 1_000, 10, 256 * 1024),
-            Self::Enterprise => (1_200, 250, 5_000, 20, 256 * 1024),
-        };
+        let (rate_per_minute, max_nodes, max_steps, wall_secs, max_output_bytes, memory_mib) =
+            match self {
+                Self::Starter => (60, 25, 200, 5, 64 * 1024, 64),
+                Self::Professional => (300, 100, 1_000, 10, 256 * 1024, 128),
+                Self::Enterprise => (1_200, 250, 5_000, 20, 256 * 1024, 256),
+            };
         WorkflowPolicy {
             rate_per_minute,
             engine: nectar_workflow::Policy {
@@ -35,6 +36,7 @@ impl Plan {
                 max_output_bytes,
                 max_value_bytes: 1024 * 1024,
                 http_timeout: Duration::from_secs(5),
+                max_memory_bytes: memory_mib * 1024 * 1024,
                 ..base
             },
         }

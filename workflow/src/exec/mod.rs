@@ -85,6 +85,8 @@ pub enum ErrorCode {
     OutputLimit,
     /// A value between nodes exceeds `Policy::max_value_bytes`.
     ValueLimit,
+    /// A jq evaluation needed more memory than `Policy::max_memory_bytes` (sandboxed runs).
+    MemoryLimit,
 }
 
 /// Why a run failed.
@@ -166,7 +168,7 @@ pub async fn execute(
         policy,
         env,
         deadline,
-        jq: JqWorker::default(),
+        jq: JqWorker::with_memory(policy.max_memory_bytes),
         steps: Vec::new(),
         inbox: vec![Vec::new(); n],
         settled: vec![0; n],

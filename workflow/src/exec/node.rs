@@ -19,6 +19,14 @@ impl Run<'_> {
                 format!("`{}`: {m}", jq.source()),
             )),
             Err(EvalError::Deadline) => Err(self.time_limit()),
+            Err(EvalError::Memory(bytes)) => Err(failure(
+                ErrorCode::MemoryLimit,
+                format!(
+                    "`{}` needed more than the memory limit of {} MiB",
+                    jq.source(),
+                    bytes / (1024 * 1024)
+                ),
+            )),
         }
     }
 

@@ -35,6 +35,7 @@ use jaq_core::{Compiler, data};
 use jaq_json::Val;
 
 mod guard;
+pub mod process;
 mod value;
 mod worker;
 

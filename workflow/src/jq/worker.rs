@@ -61,8 +61,10 @@ pub(crate) enum Take {
 pub(crate) enum EvalError {
     /// The program raised an error (the jq message).
     Runtime(String),
-    /// The run's deadline passed first; the evaluation was abandoned.
+    /// The run's deadline passed first; the evaluation was abandoned (in the sandbox: killed).
     Deadline,
+    /// The sandboxed evaluation needed more than its memory limit (bytes) and was stopped.
+    Memory(u64),
 }
 
 struct Job {
@@ -83,15 +85,30 @@ fn idle_workers() -> &'static Mutex<Vec<mpsc::Sender<Job>>> {
     IDLE.get_or_init(Mutex::default)
 }
 
-/// The evaluation thread of one run: taken from the idle pool (or started) on first use and
-/// returned to it when dropped, unless it was given up at a deadline.
+/// The evaluator of one run: a sandboxed worker process when the sandbox is enabled
+/// ([`super::process`]), else an evaluation thread — either taken from its pool on first use
+/// and returned to it when dropped, unless it was given up at a deadline.
 #[derive(Default)]
 pub(crate) struct JqWorker {
     jobs: Option<mpsc::Sender<Job>>,
+    process: Option<super::process::Worker>,
+    memory: u64,
+}
+
+impl JqWorker {
+    /// An evaluator whose sandboxed evaluations may use `memory` bytes.
+    pub(crate) fn with_memory(memory: u64) -> Self {
+        Self {
+            jobs: None,
+            process: None,
+            memory,
+        }
+    }
 }
 
 impl Drop for JqWorker {
     fn drop(&mut self) {
+        super::process::release(&mut self.process);
         if let Some(jobs) = self.jobs.take() {
             let mut idle = lock(idle_workers());
             if idle.len() < MAX_IDLE_WORKERS {
@@ -110,6 +127,10 @@ impl JqWorker {
         take: Take,
         deadline: tokio::time::Instant,
     ) -> Result<Vec<Value>, EvalError> {
+        if super::process::enabled() {
+            return super::process::eval(&mut self.process, jq, input, take, self.memory, deadline)
+                .await;
+        }
         let state = Arc::new(AtomicU8::new(RUNNING));
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -218,11 +239,22 @@ fn worker_gone() -> EvalError {
 }
 
 fn run(job: &Job) -> Result<Vec<Value>, String> {
-    let input = to_val(&job.input);
-    let ctx = Ctx::<data::JustLut<Val>>::new(&job.filter.lut, Vars::new([]));
+    evaluate(&job.filter, &job.input, job.take, job.deadline)
+}
+
+/// Runs `filter` on `input` on the current thread, collecting what `take` asks for, stopping at
+/// the checkpoints once `deadline` passes or the job is cancelled.
+pub(super) fn evaluate(
+    filter: &Filter,
+    input: &Value,
+    take: Take,
+    deadline: Instant,
+) -> Result<Vec<Value>, String> {
+    let input = to_val(input);
+    let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
     let mut results = Vec::new();
-    for item in job.filter.id.run((ctx, input)) {
-        if cancelled() || Instant::now() >= job.deadline {
+    for item in filter.id.run((ctx, input)) {
+        if cancelled() || Instant::now() >= deadline {
             return Err(GIVEN_UP.into());
         }
         let val = item.map_err(|exn| match exn.get_err() {
@@ -230,7 +262,7 @@ fn run(job: &Job) -> Result<Vec<Value>, String> {
             Err(_) => "`halt` is not supported in workflow expressions".to_owned(),
         })?;
         results.push(from_val(&val, 0)?);
-        match job.take {
+        match take {
             Take::First => break,
             Take::All { max } if results.len() > max => {
                 return Err(format!("the expression produced more than {max} results"));
