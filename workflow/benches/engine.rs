@@ -1,5 +1,8 @@
 //! Engine overhead: a 50-node workflow (transforms, sets, conditions, merges; no I/O) against a
 //! 1-node baseline, then the per-node figure printed as (time(50) − time(1)) / 49 and time/50.
+//!
+//! `NECTAR_BENCH_SANDBOX=1` runs the same with jq in the process sandbox (worker processes, as
+//! the `workflows` function runs customers' expressions); `make bench` runs both.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -70,6 +73,13 @@ fn mean_time(
 }
 
 fn main() {
+    let sandboxed = std::env::var_os("NECTAR_BENCH_SANDBOX").is_some();
+    if sandboxed {
+        nectar_workflow::jq::process::enable(nectar_workflow::jq::process::SandboxCommand {
+            program: env!("CARGO_BIN_EXE_nectar-jq-worker").into(),
+            args: Vec::new(),
+        });
+    }
     let policy = Policy::default();
     let rt = runtime();
     let fifty = Workflow::parse(&fifty_nodes(), &policy).expect("valid 50-node workflow");
@@ -101,7 +111,12 @@ fn main() {
     let t1 = mean_time(&rt, &one, &policy, iterations);
     let t50 = mean_time(&rt, &fifty, &policy, iterations);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("\nengine overhead ({iterations} runs each, mean):");
+    let mode = if sandboxed {
+        "jq in the process sandbox"
+    } else {
+        "jq on an in-process thread"
+    };
+    println!("\nengine overhead, {mode} ({iterations} runs each, mean):");
     println!("  1-node run:   {:8.2} µs", us(t1));
     println!(
         "  50-node run:  {:8.2} µs (40 nodes run, 10 skipped)",

@@ -53,6 +53,9 @@ const CACHE_CAPACITY: usize = 1024;
 pub struct Jq {
     source: Arc<str>,
     filter: Arc<Filter>,
+    /// Provably bounded in memory and time (see [`is_bounded`]): evaluated in-process even when
+    /// the sandbox is on.
+    bounded: bool,
 }
 
 impl std::fmt::Debug for Jq {
@@ -76,6 +79,7 @@ impl Jq {
             return Ok(Self {
                 source: source.into(),
                 filter: Arc::clone(filter),
+                bounded: is_bounded(source),
             });
         }
         let filter = Arc::new(compile_uncached(source)?);
@@ -87,7 +91,13 @@ impl Jq {
         Ok(Self {
             source: source.into(),
             filter,
+            bounded: is_bounded(source),
         })
+    }
+
+    /// Whether the program is provably cheap (see [`is_bounded`]).
+    pub fn is_bounded(&self) -> bool {
+        self.bounded
     }
 
     /// The program text as written in the workflow.
@@ -212,6 +222,119 @@ fn defines_functions(code: &str) -> Result<bool, String> {
     }
 }
 
+/// Builtins that neither generate without bound nor grow their output beyond a constant factor
+/// of their input: `length`, `keys`, `select`, `map`, `sort_by`, … (not `range`, `repeat`,
+/// `recurse`, `limit`, `reduce`, `foreach`, `tojson`/`tostring` — each application can double
+/// the escapes —, `split`/`join` — a separator multiplies the size —, nor any binding).
+const BOUNDED_WORDS: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "if",
+    "then",
+    "elif",
+    "else",
+    "end",
+    "true",
+    "false",
+    "null",
+    "length",
+    "utf8bytelength",
+    "type",
+    "keys",
+    "has",
+    "in",
+    "select",
+    "empty",
+    "error",
+    "floor",
+    "ceil",
+    "round",
+    "fabs",
+    "abs",
+    "min",
+    "max",
+    "min_by",
+    "max_by",
+    "add",
+    "first",
+    "map",
+    "values",
+    "to_entries",
+    "from_entries",
+    "startswith",
+    "endswith",
+    "ltrimstr",
+    "rtrimstr",
+    "ascii_downcase",
+    "ascii_upcase",
+    "contains",
+    "inside",
+    "sort",
+    "sort_by",
+    "group_by",
+    "unique",
+    "unique_by",
+    "reverse",
+    "any",
+    "all",
+    "test",
+    "tonumber",
+    "isvalid",
+    "arrays",
+    "objects",
+    "iterables",
+    "booleans",
+    "numbers",
+    "strings",
+    "nulls",
+    "scalars",
+    "now",
+    "try",
+    "catch",
+];
+
+/// Operators that can multiply a value's size by a constant (`+`: concatenation; `,`: more
+/// outputs, e.g. `[.[], .[]]`): at most this many per program, so its intermediate values stay
+/// within 2^4 = 16 × its input (itself bounded by the policy's value size).
+const MAX_GROWTH_OPERATORS: usize = 4;
+
+/// Whether `code` is provably bounded in memory and time: only [`BOUNDED_WORDS`], no variables,
+/// formats, `*`, `..` or `?//`, and at most [`MAX_GROWTH_OPERATORS`] of `+`, `+=`, `,`. Such a
+/// program runs in-process even when the sandbox is on — a pipe round trip costs ten times what
+/// a typical `.total += .n` does. Anything else (or anything the lexer rejects) is not.
+pub fn is_bounded(code: &str) -> bool {
+    fn walk(tokens: &[Token<&str>], growth: &mut usize) -> bool {
+        tokens
+            .iter()
+            .enumerate()
+            .all(|(i, Token(text, tok))| match tok {
+                // An object key (`{total: …}`) is a name, not a call.
+                Tok::Word if matches!(tokens.get(i + 1), Some(Token(":", Tok::Sym))) => true,
+                Tok::Word => BOUNDED_WORDS.contains(text),
+                Tok::Var | Tok::Fmt => false,
+                Tok::Num => true,
+                Tok::Str(parts) => parts.iter().all(|p| match p {
+                    StrPart::Term(t) => walk(std::slice::from_ref(t), growth),
+                    StrPart::Str(_) | StrPart::Char(_) => true,
+                }),
+                Tok::Sym => match *text {
+                    "+" | "+=" | "," => {
+                        *growth += 1;
+                        *growth <= MAX_GROWTH_OPERATORS
+                    }
+                    "*" | "*=" | ".." | "?//" => false,
+                    _ => true,
+                },
+                Tok::Block(inner) => walk(inner, growth),
+            })
+    }
+    match lex::Lexer::new(code).lex() {
+        Ok(tokens) => walk(&tokens, &mut 0),
+        Err(_) => false,
+    }
+}
+
 /// A string with `{{ jq }}` placeholders, rendered like jq string interpolation: strings are
 /// inserted as they are, any other value as compact JSON.
 #[derive(Clone, Debug)]
@@ -313,5 +436,52 @@ mod tests {
             ))
             .expect("renders");
         assert_eq!(out, vec![json!("id=x1 tags=[1,\"a\"] \"q\"\\")]);
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::is_bounded;
+
+    #[test]
+    fn plain_path_arithmetic_and_filters_are_bounded() {
+        for code in [
+            ".n += 1 | .sum += .n",
+            ".n > 0",
+            ".ok = false",
+            "[.[] | select(.price > 10) | .name] | sort",
+            "{total: (map(.qty) | add), n: length}",
+            "if .a then .b else .c end",
+            r#""order \(.id) for \(.customer)""#,
+            ".items | map(.qty) | add",
+        ] {
+            assert!(is_bounded(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn anything_that_can_grow_or_run_without_bound_is_not() {
+        for code in [
+            r#""x" * 100000000000"#,
+            "[range(1e9)]",
+            "last(range(1e12))",
+            "reduce range(40) as $i (\"x\"; . + .)",
+            "[limit(1e9; repeat(.))]",
+            "[.[] as $a | .[] as $b | [$a, $b]]",
+            "[..]",
+            "tojson | tojson | tojson",
+            "tostring",
+            r#"split("") | join("xxxxxxxxxxxxxxxx")"#,
+            ". + . | . + . | . + . | . + . | . + .",
+            "[.[], .[]] | [.[], .[]] | [.[], .[]] | [.[], .[]] | [.[], .[]]",
+            "@base64",
+            "$__loc__",
+            "def f: f; f",
+            "recurse",
+            "paths",
+            "not valid jq (",
+        ] {
+            assert!(!is_bounded(code), "{code}");
+        }
     }
 }

@@ -127,7 +127,7 @@ impl JqWorker {
         take: Take,
         deadline: tokio::time::Instant,
     ) -> Result<Vec<Value>, EvalError> {
-        if super::process::enabled() {
+        if super::process::enabled() && !jq.bounded {
             return super::process::eval(&mut self.process, jq, input, take, self.memory, deadline)
                 .await;
         }
