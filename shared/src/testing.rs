@@ -654,3 +654,18 @@ pub fn dynamo_client(endpoint: &str, deadline: crate::aws::Deadline) -> aws_sdk_
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
+
+/// An SQS client for `endpoint` with the production timeouts and retries of `deadline`.
+pub fn sqs_client(endpoint: &str, deadline: crate::aws::Deadline) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .timeout_config(deadline.timeouts())
+        .retry_config(deadline.retry())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}

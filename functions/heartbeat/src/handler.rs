@@ -168,4 +168,43 @@ mod tests {
             assert_eq!(resp.status(), StatusCode::OK);
         }
     }
+
+    /// DynamoDB hanging: a 503 with Retry-After within the request deadline (the agent keeps its
+    /// lease and retries with backoff), not a wait for the Lambda timeout.
+    #[tokio::test]
+    async fn a_hanging_table_is_a_503_within_the_request_deadline() {
+        let stack = MemoryStack::new();
+        let issued = stack
+            .issue(Plan::Professional, SystemClock.now(), |_| {})
+            .await;
+        let endpoint = shared::testing::hanging_endpoint().await;
+        let deps = Deps {
+            ring: stack.key_ring().await,
+            store: shared::adapters::dynamo::DynamoStore::new_with_table(
+                shared::testing::dynamo_client(&endpoint, shared::aws::Deadline::Request),
+                "licenses",
+            ),
+            signer: Arc::new(stack.lease_signer().await),
+            clock: Arc::new(SystemClock),
+            interval: time::Duration::minutes(10),
+            activations_per_hour: 20,
+        };
+        let req = apigw_v2(
+            FIXTURE,
+            &[
+                ("__LICENSE_KEY__", issued.key.expose()),
+                ("__INSTALLATION_ID__", "node-7"),
+            ],
+        );
+        let started = std::time::Instant::now();
+        let resp = handle(&deps, req).await.expect("always Ok");
+        let took = started.elapsed();
+        println!(
+            "heartbeat with DynamoDB hanging answered {} in {took:?}",
+            resp.status()
+        );
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    }
 }

@@ -180,4 +180,40 @@ mod tests {
         assert_eq!(body_json(&resp)["error"]["code"], "NOT_FOUND");
         assert!(stack.queue.drain().is_empty());
     }
+
+    /// SQS hanging (accepts, never answers): every event is reported `failed` in a 503 with
+    /// Retry-After within the request deadline — the installation keeps them and sends again.
+    #[tokio::test]
+    async fn a_hanging_queue_is_a_503_naming_every_event_within_the_request_deadline() {
+        let stack = MemoryStack::new();
+        let issued = stack.issue(Plan::Professional, NOW, |_| {}).await;
+        let endpoint = shared::testing::hanging_endpoint().await;
+        let deps = Deps {
+            ring: stack.key_ring().await,
+            store: stack.store.clone(),
+            queue: shared::adapters::sqs::SqsUsageQueue::new(
+                shared::testing::sqs_client(&endpoint, shared::aws::Deadline::Request),
+                format!("{endpoint}/123456789012/usage"),
+            ),
+            clock: Arc::new(FixedClock(NOW)),
+        };
+        let started = std::time::Instant::now();
+        let resp = handle(&deps, request(&issued)).await.expect("always Ok");
+        let took = started.elapsed();
+        println!(
+            "usage with SQS hanging answered {} in {took:?}",
+            resp.status()
+        );
+        let body = body_json(&resp);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert_eq!(body["error"]["code"], "USAGE_QUEUE_UNAVAILABLE");
+        assert!(
+            body["error"]["events"]
+                .as_array()
+                .is_some_and(|e| e.len() == 2 && e.iter().all(|e| e["status"] == "failed")),
+            "{body}"
+        );
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    }
 }
