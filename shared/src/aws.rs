@@ -110,10 +110,58 @@ pub fn store(sdk: &aws_config::SdkConfig, config: &Config) -> Result<DynamoStore
     ))
 }
 
-/// The key ring of every trusted key, fetched once (cold start) from KMS `GetPublicKey`.
+/// The key ring of the license keys. With `LICENSE_KEYS_JWKS` (delivered at deploy time) it is
+/// built from configuration — a cold start needs no KMS call, so a KMS outage or throttling
+/// during a cold-start burst cannot take validation down — and the configured keys are then
+/// checked against KMS in the background, a mismatch logged as an error. Without it, the keys
+/// are fetched once from KMS `GetPublicKey`.
 pub async fn key_ring(sdk: &aws_config::SdkConfig, config: &Config) -> Result<KeyRing, InitError> {
     let kms = aws_sdk_kms::Client::new(sdk);
+    if let Some(jwks) = config.license_keys_jwks() {
+        let ring = KeyRing::from_jwks(config.issuer(), jwks)?;
+        let (check, issuer, refs) = (
+            ring.jwks(),
+            config.issuer().to_owned(),
+            config.trusted_key_ids()?,
+        );
+        tokio::spawn(async move { check_against_kms(&kms, &issuer, &refs, &check).await });
+        return Ok(ring);
+    }
     Ok(load_key_ring(&kms, config.issuer(), &config.trusted_key_ids()?).await?)
+}
+
+/// Compares the configured public keys with KMS's: logs a mismatch (a stale deployment
+/// parameter) as an error, an unreachable KMS as a warning. Returns whether they match.
+pub async fn check_against_kms(
+    kms: &aws_sdk_kms::Client,
+    issuer: &str,
+    key_refs: &[String],
+    configured: &crate::token::Jwks,
+) -> Option<bool> {
+    match load_key_ring(kms, issuer, key_refs).await {
+        Ok(fetched) => {
+            let fetched = fetched.jwks();
+            let same = fetched.keys.len() == configured.keys.len()
+                && fetched.keys.iter().all(|k| {
+                    configured
+                        .keys
+                        .iter()
+                        .any(|c| c.kid == k.kid && c.x == k.x && c.y == k.y)
+                });
+            if same {
+                tracing::info!("LICENSE_KEYS_JWKS matches the KMS keys");
+            } else {
+                tracing::error!(
+                    "LICENSE_KEYS_JWKS differs from the KMS keys: redeploy with `nectar-admin trust jwks`"
+                );
+            }
+            Some(same)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "KMS unreachable; LICENSE_KEYS_JWKS not checked this time");
+            None
+        }
+    }
 }
 
 /// The lease signer (`LEASE_SIGNING_KEY_ID`) and the ring of the license keys plus the lease

@@ -30,6 +30,7 @@ pub struct Config {
     lease_signing_key_id: Option<String>,
     verify_key_ids: Vec<String>,
     issuer: String,
+    license_keys_jwks: Option<crate::token::Jwks>,
     admin: Option<AdminAuth>,
     heartbeat_interval_seconds: u32,
     activations_per_hour: u64,
@@ -102,6 +103,17 @@ impl Config {
                 })
                 .unwrap_or_default(),
             issuer: get("TOKEN_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.into()),
+            license_keys_jwks: get("LICENSE_KEYS_JWKS")
+                .map(|v| {
+                    serde_json::from_str::<crate::token::Jwks>(&v)
+                        .ok()
+                        .filter(|j| !j.keys.is_empty())
+                        .ok_or(ConfigError::Invalid {
+                            name: "LICENSE_KEYS_JWKS",
+                            why: "must be a JWK set with at least one key (nectar-admin trust jwks)",
+                        })
+                })
+                .transpose()?,
             admin,
             heartbeat_interval_seconds,
             activations_per_hour: match get("ACTIVATIONS_PER_HOUR") {
@@ -167,6 +179,12 @@ impl Config {
         self.lease_signing_key_id
             .as_deref()
             .ok_or(ConfigError::Missing("LEASE_SIGNING_KEY_ID"))
+    }
+
+    /// `LICENSE_KEYS_JWKS`: the license keys' public keys delivered by the deployment
+    /// (`nectar-admin trust jwks`), so a verifying function starts without calling KMS.
+    pub fn license_keys_jwks(&self) -> Option<&crate::token::Jwks> {
+        self.license_keys_jwks.as_ref()
     }
 
     /// License keys whose signatures verify: the signing key, then `VERIFY_KEY_IDS`

@@ -197,6 +197,41 @@ impl KeyRing {
         Ok(ring)
     }
 
+    /// Builds a ring of *license* keys from a JWK set (public keys delivered by configuration).
+    pub fn from_jwks(issuer: impl Into<String>, jwks: &Jwks) -> Result<Self, KeyRingError> {
+        let mut ring = Self {
+            issuer: issuer.into(),
+            keys: HashMap::new(),
+            order: Vec::new(),
+            endorsements: Vec::new(),
+        };
+        for jwk in &jwks.keys {
+            let key = jws::public_key(jwk).ok_or_else(|| KeyRingError::NotP256 {
+                kid: jwk.kid.clone(),
+            })?;
+            if ring
+                .keys
+                .insert(
+                    jwk.kid.clone(),
+                    RingKey {
+                        key,
+                        kind: TokenKind::License,
+                        jwk: jws::to_jwk(&jwk.kid, &key),
+                    },
+                )
+                .is_none()
+            {
+                ring.order.push(jwk.kid.clone());
+            }
+        }
+        Ok(ring)
+    }
+
+    /// The public key of `kid`, as a JWK, if the ring holds it.
+    pub fn jwk(&self, kid: &str) -> Option<&Jwk> {
+        self.keys.get(kid).map(|k| &k.jwk)
+    }
+
     /// Adds keys that verify tokens of `kind` only.
     pub fn add<'a>(
         &mut self,

@@ -269,3 +269,99 @@ mod workflows {
         assert_eq!(h.used(&issued).await, 12);
     }
 }
+
+mod cold_start {
+    //! A verifying function's cold start with the license keys delivered by configuration.
+
+    use shared::config::Config;
+    use shared::domain::ports::TokenSigner;
+    use shared::testing::{Stack, TEST_ISSUER};
+    use shared::token::{LicenseKey, TokenKind, sign_jwt};
+
+    fn config(jwks: &str, key_id: &str) -> Config {
+        let (jwks, key_id) = (jwks.to_owned(), key_id.to_owned());
+        Config::from_lookup(move |name| match name {
+            "LICENSE_KEYS_JWKS" => Some(jwks.clone()),
+            "SIGNING_KEY_ID" => Some(key_id.clone()),
+            "TOKEN_ISSUER" => Some(TEST_ISSUER.into()),
+            _ => None,
+        })
+        .expect("config")
+    }
+
+    /// An SDK configuration whose every call is refused (KMS down).
+    fn unreachable() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
+                aws_sdk_kms::config::Credentials::new("test", "test", None, None, "test"),
+            ))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn with_the_keys_configured_a_cold_start_verifies_keys_while_kms_is_down() {
+        // The offline half needs no emulator: the keys come from a local signer.
+        let signer = shared::adapters::local::LocalSigner::random("configured-key");
+        let der = signer.spki_der();
+        let ring =
+            shared::token::KeyRing::from_spki_der(TEST_ISSUER, [(signer.kid(), der.as_slice())])
+                .expect("ring");
+        let jwks = serde_json::to_string(&ring.jwks()).expect("json");
+        let sdk = unreachable();
+        // Act: the cold start.
+        let configured = shared::aws::key_ring(&sdk, &config(&jwks, "alias/unused"))
+            .await
+            .expect("starts without KMS");
+        // Assert: it verifies a key the configured key signed.
+        let claims = serde_json::json!({
+            "iss": TEST_ISSUER, "typ": "license", "jti": "NECTAR-STARTER-2026-COLDSTRT",
+            "lic": "NECTAR-STARTER-2026", "cid": "0b7f3c8e-2f0c-4c1e-9d8a-3b2f1e0d9c8b",
+            "iat": 1, "exp": 2, "feat": [], "domain_restrictions": [],
+            "limits": {"workflows_per_month": 1, "users": 1, "storage_gb": 1, "installations": 1},
+        });
+        let key = LicenseKey::new(
+            sign_jwt(&signer, TokenKind::License, &claims)
+                .await
+                .expect("sign"),
+        );
+        assert!(configured.verify_license(&key).is_ok());
+        // Without the configuration the same cold start needs KMS, and fails while it is down.
+        let bare = Config::from_lookup(|name| match name {
+            "SIGNING_KEY_ID" => Some("alias/unused".into()),
+            _ => None,
+        })
+        .expect("config");
+        assert!(shared::aws::key_ring(&sdk, &bare).await.is_err());
+    }
+
+    #[tokio::test]
+    #[ignore = "emulator: run by make test"]
+    async fn configured_keys_are_checked_against_kms_when_it_answers() {
+        let stack = Stack::new().await;
+        let fetched = stack.key_ring().await.jwks();
+        let only_license = shared::token::Jwks {
+            keys: vec![fetched.keys[0].clone()],
+            endorsements: Vec::new(),
+        };
+        let refs = vec![stack.key_id.clone()];
+        assert_eq!(
+            shared::aws::check_against_kms(&stack.kms, TEST_ISSUER, &refs, &only_license).await,
+            Some(true)
+        );
+        // Same kid, another key: what a stale deployment parameter looks like.
+        let other = shared::adapters::local::LocalSigner::random("other").spki_der();
+        let stale = shared::token::KeyRing::from_spki_der(
+            TEST_ISSUER,
+            [(fetched.keys[0].kid.as_str(), other.as_slice())],
+        )
+        .expect("ring")
+        .jwks();
+        assert_eq!(
+            shared::aws::check_against_kms(&stack.kms, TEST_ISSUER, &refs, &stale).await,
+            Some(false)
+        );
+    }
+}

@@ -143,6 +143,14 @@ enum TrustCommand {
         #[arg(long = "root-key", required = true)]
         root_keys: Vec<String>,
     },
+    /// Print the public keys of signing keys as a JWKS: the `LicenseKeysJwks` deployment
+    /// parameter (verifying functions then start without calling KMS).
+    Jwks {
+        /// The license signing key(s) (id, ARN or alias): the signing key first, then any kept
+        /// for a rotation.
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
     /// Endorse a signing key with the root key and store the endorsement for the JWKS.
     Endorse {
         #[command(flatten)]
@@ -297,6 +305,9 @@ async fn main() -> Result<()> {
                 )
                 .await?;
             json!({ "relayed": true })
+        }
+        Command::Trust(TrustCommand::Jwks { keys }) => {
+            serde_json::to_value(trust::roots(&aws_sdk_kms::Client::new(&sdk), &keys).await?)?
         }
         Command::Trust(TrustCommand::Roots { root_keys }) => {
             serde_json::to_value(trust::roots(&aws_sdk_kms::Client::new(&sdk), &root_keys).await?)?
