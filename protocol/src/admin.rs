@@ -128,8 +128,24 @@ pub struct LicenseDetailView<V: Vocabulary = Wire> {
     pub active_installations: u64,
     /// Every installation.
     pub installations: Vec<InstallationView<V>>,
-    /// State changes, oldest first.
+    /// The latest state changes (at most 50), oldest first.
     pub audit: Vec<AuditView>,
+    /// Cursor for the older entries (`GET /api/admin/licenses/{licenseId}/audit?before=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_next: Option<String>,
+}
+
+/// `GET /api/admin/licenses/{licenseId}/audit` answer: a page of the trail, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPageResponse {
+    /// The license.
+    pub license_id: String,
+    /// Entries, newest first.
+    pub entries: Vec<AuditView>,
+    /// Cursor for the next (older) page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `GET /api/license/{customerId}` answer.

@@ -153,6 +153,7 @@ contract!(
     expiry_applies_only_to_the_expiry_decided_on,
     a_seat_count_is_repaired_only_from_the_count_it_was_read_at,
     an_entry_keyed_once_is_appended_once_until_its_key_lapses,
+    an_audit_trail_pages_newest_first_each_entry_once,
 );
 
 // ---- fixtures ----
@@ -1242,4 +1243,41 @@ async fn an_entry_keyed_once_is_appended_once_until_its_key_lapses<F: Fixture>(f
             "installation.signal"
         ]
     );
+}
+
+async fn an_audit_trail_pages_newest_first_each_entry_once<F: Fixture>(f: &F) {
+    let store = f.store();
+    let l = seeded(store, "TTTTTTTT").await;
+    for i in 0..7 {
+        store
+            .append(
+                &l.id,
+                &audit(&format!("e{i}"), NOW + Duration::seconds(i + 1)),
+            )
+            .await
+            .expect("append");
+    }
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = store
+            .audit_page(&l.id, before.as_deref(), 3)
+            .await
+            .expect("page");
+        assert!(page.entries.len() <= 3);
+        seen.extend(page.entries.iter().map(|e| e.action.clone()));
+        match page.next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["e6", "e5", "e4", "e3", "e2", "e1", "e0", "license.issued"]
+    );
+    // The lookup shows the latest entries, oldest first.
+    let (_, details) = ((), store.licenses_of(&l.customer_id).await.expect("lookup"));
+    let shown: Vec<String> = details[0].audit.iter().map(|e| e.action.clone()).collect();
+    assert_eq!(shown.last().map(String::as_str), Some("e6"));
+    assert_eq!(details[0].audit_next, None, "8 entries fit one lookup page");
 }

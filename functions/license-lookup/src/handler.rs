@@ -1,11 +1,14 @@
-//! Lookup handler: authenticate → parse the customer id → `service::admin::lookup_customer`.
+//! Lookup handlers: a customer with their licenses (each with its latest audit entries), and a
+//! license's audit trail page by page. Authenticate → parse → read → one response mapping.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Error, Request, Response};
-use shared::api::{CustomerLicensesResponse, CustomerView, LicenseDetailView};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::api::{
+    AuditPageResponse, AuditView, CustomerLicensesResponse, CustomerView, LicenseDetailView,
+};
 use shared::config::AdminAuth;
-use shared::domain::CustomerId;
-use shared::domain::ports::CustomerDirectory;
+use shared::domain::ports::{AUDIT_PAGE, AuditLog, CustomerDirectory, LicenseReader};
+use shared::domain::{CustomerId, DomainError, LicenseId};
 use shared::http::{self, ApiError};
 use shared::service::admin::lookup_customer;
 
@@ -18,19 +21,86 @@ pub struct Deps<D> {
 }
 
 /// Handles one request; always `Ok` (errors are responses).
-pub async fn handle<D: CustomerDirectory>(
+pub async fn handle<D: CustomerDirectory + AuditLog + LicenseReader>(
     deps: &Deps<D>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     Ok(http::respond(run(deps, &req).await))
 }
 
-async fn run<D: CustomerDirectory>(
+/// The routes this function serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Customer,
+    Audit,
+}
+
+/// Most entries one audit page may ask for.
+const MAX_AUDIT_PAGE: usize = 200;
+
+async fn run<D: CustomerDirectory + AuditLog + LicenseReader>(
     deps: &Deps<D>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let matched = http::route(req, &[(http::keys::CUSTOMER_LICENSES, ())])?;
+    let matched = http::route(
+        req,
+        &[
+            (http::keys::CUSTOMER_LICENSES, Route::Customer),
+            (http::keys::LICENSE_AUDIT, Route::Audit),
+        ],
+    )?;
     http::admin_actor(req, &deps.auth)?;
+    if matched.route == Route::Audit {
+        let id: LicenseId = matched.id("licenseId")?;
+        let params = req.query_string_parameters();
+        let limit = match params.first("limit") {
+            None => AUDIT_PAGE,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_AUDIT_PAGE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "INVALID_FIELD",
+                        "limit",
+                        format!("limit must be a whole number from 1 to {MAX_AUDIT_PAGE}"),
+                    )
+                })?,
+        };
+        let before = params.first("before");
+        if before.is_some_and(|b| b.is_empty() || b.len() > 200) {
+            return Err(ApiError::field(
+                "INVALID_FIELD",
+                "before",
+                "before must be the `next` cursor of an earlier page",
+            ));
+        }
+        deps.store
+            .license(&id)
+            .await
+            .map_err(DomainError::from)?
+            .ok_or(DomainError::LicenseNotFound)?;
+        let page = deps
+            .store
+            .audit_page(&id, before, limit)
+            .await
+            .map_err(|e| match e {
+                shared::domain::StoreError::Backend(_) => ApiError::field(
+                    "INVALID_FIELD",
+                    "before",
+                    "before must be the `next` cursor of an earlier page",
+                ),
+                other => DomainError::from(other).into(),
+            })?;
+        return Ok(http::json(
+            StatusCode::OK,
+            &AuditPageResponse {
+                license_id: id.to_string(),
+                entries: page.entries.iter().map(AuditView::from).collect(),
+                next: page.next,
+            },
+        ));
+    }
     let id: CustomerId = matched.id("customerId")?;
     let (customer, licenses) = lookup_customer(&deps.store, &id).await?;
     Ok(http::json(
@@ -105,6 +175,93 @@ mod tests {
                 (resp.status(), body_json(&resp)["error"]["code"].as_str()),
                 (status, Some(code))
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_audit_trail_is_paged_newest_first_and_the_lookup_shows_the_latest() {
+        // Arrange: a license with 120 audit entries after its issue entry.
+        let stack = MemoryStack::new();
+        let issued = stack
+            .issue(Plan::Enterprise, SystemClock.now(), |_| {})
+            .await;
+        for i in 0..120 {
+            let entry = shared::domain::AuditEntry {
+                action: format!("test.entry.{i:03}"),
+                actor: shared::domain::Actor::system("test"),
+                reason: None,
+                from: None,
+                to: None,
+                at: SystemClock.now() + time::Duration::seconds(i + 1),
+            };
+            stack
+                .store
+                .append(&issued.license.id, &entry)
+                .await
+                .expect("append");
+        }
+        let deps = Deps {
+            auth: admin_auth(),
+            store: stack.store.clone(),
+        };
+        const AUDIT: &str = include_str!("../../../tests/fixtures/apigw_v2/license_audit.json");
+        let page = |query: &str| {
+            apigw_v2(
+                AUDIT,
+                &[
+                    ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+                    ("__LICENSE_ID__", issued.license.id.as_str()),
+                    ("__QUERY__", query),
+                ],
+            )
+        };
+        // Act: walk the pages.
+        let mut seen = Vec::new();
+        let mut query = "limit=50".to_owned();
+        loop {
+            let resp = handle(&deps, page(&query)).await.expect("always Ok");
+            let body = body_json(&resp);
+            assert_eq!(resp.status(), StatusCode::OK, "{body}");
+            let entries = body["entries"].as_array().expect("entries");
+            assert!(entries.len() <= 50);
+            seen.extend(
+                entries
+                    .iter()
+                    .map(|e| e["action"].as_str().unwrap_or("").to_owned()),
+            );
+            match body["next"].as_str() {
+                Some(next) => query = format!("limit=50&before={next}"),
+                None => break,
+            }
+        }
+        // Assert: every entry once, newest first.
+        assert_eq!(seen.len(), 121);
+        assert_eq!(seen[0], "test.entry.119");
+        assert_eq!(seen[120], "license.issued");
+        // The lookup shows the latest 50, oldest first, with a cursor for the rest.
+        let customer = issued.customer.id.to_string();
+        let req = apigw_v2(
+            FIXTURE,
+            &[
+                ("__ADMIN_TOKEN__", TEST_ADMIN_TOKEN),
+                ("__CUSTOMER_ID__", &customer),
+            ],
+        );
+        let body = body_json(&handle(&deps, req).await.expect("always Ok"));
+        let audit = body["licenses"][0]["audit"].as_array().expect("audit");
+        assert_eq!(audit.len(), 50);
+        assert_eq!(audit[49]["action"], "test.entry.119");
+        assert!(body["licenses"][0]["auditNext"].is_string(), "{body}");
+        // Bad input.
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=1000", "limit"),
+            ("before=zzz", "before"),
+        ] {
+            let resp = handle(&deps, page(query)).await.expect("always Ok");
+            let body = body_json(&resp);
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{query}: {body}");
+            assert_eq!(body["error"]["field"], field, "{query}");
         }
     }
 }

@@ -10,8 +10,8 @@ use crate::domain::{
 use crate::service::admin::{DEFAULT_VALID_DAYS, IssueCommand, NewCustomer, Term};
 
 pub use nectar_protocol::admin::{
-    ActivationRequest, AuditView, CreateCustomerRequest, HealthResponse, IssueLicenseRequest,
-    RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
+    ActivationRequest, AuditPageResponse, AuditView, CreateCustomerRequest, HealthResponse,
+    IssueLicenseRequest, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
 };
 
 /// A customer as the API shows it.
@@ -175,6 +175,7 @@ impl From<&LicenseDetail> for LicenseDetailView {
                 .map(super::InstallationView::from)
                 .collect(),
             audit: d.audit.iter().map(AuditView::from).collect(),
+            audit_next: d.audit_next.clone(),
         }
     }
 }

@@ -12,10 +12,10 @@ mod usage;
 mod workflows;
 
 pub use admin::{
-    ActivationRequest, AuditView, CreateCustomerRequest, CustomerCreatedResponse,
-    CustomerLicensesResponse, CustomerView, HealthResponse, IssueLicenseRequest, LicenseDetailView,
-    LicenseIssuedResponse, Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
-    StatusChangeResponse,
+    ActivationRequest, AuditPageResponse, AuditView, CreateCustomerRequest,
+    CustomerCreatedResponse, CustomerLicensesResponse, CustomerView, HealthResponse,
+    IssueLicenseRequest, LicenseDetailView, LicenseIssuedResponse, Parse, RenewLicenseRequest,
+    RevokeRequest, StatusChangeRequest, StatusChangeResponse,
 };
 pub use licensing::{
     HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, InstallationView,

@@ -139,6 +139,15 @@ pub trait AuditLog: Send + Sync {
         until: OffsetDateTime,
         entry: &AuditEntry,
     ) -> Result<bool, StoreError>;
+
+    /// Up to `limit` entries of the license's trail, newest first, older than the cursor
+    /// `before` (from an earlier page); the cursor is opaque to callers.
+    async fn audit_page(
+        &self,
+        license: &LicenseId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError>;
 }
 
 /// What an installation reports on a heartbeat.
@@ -202,8 +211,22 @@ pub struct LicenseDetail {
     pub license: License,
     /// Its installations, active and inactive.
     pub installations: Vec<Installation>,
-    /// Its audit trail, oldest first.
+    /// The latest [`AUDIT_PAGE`] entries of its audit trail, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// Where the older entries continue ([`AuditLog::audit_page`]), if there are any.
+    pub audit_next: Option<String>,
+}
+
+/// Audit entries a lookup shows per license; older ones are paged.
+pub const AUDIT_PAGE: usize = 50;
+
+/// One page of an audit trail, newest first, and where the next (older) page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    /// Entries, newest first.
+    pub entries: Vec<AuditEntry>,
+    /// Cursor of the next page (`None`: no older entries).
+    pub next: Option<String>,
 }
 
 /// Customers and what they own.

@@ -53,6 +53,8 @@ pub mod keys {
     pub const LICENSE_SUSPEND: &str = "POST /api/admin/licenses/{licenseId}/suspend";
     /// Reinstate a suspended license (admin).
     pub const LICENSE_REINSTATE: &str = "POST /api/admin/licenses/{licenseId}/reinstate";
+    /// A page of a license's audit trail, newest first (admin).
+    pub const LICENSE_AUDIT: &str = "GET /api/admin/licenses/{licenseId}/audit";
     /// Issue an offline activation file for one installation (admin).
     pub const LICENSE_ACTIVATE: &str = "POST /api/admin/licenses/{licenseId}/activations";
 
@@ -75,6 +77,7 @@ pub mod keys {
         LICENSE_SUSPEND,
         LICENSE_REINSTATE,
         LICENSE_ACTIVATE,
+        LICENSE_AUDIT,
     ];
 }
 

@@ -10,9 +10,10 @@ use time::OffsetDateTime;
 use super::keys;
 use super::licenses::license_pk;
 use super::table::{
-    AccessPattern, Consistency, DynamoStore, TransactError, first_failed, sdk_error, to_item,
+    AccessPattern, Consistency, DynamoStore, TransactError, first_failed, from_item, s, sdk_error,
+    to_item,
 };
-use crate::domain::ports::AuditLog;
+use crate::domain::ports::{AuditLog, AuditPage};
 use crate::domain::{AuditEntry, LicenseId, LicenseStatus, StoreError};
 
 /// Entity tag of an audit item.
@@ -40,6 +41,14 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[
         key: "`ONCE#<lid>#<key>` / `ONCE` (TTL: end of the period), `attribute_not_exists(pk) OR ttl < :now`; the entry",
         consistency: Consistency::Write,
         used_by: "`AuditLog::append_once`",
+    },
+    AccessPattern {
+        entity: "audit entry",
+        name: "a page of a license's trail, newest first",
+        operation: "Query (descending, Limit)",
+        key: "`pk = LICENSE#<lid> AND sk BETWEEN AUDIT# AND <cursor>`",
+        consistency: Consistency::Strong,
+        used_by: "`AuditLog::audit_page`, `CustomerDirectory::licenses_of`",
     },
 ];
 
@@ -133,6 +142,56 @@ impl AuditLog for DynamoStore {
             Err(TransactError::Cancelled(_)) => Err(StoreError::Throttled),
             Err(TransactError::Store(e)) => Err(e),
         }
+    }
+
+    async fn audit_page(
+        &self,
+        license: &LicenseId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        // Newest first: sort keys descend from just below `before` (or from the top of the
+        // `AUDIT#` range). The cursor is the last sort key shown.
+        let upper = before
+            .filter(|c| c.starts_with("AUDIT#"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| "AUDIT#~".to_owned());
+        if before.is_some_and(|c| !c.starts_with("AUDIT#")) {
+            return Err(StoreError::Backend("malformed audit cursor".into()));
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(self.table())
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(license_pk(license)))
+            .expression_attribute_values(":from", s("AUDIT#"))
+            .expression_attribute_values(":to", s(upper.clone()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut records: Vec<AuditRecord> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        // BETWEEN is inclusive: the cursor's own entry was already shown.
+        records.retain(|r| r.sk != upper);
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let next = if more {
+            records.last().map(|r| r.sk.clone())
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries: records.into_iter().map(AuditEntry::from).collect(),
+            next,
+        })
     }
 }
 

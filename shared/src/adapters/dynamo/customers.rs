@@ -6,12 +6,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::audit::{AuditRecord, ENTITY_AUDIT};
 use super::installations::{ENTITY_INSTALLATION, InstallationRecord};
 use super::keys::{self, GSI1};
 use super::licenses::{ENTITY_LICENSE, LicenseRecord, corrupt};
 use super::table::{AccessPattern, Consistency, DynamoStore, Tagged, from_item, s, values};
-use crate::domain::ports::{CustomerDirectory, LicenseDetail};
+use crate::domain::ports::{AUDIT_PAGE, AuditLog, CustomerDirectory, LicenseDetail};
 use crate::domain::{AuditEntry, Customer, CustomerId, Installation, License, StoreError};
 
 /// Entity tag of a customer item.
@@ -52,9 +51,9 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[
     },
     AccessPattern {
         entity: "customer",
-        name: "a license's partition: license, installations, audit trail",
+        name: "a license's partition but its audit trail: license, installations, counters",
         operation: "Query",
-        key: "`pk = LICENSE#<lid>`",
+        key: "`pk = LICENSE#<lid> AND sk >= INSTALLATION#`",
         consistency: Consistency::Strong,
         used_by: "`CustomerDirectory::licenses_of`",
     },
@@ -135,17 +134,25 @@ impl CustomerDirectory for DynamoStore {
         let mut details = Vec::with_capacity(listed.len());
         for item in listed {
             let record: LicenseRecord = from_item(item)?;
+            // Everything but the audit trail (sort keys from `INSTALLATION#` on: installations,
+            // the license, usage counters); the trail is paged — it grows without bound.
             let partition = self
                 .query_all(
                     None,
-                    "pk = :pk",
-                    values(vec![(":pk", s(record.pk.clone()))]),
+                    "pk = :pk AND sk >= :from",
+                    values(vec![
+                        (":pk", s(record.pk.clone())),
+                        (":from", s("INSTALLATION#")),
+                    ]),
                 )
                 .await?;
+            let license_id = License::try_from(record.clone())?.id;
+            let page = self.audit_page(&license_id, None, AUDIT_PAGE).await?;
             let mut detail = LicenseDetail {
                 license: License::try_from(record)?,
                 installations: Vec::new(),
-                audit: Vec::new(),
+                audit: page.entries.into_iter().rev().collect(),
+                audit_next: page.next,
             };
             for item in partition {
                 let tag: Tagged = from_item(item.clone())?;
@@ -160,9 +167,6 @@ impl CustomerDirectory for DynamoStore {
                                 item,
                             )?)?)
                     }
-                    ENTITY_AUDIT => detail
-                        .audit
-                        .push(AuditEntry::from(from_item::<AuditRecord>(item)?)),
                     // Later entities (usage counters, …) live here too; lookup ignores them.
                     _ => {}
                 }

@@ -39,8 +39,9 @@ use time::OffsetDateTime;
 use crate::domain::license::whole_seconds;
 use crate::domain::lifecycle::NoticeState;
 use crate::domain::ports::{
-    AuditLog, CustomerDirectory, EndorsementRegistry, HeartbeatReport, InstallationRegistry,
-    LicenseDetail, LicenseReader, LicenseWriter, SeatClaim, Snapshot, StoredEndorsement,
+    AUDIT_PAGE, AuditLog, AuditPage, CustomerDirectory, EndorsementRegistry, HeartbeatReport,
+    InstallationRegistry, LicenseDetail, LicenseReader, LicenseWriter, SeatClaim, Snapshot,
+    StoredEndorsement,
 };
 use crate::domain::workflow::{ExecutionId, ExecutionRecord};
 use crate::domain::{
@@ -292,6 +293,35 @@ impl AuditLog for MemoryStore {
         state.license_audit(license, entry);
         Ok(true)
     }
+
+    async fn audit_page(
+        &self,
+        license: &LicenseId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        // The cursor counts entries already shown, newest first (DynamoDB's is a sort key; both
+        // are opaque, and page the same way).
+        let skip: usize = match before {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("shown:")
+                .and_then(|n| n.parse().ok())
+                .ok_or(StoreError::Backend("malformed audit cursor".into()))?,
+        };
+        let state = self.state();
+        let trail = state
+            .audit
+            .get(&format!("LICENSE#{license}"))
+            .cloned()
+            .unwrap_or_default();
+        let entries: Vec<AuditEntry> = trail.iter().rev().skip(skip).take(limit).cloned().collect();
+        let shown = skip + entries.len();
+        Ok(AuditPage {
+            next: (shown < trail.len() && !entries.is_empty()).then(|| format!("shown:{shown}")),
+            entries,
+        })
+    }
 }
 
 #[async_trait]
@@ -401,6 +431,12 @@ impl CustomerDirectory for MemoryStore {
             .filter(|item| item.license.customer_id == *id)
             .map(|item| {
                 let license = item.license.clone();
+                let trail = state
+                    .audit
+                    .get(&format!("LICENSE#{}", license.id))
+                    .cloned()
+                    .unwrap_or_default();
+                let older = trail.len().saturating_sub(AUDIT_PAGE);
                 LicenseDetail {
                     installations: state
                         .installations
@@ -408,11 +444,8 @@ impl CustomerDirectory for MemoryStore {
                         .filter(|((l, _), _)| *l == license.id)
                         .map(|(_, i)| i.clone())
                         .collect(),
-                    audit: state
-                        .audit
-                        .get(&format!("LICENSE#{}", license.id))
-                        .cloned()
-                        .unwrap_or_default(),
+                    audit_next: (older > 0).then(|| format!("shown:{AUDIT_PAGE}")),
+                    audit: trail[older..].to_vec(),
                     license,
                 }
             })
