@@ -169,7 +169,9 @@ impl AuditLog for DynamoStore {
             .expression_attribute_values(":from", s("AUDIT#"))
             .expression_attribute_values(":to", s(upper.clone()))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            // One more than asked, to know whether there is a next page — and one more again
+            // after a cursor, whose own entry BETWEEN includes (dropped below).
+            .limit(i32::try_from(limit + 1 + usize::from(before.is_some())).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(sdk_error)?;
