@@ -75,23 +75,25 @@ impl Jq {
             );
         }
         let cache = cache();
-        if let Some(filter) = lock(cache).get(source) {
+        if let Some((filter, bounded)) = lock(cache).get(source) {
             return Ok(Self {
                 source: source.into(),
                 filter: Arc::clone(filter),
-                bounded: is_bounded(source),
+                bounded: *bounded,
             });
         }
         let filter = Arc::new(compile_uncached(source)?);
+        // Classified once per program, like compilation (it lexes the source again).
+        let bounded = is_bounded(source);
         let mut cached = lock(cache);
         if cached.len() >= CACHE_CAPACITY {
             cached.clear();
         }
-        cached.insert(source.to_owned(), Arc::clone(&filter));
+        cached.insert(source.to_owned(), (Arc::clone(&filter), bounded));
         Ok(Self {
             source: source.into(),
             filter,
-            bounded: is_bounded(source),
+            bounded,
         })
     }
 
@@ -106,8 +108,11 @@ impl Jq {
     }
 }
 
-fn cache() -> &'static Mutex<HashMap<String, Arc<Filter>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Filter>>>> = OnceLock::new();
+/// Compiled programs by source, with whether each is provably bounded.
+type Cache = Mutex<HashMap<String, (Arc<Filter>, bool)>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(Mutex::default)
 }
 

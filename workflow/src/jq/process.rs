@@ -293,14 +293,16 @@ impl Worker {
     }
 
     /// Why the child ended: `MEMORY_LIMIT` for an abort (a failed allocation under the limit, or
-    /// a stack overflow), else a crash.
-    fn died(&self, memory: u64) -> EvalError {
+    /// a stack overflow), else a crash. Polls its exit for up to 0.5 s without blocking the
+    /// runtime's thread (its pipe closed, so it is exiting).
+    async fn died(&self, memory: u64) -> EvalError {
         let started = std::time::Instant::now();
         let status = loop {
-            match lock(&self.child).try_wait() {
+            let polled = lock(&self.child).try_wait();
+            match polled {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if started.elapsed() < std::time::Duration::from_millis(500) => {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 }
                 _ => break None,
             }
@@ -360,7 +362,7 @@ pub(crate) async fn eval(
         }
         Err(_) => {
             replenish(memory);
-            Err(worker.died(memory))
+            Err(worker.died(memory).await)
         }
     }
 }

@@ -146,10 +146,10 @@ impl CustomerDirectory for DynamoStore {
                     ]),
                 )
                 .await?;
-            let license_id = License::try_from(record.clone())?.id;
-            let page = self.audit_page(&license_id, None, AUDIT_PAGE).await?;
+            let license = License::try_from(record)?;
+            let page = self.audit_page(&license.id, None, AUDIT_PAGE).await?;
             let mut detail = LicenseDetail {
-                license: License::try_from(record)?,
+                license,
                 installations: Vec::new(),
                 audit: page.entries.into_iter().rev().collect(),
                 audit_next: page.next,
