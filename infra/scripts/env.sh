@@ -12,7 +12,8 @@ export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-$AWS_REGION}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
 
-NECTAR_TOOL_PINS="moto[server]==5.2.1 cargo-lambda==1.9.2"
+# schemathesis (and the hypothesis it draws examples with) pinned so a fixed seed makes the same cases.
+NECTAR_TOOL_PINS="moto[server]==5.2.1 cargo-lambda==1.9.2 schemathesis==4.32.5 hypothesis==6.170.17"
 
 nectar_log() { printf '\033[1m==> [%ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 

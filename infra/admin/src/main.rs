@@ -2,6 +2,7 @@
 //! the other commands run license operations through the same shared services as the functions.
 //! Output is JSON on stdout; diagnostics go to stderr.
 
+mod front;
 mod relay;
 mod trust;
 
@@ -105,6 +106,16 @@ enum Command {
         /// Exit after the queue has been empty this many seconds (default: run until stopped).
         #[arg(long)]
         idle_exit_seconds: Option<u64>,
+    },
+    /// Local stand-in for API Gateway's HTTP edge in front of `cargo lambda watch`: forwards every
+    /// request, handing a non-UTF-8 body on as binary (base64 to the function) as API Gateway does.
+    Front {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// Base URL of `cargo lambda watch`.
+        #[arg(long)]
+        upstream: String,
     },
     /// Installation trust: export the root keys, endorse signing keys.
     #[command(subcommand)]
@@ -305,6 +316,11 @@ async fn main() -> Result<()> {
                 )
                 .await?;
             json!({ "relayed": true })
+        }
+        Command::Front { listen, upstream } => {
+            eprintln!("serving {listen} → {upstream}");
+            front::run(listen, upstream).await?;
+            json!({ "served": true })
         }
         Command::Trust(TrustCommand::Jwks { keys }) => {
             serde_json::to_value(trust::roots(&aws_sdk_kms::Client::new(&sdk), &keys).await?)?
