@@ -5,6 +5,7 @@
 #
 #   NECTAR_AWS_PORT   emulator port          (default 4566)
 #   NECTAR_HTTP_PORT  API port               (default 9000)
+#   NECTAR_WATCH_PORT cargo lambda watch     (default API port + 1)
 #   NECTAR_ADMIN_TOKEN admin bearer token    (default: generated once, kept in .nectar/admin-token)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -13,6 +14,8 @@ nectar_tools
 
 aws_port=${NECTAR_AWS_PORT:-4566}
 http_port=${NECTAR_HTTP_PORT:-9000}
+# cargo lambda watch (the functions and the Lambda Invoke API), behind the front on $http_port.
+watch_port=${NECTAR_WATCH_PORT:-$((http_port + 1))}
 mkdir -p .nectar
 
 if curl -s -o /dev/null "http://127.0.0.1:$aws_port/moto-api/"; then
@@ -65,21 +68,26 @@ cat <<BANNER
 BANNER
 
 # The SQS → usage-processor trigger (AWS runs it for us; locally this relay does).
-"$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$http_port" \
+"$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$watch_port" \
   --visibility-timeout 30 >.nectar/relay.log 2>&1 &
 relay_pid=$!
 # The EventBridge schedule (template.yaml: rate(15 minutes)) → the lifecycle function.
 (
   while sleep "${NECTAR_LIFECYCLE_EVERY:-900}"; do
     curl -s -o /dev/null -X POST --data-binary @infra/scripts/scheduled-event.json \
-      "http://127.0.0.1:$http_port/2015-03-31/functions/lifecycle/invocations" || true
+      "http://127.0.0.1:$watch_port/2015-03-31/functions/lifecycle/invocations" || true
   done
 ) &
 tick_pid=$!
-trap 'kill $relay_pid $tick_pid 2>/dev/null || true; [[ -n ${NECTAR_EMULATOR_PID:-} ]] && kill -- "-$NECTAR_EMULATOR_PID" 2>/dev/null || true' EXIT
+
+# The API's edge on $http_port, as API Gateway is to the functions (infra/admin/src/front.rs).
+"$admin" front --listen "127.0.0.1:$http_port" --upstream "http://127.0.0.1:$watch_port" \
+  >.nectar/front.log 2>&1 &
+front_pid=$!
+trap 'kill $relay_pid $tick_pid $front_pid 2>/dev/null || true; [[ -n ${NECTAR_EMULATOR_PID:-} ]] && kill -- "-$NECTAR_EMULATOR_PID" 2>/dev/null || true' EXIT
 
 # RUST_LOG above is the functions' level; the emulator's own router logs only warnings.
 watch_args=$(nectar_watch_args)
 # shellcheck disable=SC2086 # one word per flag
 RUST_LOG=${NECTAR_WATCH_LOG:-warn} cargo lambda watch --concurrency 4 --invoke-address 127.0.0.1 \
-  --invoke-port "$http_port" $watch_args
+  --invoke-port "$watch_port" $watch_args

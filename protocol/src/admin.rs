@@ -57,7 +57,11 @@ pub struct IssueLicenseRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
     /// Overrides some of the plan's limits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::optional"
+    )]
     pub limits: Option<LimitOverrides>,
     /// Allowed domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]

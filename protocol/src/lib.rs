@@ -21,6 +21,7 @@ pub mod codes;
 #[cfg(feature = "jws")]
 pub mod jws;
 pub mod licensing;
+pub mod objects;
 pub mod rules;
 #[cfg(feature = "test-signer")]
 pub mod testing;

@@ -89,7 +89,11 @@ pub struct HeartbeatRequest<K = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// Current gauge readings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::optional"
+    )]
     pub gauges: Option<Gauges>,
     /// Integrity signals the installation raises (see [`crate::codes::Signal`]); omitted when
     /// empty.

@@ -405,8 +405,34 @@ pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
 /// `INVALID_REQUEST` (naming the field) when a field is missing or of the wrong type.
 pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     // Structs would otherwise also accept a JSON array, field by position: objects only.
-    serde_json::from_value(parse_json_object(req, MAX_BODY_BYTES)?)
+    let mut value = parse_json_object(req, MAX_BODY_BYTES)?;
+    integral_numbers(&mut value);
+    serde_json::from_value(value)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e.to_string()))
+}
+
+/// JSON has one number type: `186.0` is the integer 186 (JSON Schema's `integer` admits it, and
+/// so do our integer fields). serde reads a number written with a fraction as a float, which no
+/// integer field takes: rewrite every integral float in range as the integer it is.
+fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+            {
+                // The casts are exact: `f` is integral and inside the target type's range.
+                if (0.0..18_446_744_073_709_551_615.0).contains(&f) {
+                    *n = serde_json::Number::from(f as u64);
+                } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(members) => members.values_mut().for_each(integral_numbers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
 }
 
 /// Authenticates an admin request (`Authorization: Bearer <token>`) and names the actor from the

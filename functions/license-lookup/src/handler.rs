@@ -68,7 +68,15 @@ async fn run<D: CustomerDirectory + AuditLog + LicenseReader>(
                 })?,
         };
         let before = params.first("before");
-        if before.is_some_and(|b| b.is_empty() || b.len() > 200) {
+        // The cursor is an audit sort key (`AUDIT#…`, printable ASCII, at most 200 bytes): the
+        // spec's pattern, checked here exactly, so no well-formed cursor reaches the store as a
+        // malformed one.
+        let cursor_shape = |b: &str| {
+            b.len() <= 200
+                && b.strip_prefix("AUDIT#")
+                    .is_some_and(|rest| rest.bytes().all(|c| c.is_ascii_graphic()))
+        };
+        if before.is_some_and(|b| !cursor_shape(b)) {
             return Err(ApiError::field(
                 "INVALID_FIELD",
                 "before",

@@ -43,14 +43,20 @@ fn parse<T, E: Into<crate::domain::ParseError>>(
     })
 }
 
+/// A free-text field: 1 to `max` characters as sent, none a control character (Unicode `Cc`),
+/// at least one not white space; kept without its surrounding white space. The rule is checked
+/// on the value as sent so that the OpenAPI pattern (`PrintableText…` in docs/openapi.yaml)
+/// states it exactly: a length, a character class and "one non-space character".
 fn text(field: &'static str, value: String, max: usize) -> Result<String, DomainError> {
-    let value = value.trim().to_owned();
     let printable = value.chars().all(|c| !c.is_control());
-    if value.is_empty() || value.chars().count() > max || !printable {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || value.chars().count() > max || !printable {
         return Err(DomainError::InvalidValue {
             field,
-            message: format!("must be 1 to {max} printable characters"),
+            message: format!(
+                "must be 1 to {max} characters, no control characters, not only white space"
+            ),
         });
     }
-    Ok(value)
+    Ok(trimmed.to_owned())
 }

@@ -301,11 +301,11 @@ impl AuditLog for MemoryStore {
         limit: usize,
     ) -> Result<AuditPage, StoreError> {
         // The cursor counts entries already shown, newest first (DynamoDB's is a sort key; both
-        // are opaque, and page the same way).
+        // are opaque, shaped `AUDIT#…` as the API documents, and page the same way).
         let skip: usize = match before {
             None => 0,
             Some(c) => c
-                .strip_prefix("shown:")
+                .strip_prefix("AUDIT#shown:")
                 .and_then(|n| n.parse().ok())
                 .ok_or(StoreError::Backend("malformed audit cursor".into()))?,
         };
@@ -318,7 +318,7 @@ impl AuditLog for MemoryStore {
         let entries: Vec<AuditEntry> = trail.iter().rev().skip(skip).take(limit).cloned().collect();
         let shown = skip + entries.len();
         Ok(AuditPage {
-            next: (shown < trail.len() && !entries.is_empty()).then(|| format!("shown:{shown}")),
+            next: (shown < trail.len() && !entries.is_empty()).then(|| format!("AUDIT#shown:{shown}")),
             entries,
         })
     }
@@ -444,7 +444,7 @@ impl CustomerDirectory for MemoryStore {
                         .filter(|((l, _), _)| *l == license.id)
                         .map(|(_, i)| i.clone())
                         .collect(),
-                    audit_next: (older > 0).then(|| format!("shown:{AUDIT_PAGE}")),
+                    audit_next: (older > 0).then(|| format!("AUDIT#shown:{AUDIT_PAGE}")),
                     audit: trail[older..].to_vec(),
                     license,
                 }
