@@ -318,7 +318,8 @@ impl AuditLog for MemoryStore {
         let entries: Vec<AuditEntry> = trail.iter().rev().skip(skip).take(limit).cloned().collect();
         let shown = skip + entries.len();
         Ok(AuditPage {
-            next: (shown < trail.len() && !entries.is_empty()).then(|| format!("AUDIT#shown:{shown}")),
+            next: (shown < trail.len() && !entries.is_empty())
+                .then(|| format!("AUDIT#shown:{shown}")),
             entries,
         })
     }
