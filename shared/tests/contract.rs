@@ -190,7 +190,7 @@ fn license(suffix: &str, owner: &Customer, expires_at: OffsetDateTime) -> Licens
 fn audit(action: &str, at: OffsetDateTime) -> AuditEntry {
     AuditEntry {
         action: action.into(),
-        actor: Actor::admin(None),
+        actor: Actor::operator("bootstrap", None),
         reason: None,
         from: None,
         to: None,

@@ -140,7 +140,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
         &issued.license.id,
         StatusAction::Revoke,
         Some("chargeback".into()),
-        Actor::admin(Some("bob")),
+        Actor::operator("bob", None),
         NOW,
     )
     .await
@@ -168,7 +168,7 @@ async fn revoking_twice_changes_nothing_the_second_time_and_audits_once() {
             &issued.license.id,
             StatusAction::Revoke,
             Some("fraud".into()),
-            Actor::admin(None),
+            Actor::operator("bootstrap", None),
             NOW,
         )
     };
@@ -197,7 +197,16 @@ async fn suspend_then_reinstate_round_trips_and_a_revoked_license_cannot_come_ba
     let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let id = &issued.license.id;
-    let act = |action| change_status(&stack.store, id, action, None, Actor::admin(None), NOW);
+    let act = |action| {
+        change_status(
+            &stack.store,
+            id,
+            action,
+            None,
+            Actor::operator("bootstrap", None),
+            NOW,
+        )
+    };
     let cmd = validate_cmd(&issued.key, "i-1");
 
     act(StatusAction::Suspend).await.expect("suspend");
@@ -224,7 +233,7 @@ async fn status_changes_on_an_unknown_license_are_not_found() {
         &id,
         StatusAction::Revoke,
         None,
-        Actor::admin(None),
+        Actor::operator("bootstrap", None),
         NOW,
     )
     .await
@@ -254,7 +263,7 @@ async fn issuing_checks_customer_features_and_term_before_signing() {
                 &RandomIds,
                 TEST_ISSUER,
                 cmd,
-                Actor::admin(None),
+                Actor::operator("bootstrap", None),
                 NOW,
             )
             .await
@@ -450,7 +459,7 @@ async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
     assert_eq!(licenses[0].license.active_installations, 1);
     assert_eq!(licenses[0].installations.len(), 1);
     assert_eq!(licenses[0].installations[0].version, "1.4.2");
-    assert_eq!(licenses[0].audit[0].actor.as_str(), "admin:alice");
+    assert_eq!(licenses[0].audit[0].actor.as_str(), "operator:bootstrap");
     let missing = shared::domain::CustomerId::from_uuid(uuid::Uuid::new_v4());
     assert!(matches!(
         lookup_customer(&stack.store, &missing).await,
@@ -682,7 +691,7 @@ async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_
             term: shared::service::admin::Term::Days(30),
             reason: Some("renewal order 7".into()),
         },
-        Actor::admin(Some("ops")),
+        Actor::operator("ops", None),
         later,
     )
     .await
@@ -728,7 +737,7 @@ async fn a_revoked_license_cannot_be_renewed() {
         &issued.license.id,
         StatusAction::Revoke,
         Some("fraud".into()),
-        Actor::admin(None),
+        Actor::operator("bootstrap", None),
         NOW,
     )
     .await
@@ -742,7 +751,7 @@ async fn a_revoked_license_cannot_be_renewed() {
             term: shared::service::admin::Term::Days(30),
             reason: None,
         },
-        Actor::admin(None),
+        Actor::operator("bootstrap", None),
         NOW,
     )
     .await;
@@ -771,7 +780,7 @@ mod offline_activation {
             license_id: issued.license.id.clone(),
             installation_id: InstallationId::parse(iid).expect("iid"),
             days,
-            actor: Actor::admin(Some("ops@nectar")),
+            actor: Actor::operator("ops@nectar", None),
         }
     }
 
@@ -844,7 +853,7 @@ mod offline_activation {
         assert!(
             trail
                 .iter()
-                .any(|t| t == "installation.activated_offline by admin:ops@nectar"),
+                .any(|t| t == "installation.activated_offline by operator:ops@nectar"),
             "{trail:?}"
         );
     }
@@ -872,7 +881,7 @@ mod offline_activation {
             &issued.license.id,
             StatusAction::Suspend,
             Some("unpaid".into()),
-            Actor::admin(None),
+            Actor::operator("bootstrap", None),
             NOW,
         )
         .await
