@@ -900,3 +900,202 @@ mod offline_activation {
         );
     }
 }
+
+mod operators {
+    //! Admin authentication and operator accounts on the memory layer.
+
+    use super::*;
+    use shared::config::AdminAuth;
+    use shared::domain::ports::OperatorDirectory;
+    use shared::domain::{OperatorName, OperatorToken, Principal, Role};
+    use shared::service::operators::{
+        NewOperator, authenticate, create_operator, disable_operator, list_operators,
+        rotate_operator,
+    };
+    use shared::testing::{Untouchable, operator_on};
+
+    fn bootstrap() -> AdminAuth {
+        AdminAuth::from_hex_sha256(&AdminAuth::hash_token("the-bootstrap-token")).expect("hash")
+    }
+
+    #[tokio::test]
+    async fn the_bootstrap_token_and_garbage_are_decided_without_touching_the_store() {
+        // The Untouchable store panics if reached.
+        assert_eq!(
+            authenticate(&bootstrap(), &Untouchable, "the-bootstrap-token")
+                .await
+                .expect("auth"),
+            Some(Principal::bootstrap())
+        );
+        for garbage in ["", "guess", "the-bootstrap-token ", "nop_short"] {
+            assert_eq!(
+                authenticate(&bootstrap(), &Untouchable, garbage)
+                    .await
+                    .expect("auth"),
+                None,
+                "{garbage:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operator_token_authenticates_as_its_operator_until_rotated_or_disabled() {
+        let stack = MemoryStack::new();
+        let (alice, token) = operator_on(&stack.store, "alice", Role::Support).await;
+        let principal = authenticate(&bootstrap(), &stack.store, token.expose())
+            .await
+            .expect("auth")
+            .expect("known");
+        assert_eq!(
+            (principal.id, principal.role, principal.name.as_str()),
+            (Some(alice.id), Role::Support, "alice")
+        );
+        assert_eq!(
+            principal.actor().as_str(),
+            format!("operator:alice ({})", alice.id)
+        );
+        // A well-formed token nobody holds.
+        let stranger = OperatorToken::from_random_bytes([9; 32]);
+        assert_eq!(
+            authenticate(&bootstrap(), &stack.store, stranger.expose())
+                .await
+                .expect("auth"),
+            None
+        );
+        // Rotated: the old token is nobody's, the new one is alice's.
+        let (_, new) = rotate_operator(
+            &stack.store,
+            &RandomIds,
+            &alice.id,
+            None,
+            Principal::bootstrap().actor(),
+            NOW,
+        )
+        .await
+        .expect("rotate");
+        let who = |t: String| {
+            let store = stack.store.clone();
+            async move {
+                authenticate(&bootstrap(), &store, &t)
+                    .await
+                    .expect("auth")
+                    .map(|p| p.name)
+            }
+        };
+        assert_eq!(who(token.expose().to_owned()).await, None);
+        assert_eq!(who(new.expose().to_owned()).await.as_deref(), Some("alice"));
+        // Disabled: nobody's either.
+        let (_, changed) = disable_operator(
+            &stack.store,
+            &alice.id,
+            "left".into(),
+            Principal::bootstrap().actor(),
+            NOW,
+        )
+        .await
+        .expect("disable");
+        assert!(changed);
+        assert_eq!(who(new.expose().to_owned()).await, None);
+    }
+
+    #[tokio::test]
+    async fn operator_changes_are_audited_with_who_did_them_in_the_operators_trail() {
+        let stack = MemoryStack::new();
+        let (admin, _) = operator_on(&stack.store, "root-ish", Role::Admin).await;
+        let actor = Principal::operator(&admin.credential()).actor();
+        let (target, _) = create_operator(
+            &stack.store,
+            &RandomIds,
+            NewOperator {
+                name: OperatorName::parse("ivan").expect("name"),
+                email: Some("ivan@nectar.example".into()),
+                role: Role::Viewer,
+            },
+            actor.clone(),
+            NOW,
+        )
+        .await
+        .expect("create");
+        rotate_operator(
+            &stack.store,
+            &RandomIds,
+            &target.id,
+            Some("suspected leak".into()),
+            actor.clone(),
+            NOW + Duration::minutes(1),
+        )
+        .await
+        .expect("rotate");
+        disable_operator(
+            &stack.store,
+            &target.id,
+            "left".into(),
+            actor.clone(),
+            NOW + Duration::minutes(2),
+        )
+        .await
+        .expect("disable");
+        let trail = stack
+            .store
+            .operator_audit(&target.id, None, 10)
+            .await
+            .expect("trail");
+        let seen: Vec<(&str, &str, Option<&str>)> = trail
+            .entries
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.reason.as_deref()))
+            .collect();
+        let by = format!("operator:root-ish ({})", admin.id);
+        assert_eq!(
+            seen,
+            [
+                ("operator.disabled", by.as_str(), Some("left")),
+                (
+                    "operator.token_rotated",
+                    by.as_str(),
+                    Some("suspected leak")
+                ),
+                ("operator.created", by.as_str(), Some("ivan, role viewer")),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_among_active_operators_and_emails_are_checked() {
+        let stack = MemoryStack::new();
+        operator_on(&stack.store, "judy", Role::Viewer).await;
+        let new = |name: &str, email: Option<&str>| NewOperator {
+            name: OperatorName::parse(name).expect("name"),
+            email: email.map(str::to_owned),
+            role: Role::Viewer,
+        };
+        let actor = Principal::bootstrap().actor();
+        assert!(matches!(
+            create_operator(&stack.store, &RandomIds, new("JUDY", None), actor.clone(), NOW).await,
+            Err(DomainError::OperatorNameTaken(name)) if name == "JUDY"
+        ));
+        assert!(matches!(
+            create_operator(
+                &stack.store,
+                &RandomIds,
+                new("kim", Some("kim")),
+                actor.clone(),
+                NOW
+            )
+            .await,
+            Err(DomainError::InvalidValue { field: "email", .. })
+        ));
+        assert!(matches!(
+            list_operators(&stack.store, None, 0).await,
+            Err(DomainError::InvalidValue { field: "limit", .. })
+        ));
+        assert_eq!(
+            list_operators(&stack.store, None, 100)
+                .await
+                .expect("list")
+                .items
+                .len(),
+            1
+        );
+    }
+}
