@@ -185,7 +185,7 @@ async fn revoking_twice_changes_nothing_the_second_time_and_audits_once() {
     assert_eq!(actions, ["license.issued", "license.revoked"]);
     let revoked = &licenses[0].audit[1];
     assert_eq!(revoked.reason.as_deref(), Some("fraud"));
-    assert_eq!(revoked.actor.as_str(), "admin");
+    assert_eq!(revoked.actor.as_str(), "operator:bootstrap");
     assert_eq!(
         (revoked.from, revoked.to),
         (Some(LicenseStatus::Active), Some(LicenseStatus::Revoked))
