@@ -1,6 +1,6 @@
 //! HTTP edge shared by every function: JSON body parsing with precise 400s, admin authentication
-//! and roles ([`access`]), and the one mapping from domain errors to responses. 4xx bodies carry stable codes; 5xx bodies
-//! are opaque and their cause chain goes to the log only.
+//! and roles ([`access`]), and the one mapping from domain errors to responses. 4xx bodies carry
+//! stable codes; 5xx bodies are opaque and their cause chain goes to the log only.
 
 use lambda_http::http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
@@ -176,7 +176,9 @@ impl From<DomainError> for ApiError {
             DomainError::LicenseNotFound => {
                 Self::new(S::NOT_FOUND, "LICENSE_NOT_FOUND", "no such license")
             }
-            DomainError::InvalidTransition { .. } | DomainError::OperatorDisabled { .. } => {
+            DomainError::InvalidTransition { .. }
+            | DomainError::OperatorDisabled { .. }
+            | DomainError::OperatorRotatedMeanwhile => {
                 Self::new(S::CONFLICT, "INVALID_TRANSITION", e.to_string())
             }
             DomainError::OperatorNotFound => {

@@ -1098,4 +1098,101 @@ mod operators {
             1
         );
     }
+
+    /// The memory store, with another rotation landing just before the first one asked for.
+    struct Racing {
+        inner: shared::adapters::memory::MemoryStore,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl OperatorDirectory for Racing {
+        async fn create_operator(
+            &self,
+            o: &shared::domain::Operator,
+            a: &AuditEntry,
+        ) -> Result<shared::domain::ports::OperatorCreated, shared::domain::StoreError> {
+            self.inner.create_operator(o, a).await
+        }
+        async fn credential(
+            &self,
+            h: &shared::domain::TokenHash,
+        ) -> Result<Option<shared::domain::OperatorCredential>, shared::domain::StoreError>
+        {
+            self.inner.credential(h).await
+        }
+        async fn operator(
+            &self,
+            id: &shared::domain::OperatorId,
+        ) -> Result<Option<shared::domain::Operator>, shared::domain::StoreError> {
+            self.inner.operator(id).await
+        }
+        async fn operators(
+            &self,
+            after: Option<&shared::domain::OperatorId>,
+            limit: usize,
+        ) -> Result<
+            shared::domain::ports::SweepPage<shared::domain::Operator>,
+            shared::domain::StoreError,
+        > {
+            self.inner.operators(after, limit).await
+        }
+        async fn rotate_operator_token(
+            &self,
+            o: &shared::domain::Operator,
+            new: &shared::domain::TokenHash,
+            a: &AuditEntry,
+        ) -> Result<bool, shared::domain::StoreError> {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let other = shared::domain::TokenHash::of("the other caller's token");
+                assert!(self.inner.rotate_operator_token(o, &other, a).await?);
+            }
+            self.inner.rotate_operator_token(o, new, a).await
+        }
+        async fn disable_operator(
+            &self,
+            o: &shared::domain::Operator,
+            a: &AuditEntry,
+        ) -> Result<bool, shared::domain::StoreError> {
+            self.inner.disable_operator(o, a).await
+        }
+        async fn operator_audit(
+            &self,
+            id: &shared::domain::OperatorId,
+            before: Option<&str>,
+            limit: usize,
+        ) -> Result<shared::domain::ports::AuditPage, shared::domain::StoreError> {
+            self.inner.operator_audit(id, before, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_beaten_by_another_is_reported_and_keeps_the_other_callers_token() {
+        let stack = MemoryStack::new();
+        let (lena, _) = operator_on(&stack.store, "lena", Role::Viewer).await;
+        let racing = Racing {
+            inner: stack.store.clone(),
+            raced: Default::default(),
+        };
+        let outcome = rotate_operator(
+            &racing,
+            &RandomIds,
+            &lena.id,
+            None,
+            Principal::bootstrap().actor(),
+            NOW,
+        )
+        .await;
+        assert!(
+            matches!(outcome, Err(DomainError::OperatorRotatedMeanwhile)),
+            "{outcome:?}"
+        );
+        // The other caller's token is the one that works.
+        let credential = stack
+            .store
+            .credential(&shared::domain::TokenHash::of("the other caller's token"))
+            .await
+            .expect("read");
+        assert_eq!(credential.map(|c| c.operator_id), Some(lena.id));
+    }
 }

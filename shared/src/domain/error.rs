@@ -62,6 +62,9 @@ pub enum DomainError {
     /// An active operator already has this name.
     #[error("an active operator is already named `{0}`")]
     OperatorNameTaken(String),
+    /// Another rotation of the operator's token landed while this one was being made.
+    #[error("the operator's token was rotated by someone else meanwhile; look at it again")]
+    OperatorRotatedMeanwhile,
     /// The operator is disabled (for good): its token can no longer change.
     #[error("cannot {action} a disabled operator; create a new one")]
     OperatorDisabled {

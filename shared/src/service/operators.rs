@@ -109,12 +109,17 @@ pub async fn rotate_operator<D: OperatorDirectory + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<(Operator, OperatorToken), DomainError> {
     let now = whole_seconds(now);
-    // Optimistic: the write is conditioned on the token read; a concurrent change re-reads.
-    for _ in 0..5 {
-        let mut operator = directory
+    let read = |id| async move {
+        directory
             .operator(id)
             .await?
-            .ok_or(DomainError::OperatorNotFound)?;
+            .ok_or(DomainError::OperatorNotFound)
+    };
+    let mut operator = read(id).await?;
+    // Optimistic: the write is conditioned on the token read. A write refused because another
+    // rotation landed first is reported, not retried: retrying would silently revoke the token
+    // the other caller was just handed. Anything else (a transaction conflict) is retried.
+    for _ in 0..5 {
         if operator.status == OperatorStatus::Disabled {
             return Err(DomainError::OperatorDisabled {
                 action: "rotate the token of",
@@ -138,6 +143,11 @@ pub async fn rotate_operator<D: OperatorDirectory + ?Sized>(
             operator.last_rotated_at = now;
             return Ok((operator, token));
         }
+        let again = read(id).await?;
+        if again.status == OperatorStatus::Active && again.token_hash != operator.token_hash {
+            return Err(DomainError::OperatorRotatedMeanwhile);
+        }
+        operator = again;
     }
     Err(StoreError::Backend("operator kept changing concurrently".into()).into())
 }
