@@ -7,8 +7,9 @@
 //!   `403 FORBIDDEN` naming both roles, a disabled, unknown or missing token the one `401` —
 //!   refused credentials are decided before the body is read (it is malformed on purpose);
 //! - `http::` — over HTTP against the stack `make test` starts (the function binaries as
-//!   deployed): the same matrix, with operators made through the API by the bootstrap token, and
-//!   an operator's whole life — create, act, audit trail, rotate (old token 401), disable (401).
+//!   deployed): the same matrix, with operators made through the API by the bootstrap token; an
+//!   operator's whole life — create, act, audit trail, rotate (old token 401), disable (401); and
+//!   the same life through `nectar-admin operator …`.
 
 use serde_json::{Value, json};
 use shared::domain::Role;
@@ -601,5 +602,68 @@ mod http {
         };
         assert_eq!(listed["status"], "disabled");
         assert_eq!(listed["name"], name.as_str());
+    }
+
+    /// Runs the `nectar-admin` built beside this test binary against the stack's table; its JSON.
+    fn cli(args: &[&str]) -> Value {
+        let exe = std::env::current_exe().expect("test binary");
+        // target/debug/deps/roles-<hash> → target/debug/nectar-admin (make test builds every bin).
+        let admin = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .join("nectar-admin");
+        let table = std::env::var("NECTAR_E2E_TABLE").expect("NECTAR_E2E_TABLE (make test)");
+        let out = std::process::Command::new(&admin)
+            .args(args)
+            .args(["--table", &table])
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", admin.display()));
+        assert!(
+            out.status.success(),
+            "nectar-admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+
+    #[tokio::test]
+    #[ignore = "end-to-end: needs the stack `make test` starts"]
+    async fn the_cli_creates_lists_rotates_and_disables_operators_the_api_then_honours() {
+        let api = Api::from_env();
+        let name = format!("cli-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let created = cli(&["operator", "create", "--name", &name, "--role", "admin"]);
+        let id = created["operator"]["id"].as_str().expect("id").to_owned();
+        let token = created["token"].as_str().expect("token").to_owned();
+        let list = |token: &str| {
+            let api = &api;
+            let token = token.to_owned();
+            async move {
+                api.send(
+                    Method::GET,
+                    "/api/admin/operators?limit=1",
+                    None,
+                    Some(&token),
+                )
+                .await
+                .0
+            }
+        };
+        assert_eq!(list(&token).await, StatusCode::OK);
+        let listed = cli(&[
+            "operator",
+            "list",
+            "--after",
+            "00000000-0000-0000-0000-000000000000",
+        ]);
+        assert!(listed["operators"].is_array(), "{listed}");
+        let rotated = cli(&["operator", "rotate", &id, "--reason", "cli e2e"]);
+        let new = rotated["token"].as_str().expect("token").to_owned();
+        assert_eq!(list(&token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(list(&new).await, StatusCode::OK);
+        let disabled = cli(&["operator", "disable", &id, "--reason", "cli e2e done"]);
+        assert_eq!(disabled["operator"]["status"], "disabled");
+        assert_eq!(disabled["changed"], true);
+        assert_eq!(list(&new).await, StatusCode::UNAUTHORIZED);
     }
 }
