@@ -3,8 +3,7 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use crate::domain::TokenHash;
 
 /// A configuration problem, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -271,34 +270,38 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Checks admin bearer tokens against a configured SHA-256, in constant time. Only the hash is ever
-/// held, so neither config dumps nor memory reveal the token.
+/// The bootstrap token's check: admin bearer tokens against the configured SHA-256, in constant
+/// time. Only the hash is ever held, so neither config dumps nor memory reveal the token. The
+/// bootstrap token acts as the `admin` operator `bootstrap` (see `crate::domain::operator`).
 #[derive(Clone)]
 pub struct AdminAuth {
-    hash: [u8; 32],
+    hash: TokenHash,
 }
 
 impl AdminAuth {
     /// From 64 hex characters.
     pub fn from_hex_sha256(hex_hash: &str) -> Result<Self, ConfigError> {
-        let invalid = ConfigError::Invalid {
-            name: "ADMIN_TOKEN_SHA256",
-            why: "must be 64 hex characters (the SHA-256 of the admin token)",
-        };
-        let bytes = hex::decode(hex_hash).map_err(|_| invalid.clone())?;
-        let hash: [u8; 32] = bytes.try_into().map_err(|_| invalid)?;
-        Ok(Self { hash })
+        TokenHash::from_hex(hex_hash)
+            .map(|hash| Self { hash })
+            .ok_or(ConfigError::Invalid {
+                name: "ADMIN_TOKEN_SHA256",
+                why: "must be 64 hex characters (the SHA-256 of the admin token)",
+            })
     }
 
     /// The hex SHA-256 of `token`: what to store in the secret.
     pub fn hash_token(token: &str) -> String {
-        hex::encode(Sha256::digest(token.as_bytes()))
+        TokenHash::of(token).to_hex()
     }
 
-    /// Whether `token` is the admin token.
+    /// Whether `token` is the bootstrap token.
     pub fn accepts(&self, token: &str) -> bool {
-        let digest = Sha256::digest(token.as_bytes());
-        bool::from(digest.as_slice().ct_eq(&self.hash))
+        self.accepts_hash(&TokenHash::of(token))
+    }
+
+    /// Whether `hash` is the bootstrap token's (constant time).
+    pub fn accepts_hash(&self, hash: &TokenHash) -> bool {
+        self.hash.matches(hash)
     }
 }
 

@@ -1,8 +1,8 @@
-//! HTTP edge shared by every function: JSON body parsing with precise 400s, admin authentication,
-//! and the one mapping from domain errors to responses. 4xx bodies carry stable codes; 5xx bodies
-//! are opaque and their cause chain goes to the log only.
+//! HTTP edge shared by every function: JSON body parsing with precise 400s, admin authentication
+//! and roles ([`access`]), and the one mapping from domain errors to responses. 4xx bodies carry
+//! stable codes; 5xx bodies are opaque and their cause chain goes to the log only.
 
-use lambda_http::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use lambda_http::http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -10,11 +10,11 @@ use serde::de::DeserializeOwned;
 
 use nectar_protocol::codes::{ErrorBody, ErrorEnvelope};
 
-use crate::config::AdminAuth;
-
+pub mod access;
 pub mod route;
 
-use crate::domain::{Actor, DomainError, StoreError};
+use crate::domain::{DomainError, StoreError};
+pub use access::authorize;
 pub use route::{Matched, PathId, keys, route};
 
 /// Largest request body we parse.
@@ -81,7 +81,8 @@ impl ApiError {
         }
     }
 
-    /// 401 for admin routes: the same answer for a missing and a wrong token.
+    /// 401 for admin routes: the same answer for a missing, an unknown and a disabled operator's
+    /// token.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -175,9 +176,25 @@ impl From<DomainError> for ApiError {
             DomainError::LicenseNotFound => {
                 Self::new(S::NOT_FOUND, "LICENSE_NOT_FOUND", "no such license")
             }
-            DomainError::InvalidTransition { .. } => {
+            DomainError::InvalidTransition { .. }
+            | DomainError::OperatorDisabled { .. }
+            | DomainError::OperatorRotatedMeanwhile => {
                 Self::new(S::CONFLICT, "INVALID_TRANSITION", e.to_string())
             }
+            DomainError::OperatorNotFound => {
+                Self::new(S::NOT_FOUND, "OPERATOR_NOT_FOUND", "no such operator")
+            }
+            DomainError::OperatorNameTaken(name) => Self {
+                field: Some("name".into()),
+                ..Self::new(
+                    S::CONFLICT,
+                    "OPERATOR_NAME_TAKEN",
+                    format!(
+                        "an active operator is already named `{}`",
+                        truncate(name, 64)
+                    ),
+                )
+            },
             DomainError::ActivationRateLimited { retry_after, .. } => Self::new(
                 S::TOO_MANY_REQUESTS,
                 "ACTIVATION_RATE_LIMITED",
@@ -433,27 +450,4 @@ fn integral_numbers(value: &mut serde_json::Value) {
         Value::Object(members) => members.values_mut().for_each(integral_numbers),
         Value::Null | Value::Bool(_) | Value::String(_) => {}
     }
-}
-
-/// Authenticates an admin request (`Authorization: Bearer <token>`) and names the actor from the
-/// optional `X-Nectar-Actor` header. Missing and wrong tokens get the same 401.
-pub fn admin_actor(req: &Request, auth: &AdminAuth) -> Result<Actor, ApiError> {
-    let token = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .unwrap_or("");
-    // Hash-then-compare runs in constant time whether or not a token was sent.
-    if !auth.accepts(token) || token.is_empty() {
-        return Err(ApiError::unauthorized());
-    }
-    let label = req
-        .headers()
-        .get("x-nectar-actor")
-        .and_then(|v| v.to_str().ok());
-    Ok(Actor::admin(label))
 }

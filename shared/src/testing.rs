@@ -301,7 +301,7 @@ where
         &RandomIds,
         TEST_ISSUER,
         cmd,
-        Actor::admin(Some("alice")),
+        crate::domain::Principal::bootstrap().actor(),
         now,
     )
     .await
@@ -452,6 +452,41 @@ pub fn apigw_v2(fixture: &str, replacements: &[(&str, &str)]) -> lambda_http::Re
         text = text.replace(from, &escaped[1..escaped.len() - 1]);
     }
     lambda_http::request::from_str(&text).expect("a valid API Gateway v2 event")
+}
+
+/// A request as a local router (`cargo lambda watch`) delivers it: matched by method and path
+/// (no route key), with an optional bearer token and JSON body.
+pub fn local_request(
+    method: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> lambda_http::Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:9000{path_and_query}"))
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let request = builder
+        .body(match body {
+            Some(b) => lambda_http::Body::Text(b.to_owned()),
+            None => lambda_http::Body::Empty,
+        })
+        .expect("request");
+    // Query parameters reach handlers through lambda_http's extension, as API Gateway's do.
+    let query: std::collections::HashMap<String, Vec<String>> = path_and_query
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .fold(Default::default(), |mut m, (k, v)| {
+            m.entry(k.to_owned()).or_default().push(v.to_owned());
+            m
+        });
+    lambda_http::RequestExt::with_query_string_parameters(request, query)
 }
 
 /// The response body as JSON.
@@ -610,6 +645,91 @@ impl crate::domain::ports::LicenseWriter for Untouchable {
     ) -> Result<bool, crate::domain::StoreError> {
         untouched("renew")
     }
+}
+
+#[async_trait::async_trait]
+impl crate::domain::ports::OperatorDirectory for Untouchable {
+    async fn create_operator(
+        &self,
+        _: &crate::domain::Operator,
+        _: &crate::domain::AuditEntry,
+    ) -> Result<crate::domain::ports::OperatorCreated, crate::domain::StoreError> {
+        untouched("create_operator")
+    }
+
+    async fn credential(
+        &self,
+        _: &crate::domain::TokenHash,
+    ) -> Result<Option<crate::domain::OperatorCredential>, crate::domain::StoreError> {
+        untouched("credential")
+    }
+
+    async fn operator(
+        &self,
+        _: &crate::domain::OperatorId,
+    ) -> Result<Option<crate::domain::Operator>, crate::domain::StoreError> {
+        untouched("operator")
+    }
+
+    async fn operators(
+        &self,
+        _: Option<&crate::domain::OperatorId>,
+        _: usize,
+    ) -> Result<crate::domain::ports::SweepPage<crate::domain::Operator>, crate::domain::StoreError>
+    {
+        untouched("operators")
+    }
+
+    async fn rotate_operator_token(
+        &self,
+        _: &crate::domain::Operator,
+        _: &crate::domain::TokenHash,
+        _: &crate::domain::AuditEntry,
+    ) -> Result<bool, crate::domain::StoreError> {
+        untouched("rotate_operator_token")
+    }
+
+    async fn disable_operator(
+        &self,
+        _: &crate::domain::Operator,
+        _: &crate::domain::AuditEntry,
+    ) -> Result<bool, crate::domain::StoreError> {
+        untouched("disable_operator")
+    }
+
+    async fn operator_audit(
+        &self,
+        _: &crate::domain::OperatorId,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<crate::domain::ports::AuditPage, crate::domain::StoreError> {
+        untouched("operator_audit")
+    }
+}
+
+/// Creates an active operator named `name` with `role` on `store` (as the bootstrap operator
+/// would) and returns it with its token.
+pub async fn operator_on<S>(
+    store: &S,
+    name: &str,
+    role: crate::domain::Role,
+) -> (crate::domain::Operator, crate::domain::OperatorToken)
+where
+    S: crate::domain::ports::OperatorDirectory + ?Sized,
+{
+    crate::service::operators::create_operator(
+        store,
+        &crate::domain::ports::RandomIds,
+        crate::service::operators::NewOperator {
+            name: crate::domain::OperatorName::parse(name).expect("a valid operator name"),
+            email: None,
+            role,
+        },
+        crate::domain::Principal::bootstrap().actor(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect("create operator")
 }
 
 /// A clock stopped at one instant, for handler tests that need a known "now".

@@ -16,13 +16,14 @@ use shared::adapters::memory::MemoryStore;
 use shared::domain::lifecycle::NoticeState;
 use shared::domain::ports::{
     AuditLog, Candidate, CustomerDirectory, ExecutionLog, HeartbeatReport, InstallationRegistry,
-    LicenseReader, LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger, RateLimiter, Recorded,
-    SeatClaim, SweepPage, UsageLedger,
+    LicenseReader, LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger, OperatorCreated,
+    OperatorDirectory, RateLimiter, Recorded, SeatClaim, SweepPage, UsageLedger,
 };
 use shared::domain::workflow::{ExecutionId, ExecutionRecord};
 use shared::domain::{
     Actor, AuditEntry, Customer, CustomerId, Gauges, Hostname, Installation, InstallationStatus,
-    Lease, LeaseToken, License, LicenseId, LicenseStatus, Period, Plan, StoreError, UsageEvent,
+    Lease, LeaseToken, License, LicenseId, LicenseStatus, Operator, OperatorId, OperatorName,
+    OperatorStatus, Period, Plan, Role, StoreError, TokenHash, UsageEvent,
 };
 use shared::testing::Stack;
 use time::macros::datetime;
@@ -154,6 +155,10 @@ contract!(
     a_seat_count_is_repaired_only_from_the_count_it_was_read_at,
     an_entry_keyed_once_is_appended_once_until_its_key_lapses,
     an_audit_trail_pages_newest_first_each_entry_once,
+    operators_are_created_once_under_a_unique_name_and_found_by_their_token_hash,
+    a_rotation_replaces_the_token_only_from_the_token_read,
+    disabling_removes_the_token_and_frees_the_name_only_from_the_token_read,
+    operators_page_in_id_order_each_once,
 );
 
 // ---- fixtures ----
@@ -190,7 +195,7 @@ fn license(suffix: &str, owner: &Customer, expires_at: OffsetDateTime) -> Licens
 fn audit(action: &str, at: OffsetDateTime) -> AuditEntry {
     AuditEntry {
         action: action.into(),
-        actor: Actor::admin(None),
+        actor: Actor::operator("bootstrap", None),
         reason: None,
         from: None,
         to: None,
@@ -1280,4 +1285,319 @@ async fn an_audit_trail_pages_newest_first_each_entry_once<F: Fixture>(f: &F) {
     let shown: Vec<String> = details[0].audit.iter().map(|e| e.action.clone()).collect();
     assert_eq!(shown.last().map(String::as_str), Some("e6"));
     assert_eq!(details[0].audit_next, None, "8 entries fit one lookup page");
+}
+
+// ---- operators ----
+
+/// An active operator made at `NOW` with id number `n`, `name`, `role` and the token `token`.
+fn operator(n: u128, name: &str, role: Role, token: &str) -> Operator {
+    Operator {
+        id: OperatorId::from_uuid(uuid::Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0000 + n,
+        )),
+        name: OperatorName::parse(name).expect("name"),
+        email: Some(format!("{name}@nectar.example")),
+        role,
+        status: OperatorStatus::Active,
+        created_at: NOW,
+        last_rotated_at: NOW,
+        token_hash: TokenHash::of(token),
+    }
+}
+
+async fn operator_trail<S: Store>(store: &S, id: &OperatorId) -> Vec<String> {
+    store
+        .operator_audit(id, None, 50)
+        .await
+        .expect("trail")
+        .entries
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+async fn operators_are_created_once_under_a_unique_name_and_found_by_their_token_hash<
+    F: Fixture,
+>(
+    f: &F,
+) {
+    let store = f.store();
+    let alice = operator(1, "alice", Role::Viewer, "token-a");
+    let created = store
+        .create_operator(&alice, &audit("operator.created", NOW))
+        .await
+        .expect("create");
+    assert_eq!(created, OperatorCreated::Created);
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("token-a"))
+            .await
+            .expect("read"),
+        Some(alice.credential())
+    );
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("token-x"))
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(
+        store.operator(&alice.id).await.expect("read"),
+        Some(alice.clone())
+    );
+    // The same id again: AlreadyExists, nothing written.
+    let twin = operator(1, "other", Role::Admin, "token-b");
+    assert!(matches!(
+        store
+            .create_operator(&twin, &audit("operator.created", NOW))
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("token-b"))
+            .await
+            .expect("read"),
+        None
+    );
+    // The same name in another case: NameTaken, nothing written.
+    let namesake = operator(2, "ALICE", Role::Admin, "token-c");
+    assert_eq!(
+        store
+            .create_operator(&namesake, &audit("operator.created", NOW))
+            .await
+            .expect("create"),
+        OperatorCreated::NameTaken
+    );
+    assert_eq!(store.operator(&namesake.id).await.expect("read"), None);
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("token-c"))
+            .await
+            .expect("read"),
+        None
+    );
+    // The same token: AlreadyExists, nothing written.
+    let copycat = operator(3, "mallory", Role::Admin, "token-a");
+    assert!(matches!(
+        store
+            .create_operator(&copycat, &audit("operator.created", NOW))
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(store.operator(&copycat.id).await.expect("read"), None);
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("token-a"))
+            .await
+            .expect("read")
+            .map(|c| c.operator_id),
+        Some(alice.id)
+    );
+    assert_eq!(operator_trail(store, &alice.id).await, ["operator.created"]);
+    assert!(operator_trail(store, &namesake.id).await.is_empty());
+}
+
+async fn a_rotation_replaces_the_token_only_from_the_token_read<F: Fixture>(f: &F) {
+    let store = f.store();
+    let bob = operator(1, "bob", Role::Support, "old");
+    let carol = operator(2, "carol", Role::Admin, "carols");
+    for o in [&bob, &carol] {
+        store
+            .create_operator(o, &audit("operator.created", NOW))
+            .await
+            .expect("create");
+    }
+    let later = NOW + Duration::hours(1);
+    assert!(
+        store
+            .rotate_operator_token(
+                &bob,
+                &TokenHash::of("new"),
+                &audit("operator.token_rotated", later)
+            )
+            .await
+            .expect("rotate")
+    );
+    assert_eq!(
+        store.credential(&TokenHash::of("old")).await.expect("read"),
+        None
+    );
+    let now_bob = store.operator(&bob.id).await.expect("read").expect("bob");
+    assert_eq!(now_bob.token_hash, TokenHash::of("new"));
+    assert_eq!(now_bob.last_rotated_at, later);
+    assert_eq!(now_bob.created_at, NOW);
+    assert_eq!(
+        store.credential(&TokenHash::of("new")).await.expect("read"),
+        Some(now_bob.credential())
+    );
+    // From the stale read (the old token): refused, nothing written.
+    assert!(
+        !store
+            .rotate_operator_token(
+                &bob,
+                &TokenHash::of("newer"),
+                &audit("operator.token_rotated", later)
+            )
+            .await
+            .expect("rotate")
+    );
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("newer"))
+            .await
+            .expect("read"),
+        None
+    );
+    // Onto a token another operator holds: refused, carol's token stays hers.
+    assert!(
+        !store
+            .rotate_operator_token(
+                &now_bob,
+                &TokenHash::of("carols"),
+                &audit("operator.token_rotated", later)
+            )
+            .await
+            .expect("rotate")
+    );
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("carols"))
+            .await
+            .expect("read")
+            .map(|c| c.operator_id),
+        Some(carol.id)
+    );
+    assert!(
+        store
+            .credential(&TokenHash::of("new"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(
+        operator_trail(store, &bob.id).await,
+        ["operator.token_rotated", "operator.created"]
+    );
+}
+
+async fn disabling_removes_the_token_and_frees_the_name_only_from_the_token_read<F: Fixture>(
+    f: &F,
+) {
+    let store = f.store();
+    let dave = operator(1, "dave", Role::Viewer, "daves");
+    let erin = operator(2, "erin", Role::Admin, "erins");
+    for o in [&dave, &erin] {
+        store
+            .create_operator(o, &audit("operator.created", NOW))
+            .await
+            .expect("create");
+    }
+    assert!(
+        store
+            .disable_operator(&dave, &audit("operator.disabled", NOW))
+            .await
+            .expect("disable")
+    );
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("daves"))
+            .await
+            .expect("read"),
+        None
+    );
+    let stored = store.operator(&dave.id).await.expect("read").expect("kept");
+    assert_eq!(stored.status, OperatorStatus::Disabled);
+    // Final: neither disabled again nor rotated.
+    assert!(
+        !store
+            .disable_operator(&dave, &audit("operator.disabled", NOW))
+            .await
+            .expect("disable")
+    );
+    assert!(
+        !store
+            .rotate_operator_token(
+                &dave,
+                &TokenHash::of("again"),
+                &audit("operator.token_rotated", NOW)
+            )
+            .await
+            .expect("rotate")
+    );
+    assert_eq!(
+        store
+            .credential(&TokenHash::of("again"))
+            .await
+            .expect("read"),
+        None
+    );
+    // The name is free again.
+    let new_dave = operator(3, "Dave", Role::Viewer, "new-daves");
+    assert_eq!(
+        store
+            .create_operator(&new_dave, &audit("operator.created", NOW))
+            .await
+            .expect("create"),
+        OperatorCreated::Created
+    );
+    // A disable from a stale read (the token rotated since) is refused: the new token stays.
+    store
+        .rotate_operator_token(
+            &erin,
+            &TokenHash::of("erins-2"),
+            &audit("operator.token_rotated", NOW),
+        )
+        .await
+        .expect("rotate");
+    assert!(
+        !store
+            .disable_operator(&erin, &audit("operator.disabled", NOW))
+            .await
+            .expect("disable")
+    );
+    assert!(
+        store
+            .credential(&TokenHash::of("erins-2"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(
+        operator_trail(store, &dave.id).await,
+        ["operator.disabled", "operator.created"]
+    );
+}
+
+async fn operators_page_in_id_order_each_once<F: Fixture>(f: &F) {
+    let store = f.store();
+    // Created out of id order.
+    for n in [5u128, 2, 7, 1, 4, 3, 6] {
+        let o = operator(n, &format!("op{n}"), Role::Viewer, &format!("t{n}"));
+        store
+            .create_operator(&o, &audit("operator.created", NOW))
+            .await
+            .expect("create");
+    }
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    let mut after: Option<OperatorId> = None;
+    loop {
+        let page = store.operators(after.as_ref(), 3).await.expect("page");
+        pages.push(page.items.len());
+        seen.extend(page.items.iter().map(|o| o.name.to_string()));
+        match page.next {
+            Some(n) => after = Some(OperatorId::parse(&n).expect("the cursor is an id")),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["op1", "op2", "op3", "op4", "op5", "op6", "op7"]);
+    assert_eq!(pages, [3, 3, 1]);
+    // A page that ends exactly at the last operator says so.
+    let last = store
+        .operators(Some(&operator(4, "x", Role::Viewer, "x").id), 3)
+        .await
+        .expect("page");
+    assert_eq!((last.items.len(), last.next), (3, None));
 }

@@ -365,3 +365,100 @@ mod cold_start {
         );
     }
 }
+
+mod operators {
+    //! Admin authentication and operator changes: DynamoDB calls per operation.
+
+    use shared::config::AdminAuth;
+    use shared::domain::{OperatorToken, Principal, Role};
+    use shared::service::operators::{authenticate, disable_operator, rotate_operator};
+    use shared::testing::{Stack, operator_on};
+    use std::collections::BTreeMap;
+
+    fn calls(stack: &Stack) -> Vec<(String, usize)> {
+        stack.calls.snapshot().into_iter().collect()
+    }
+
+    fn expect(pairs: &[(&str, usize)]) -> Vec<(String, usize)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect()
+    }
+
+    #[tokio::test]
+    #[ignore = "emulator: run by make test"]
+    async fn an_operator_token_costs_one_get_item_and_the_bootstrap_token_none() {
+        // Arrange: an operator, and the bootstrap token's configured hash.
+        let stack = Stack::new().await;
+        let (alice, token) = operator_on(&stack.store, "alice", Role::Support).await;
+        let bootstrap =
+            AdminAuth::from_hex_sha256(&AdminAuth::hash_token("break-glass")).expect("hash");
+        let stranger = OperatorToken::from_random_bytes([3; 32]);
+        // (what, bearer token, the role it authenticates as, its AWS calls)
+        type Case<'a> = (&'a str, &'a str, Option<Role>, &'a [(&'a str, usize)]);
+        let cases: [Case; 4] = [
+            (
+                "operator token",
+                token.expose(),
+                Some(Role::Support),
+                &[("DynamoDB.GetItem", 1)],
+            ),
+            ("bootstrap token", "break-glass", Some(Role::Admin), &[]),
+            ("malformed token", "guess", None, &[]),
+            (
+                "unknown operator token",
+                stranger.expose(),
+                None,
+                &[("DynamoDB.GetItem", 1)],
+            ),
+        ];
+        for (what, bearer, role, cost) in cases {
+            stack.calls.reset();
+            // Act
+            let principal = authenticate(&bootstrap, &stack.store, bearer)
+                .await
+                .expect("auth");
+            // Assert
+            assert_eq!(principal.map(|p| p.role), role, "{what}");
+            assert_eq!(calls(&stack), expect(cost), "{what}");
+        }
+
+        // Rotating and disabling: one read of the operator, one transaction of 4 items each.
+        let actor = Principal::bootstrap().actor();
+        let now = time::OffsetDateTime::now_utc();
+        stack.calls.reset();
+        let (_, new) = rotate_operator(
+            &stack.store,
+            &shared::domain::ports::RandomIds,
+            &alice.id,
+            None,
+            actor.clone(),
+            now,
+        )
+        .await
+        .expect("rotate");
+        let four_items = expect(&[
+            ("DynamoDB.GetItem", 1),
+            ("DynamoDB.TransactWriteItems", 1),
+            ("DynamoDB.TransactWriteItems.items", 4),
+        ]);
+        assert_eq!(calls(&stack), four_items, "rotate");
+        stack.calls.reset();
+        disable_operator(&stack.store, &alice.id, "left".into(), actor, now)
+            .await
+            .expect("disable");
+        assert_eq!(calls(&stack), four_items, "disable");
+        // Both seen by the very next request (strongly consistent reads).
+        for gone in [token.expose(), new.expose()] {
+            assert_eq!(
+                authenticate(&bootstrap, &stack.store, gone)
+                    .await
+                    .expect("auth"),
+                None
+            );
+        }
+    }
+}

@@ -82,7 +82,7 @@ async fn plan_grace_delays_the_expiry_and_renewal_re_arms_the_warnings() {
             term: Term::Until(renewed),
             reason: Some("order 1042".into()),
         },
-        shared::domain::Actor::admin(None),
+        shared::domain::Actor::operator("bootstrap", None),
         NOW,
     )
     .await
@@ -664,7 +664,7 @@ async fn a_renewal_racing_the_expiry_run_never_leaves_an_expired_license_with_a_
                     term: Term::Until(renewed_to),
                     reason: Some("paid".into()),
                 },
-                shared::domain::Actor::admin(None),
+                shared::domain::Actor::operator("bootstrap", None),
                 NOW,
             )
             .await

@@ -140,7 +140,7 @@ async fn revocation_is_seen_by_the_very_next_validate_and_heartbeat() {
         &issued.license.id,
         StatusAction::Revoke,
         Some("chargeback".into()),
-        Actor::admin(Some("bob")),
+        Actor::operator("bob", None),
         NOW,
     )
     .await
@@ -168,7 +168,7 @@ async fn revoking_twice_changes_nothing_the_second_time_and_audits_once() {
             &issued.license.id,
             StatusAction::Revoke,
             Some("fraud".into()),
-            Actor::admin(None),
+            Actor::operator("bootstrap", None),
             NOW,
         )
     };
@@ -185,7 +185,7 @@ async fn revoking_twice_changes_nothing_the_second_time_and_audits_once() {
     assert_eq!(actions, ["license.issued", "license.revoked"]);
     let revoked = &licenses[0].audit[1];
     assert_eq!(revoked.reason.as_deref(), Some("fraud"));
-    assert_eq!(revoked.actor.as_str(), "admin");
+    assert_eq!(revoked.actor.as_str(), "operator:bootstrap");
     assert_eq!(
         (revoked.from, revoked.to),
         (Some(LicenseStatus::Active), Some(LicenseStatus::Revoked))
@@ -197,7 +197,16 @@ async fn suspend_then_reinstate_round_trips_and_a_revoked_license_cannot_come_ba
     let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;
     let id = &issued.license.id;
-    let act = |action| change_status(&stack.store, id, action, None, Actor::admin(None), NOW);
+    let act = |action| {
+        change_status(
+            &stack.store,
+            id,
+            action,
+            None,
+            Actor::operator("bootstrap", None),
+            NOW,
+        )
+    };
     let cmd = validate_cmd(&issued.key, "i-1");
 
     act(StatusAction::Suspend).await.expect("suspend");
@@ -224,7 +233,7 @@ async fn status_changes_on_an_unknown_license_are_not_found() {
         &id,
         StatusAction::Revoke,
         None,
-        Actor::admin(None),
+        Actor::operator("bootstrap", None),
         NOW,
     )
     .await
@@ -254,7 +263,7 @@ async fn issuing_checks_customer_features_and_term_before_signing() {
                 &RandomIds,
                 TEST_ISSUER,
                 cmd,
-                Actor::admin(None),
+                Actor::operator("bootstrap", None),
                 NOW,
             )
             .await
@@ -450,7 +459,7 @@ async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
     assert_eq!(licenses[0].license.active_installations, 1);
     assert_eq!(licenses[0].installations.len(), 1);
     assert_eq!(licenses[0].installations[0].version, "1.4.2");
-    assert_eq!(licenses[0].audit[0].actor.as_str(), "admin:alice");
+    assert_eq!(licenses[0].audit[0].actor.as_str(), "operator:bootstrap");
     let missing = shared::domain::CustomerId::from_uuid(uuid::Uuid::new_v4());
     assert!(matches!(
         lookup_customer(&stack.store, &missing).await,
@@ -682,7 +691,7 @@ async fn renewing_an_expired_license_reactivates_it_with_a_new_key_and_an_audit_
             term: shared::service::admin::Term::Days(30),
             reason: Some("renewal order 7".into()),
         },
-        Actor::admin(Some("ops")),
+        Actor::operator("ops", None),
         later,
     )
     .await
@@ -728,7 +737,7 @@ async fn a_revoked_license_cannot_be_renewed() {
         &issued.license.id,
         StatusAction::Revoke,
         Some("fraud".into()),
-        Actor::admin(None),
+        Actor::operator("bootstrap", None),
         NOW,
     )
     .await
@@ -742,7 +751,7 @@ async fn a_revoked_license_cannot_be_renewed() {
             term: shared::service::admin::Term::Days(30),
             reason: None,
         },
-        Actor::admin(None),
+        Actor::operator("bootstrap", None),
         NOW,
     )
     .await;
@@ -771,7 +780,7 @@ mod offline_activation {
             license_id: issued.license.id.clone(),
             installation_id: InstallationId::parse(iid).expect("iid"),
             days,
-            actor: Actor::admin(Some("ops@nectar")),
+            actor: Actor::operator("ops@nectar", None),
         }
     }
 
@@ -844,7 +853,7 @@ mod offline_activation {
         assert!(
             trail
                 .iter()
-                .any(|t| t == "installation.activated_offline by admin:ops@nectar"),
+                .any(|t| t == "installation.activated_offline by operator:ops@nectar"),
             "{trail:?}"
         );
     }
@@ -872,7 +881,7 @@ mod offline_activation {
             &issued.license.id,
             StatusAction::Suspend,
             Some("unpaid".into()),
-            Actor::admin(None),
+            Actor::operator("bootstrap", None),
             NOW,
         )
         .await
@@ -889,5 +898,301 @@ mod offline_activation {
             matches!(r, Err(DomainError::InvalidTransition { .. })),
             "{r:?}"
         );
+    }
+}
+
+mod operators {
+    //! Admin authentication and operator accounts on the memory layer.
+
+    use super::*;
+    use shared::config::AdminAuth;
+    use shared::domain::ports::OperatorDirectory;
+    use shared::domain::{OperatorName, OperatorToken, Principal, Role};
+    use shared::service::operators::{
+        NewOperator, authenticate, create_operator, disable_operator, list_operators,
+        rotate_operator,
+    };
+    use shared::testing::{Untouchable, operator_on};
+
+    fn bootstrap() -> AdminAuth {
+        AdminAuth::from_hex_sha256(&AdminAuth::hash_token("the-bootstrap-token")).expect("hash")
+    }
+
+    #[tokio::test]
+    async fn the_bootstrap_token_and_garbage_are_decided_without_touching_the_store() {
+        // The Untouchable store panics if reached.
+        assert_eq!(
+            authenticate(&bootstrap(), &Untouchable, "the-bootstrap-token")
+                .await
+                .expect("auth"),
+            Some(Principal::bootstrap())
+        );
+        for garbage in ["", "guess", "the-bootstrap-token ", "nop_short"] {
+            assert_eq!(
+                authenticate(&bootstrap(), &Untouchable, garbage)
+                    .await
+                    .expect("auth"),
+                None,
+                "{garbage:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operator_token_authenticates_as_its_operator_until_rotated_or_disabled() {
+        let stack = MemoryStack::new();
+        let (alice, token) = operator_on(&stack.store, "alice", Role::Support).await;
+        let principal = authenticate(&bootstrap(), &stack.store, token.expose())
+            .await
+            .expect("auth")
+            .expect("known");
+        assert_eq!(
+            (principal.id, principal.role, principal.name.as_str()),
+            (Some(alice.id), Role::Support, "alice")
+        );
+        assert_eq!(
+            principal.actor().as_str(),
+            format!("operator:alice ({})", alice.id)
+        );
+        // A well-formed token nobody holds.
+        let stranger = OperatorToken::from_random_bytes([9; 32]);
+        assert_eq!(
+            authenticate(&bootstrap(), &stack.store, stranger.expose())
+                .await
+                .expect("auth"),
+            None
+        );
+        // Rotated: the old token is nobody's, the new one is alice's.
+        let (_, new) = rotate_operator(
+            &stack.store,
+            &RandomIds,
+            &alice.id,
+            None,
+            Principal::bootstrap().actor(),
+            NOW,
+        )
+        .await
+        .expect("rotate");
+        let who = |t: String| {
+            let store = stack.store.clone();
+            async move {
+                authenticate(&bootstrap(), &store, &t)
+                    .await
+                    .expect("auth")
+                    .map(|p| p.name)
+            }
+        };
+        assert_eq!(who(token.expose().to_owned()).await, None);
+        assert_eq!(who(new.expose().to_owned()).await.as_deref(), Some("alice"));
+        // Disabled: nobody's either.
+        let (_, changed) = disable_operator(
+            &stack.store,
+            &alice.id,
+            "left".into(),
+            Principal::bootstrap().actor(),
+            NOW,
+        )
+        .await
+        .expect("disable");
+        assert!(changed);
+        assert_eq!(who(new.expose().to_owned()).await, None);
+    }
+
+    #[tokio::test]
+    async fn operator_changes_are_audited_with_who_did_them_in_the_operators_trail() {
+        let stack = MemoryStack::new();
+        let (admin, _) = operator_on(&stack.store, "root-ish", Role::Admin).await;
+        let actor = Principal::operator(&admin.credential()).actor();
+        let (target, _) = create_operator(
+            &stack.store,
+            &RandomIds,
+            NewOperator {
+                name: OperatorName::parse("ivan").expect("name"),
+                email: Some("ivan@nectar.example".into()),
+                role: Role::Viewer,
+            },
+            actor.clone(),
+            NOW,
+        )
+        .await
+        .expect("create");
+        rotate_operator(
+            &stack.store,
+            &RandomIds,
+            &target.id,
+            Some("suspected leak".into()),
+            actor.clone(),
+            NOW + Duration::minutes(1),
+        )
+        .await
+        .expect("rotate");
+        disable_operator(
+            &stack.store,
+            &target.id,
+            "left".into(),
+            actor.clone(),
+            NOW + Duration::minutes(2),
+        )
+        .await
+        .expect("disable");
+        let trail = stack
+            .store
+            .operator_audit(&target.id, None, 10)
+            .await
+            .expect("trail");
+        let seen: Vec<(&str, &str, Option<&str>)> = trail
+            .entries
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.reason.as_deref()))
+            .collect();
+        let by = format!("operator:root-ish ({})", admin.id);
+        assert_eq!(
+            seen,
+            [
+                ("operator.disabled", by.as_str(), Some("left")),
+                (
+                    "operator.token_rotated",
+                    by.as_str(),
+                    Some("suspected leak")
+                ),
+                ("operator.created", by.as_str(), Some("ivan, role viewer")),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_among_active_operators_and_emails_are_checked() {
+        let stack = MemoryStack::new();
+        operator_on(&stack.store, "judy", Role::Viewer).await;
+        let new = |name: &str, email: Option<&str>| NewOperator {
+            name: OperatorName::parse(name).expect("name"),
+            email: email.map(str::to_owned),
+            role: Role::Viewer,
+        };
+        let actor = Principal::bootstrap().actor();
+        assert!(matches!(
+            create_operator(&stack.store, &RandomIds, new("JUDY", None), actor.clone(), NOW).await,
+            Err(DomainError::OperatorNameTaken(name)) if name == "JUDY"
+        ));
+        assert!(matches!(
+            create_operator(
+                &stack.store,
+                &RandomIds,
+                new("kim", Some("kim")),
+                actor.clone(),
+                NOW
+            )
+            .await,
+            Err(DomainError::InvalidValue { field: "email", .. })
+        ));
+        assert!(matches!(
+            list_operators(&stack.store, None, 0).await,
+            Err(DomainError::InvalidValue { field: "limit", .. })
+        ));
+        assert_eq!(
+            list_operators(&stack.store, None, 100)
+                .await
+                .expect("list")
+                .items
+                .len(),
+            1
+        );
+    }
+
+    /// The memory store, with another rotation landing just before the first one asked for.
+    struct Racing {
+        inner: shared::adapters::memory::MemoryStore,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl OperatorDirectory for Racing {
+        async fn create_operator(
+            &self,
+            o: &shared::domain::Operator,
+            a: &AuditEntry,
+        ) -> Result<shared::domain::ports::OperatorCreated, shared::domain::StoreError> {
+            self.inner.create_operator(o, a).await
+        }
+        async fn credential(
+            &self,
+            h: &shared::domain::TokenHash,
+        ) -> Result<Option<shared::domain::OperatorCredential>, shared::domain::StoreError>
+        {
+            self.inner.credential(h).await
+        }
+        async fn operator(
+            &self,
+            id: &shared::domain::OperatorId,
+        ) -> Result<Option<shared::domain::Operator>, shared::domain::StoreError> {
+            self.inner.operator(id).await
+        }
+        async fn operators(
+            &self,
+            after: Option<&shared::domain::OperatorId>,
+            limit: usize,
+        ) -> Result<
+            shared::domain::ports::SweepPage<shared::domain::Operator>,
+            shared::domain::StoreError,
+        > {
+            self.inner.operators(after, limit).await
+        }
+        async fn rotate_operator_token(
+            &self,
+            o: &shared::domain::Operator,
+            new: &shared::domain::TokenHash,
+            a: &AuditEntry,
+        ) -> Result<bool, shared::domain::StoreError> {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let other = shared::domain::TokenHash::of("the other caller's token");
+                assert!(self.inner.rotate_operator_token(o, &other, a).await?);
+            }
+            self.inner.rotate_operator_token(o, new, a).await
+        }
+        async fn disable_operator(
+            &self,
+            o: &shared::domain::Operator,
+            a: &AuditEntry,
+        ) -> Result<bool, shared::domain::StoreError> {
+            self.inner.disable_operator(o, a).await
+        }
+        async fn operator_audit(
+            &self,
+            id: &shared::domain::OperatorId,
+            before: Option<&str>,
+            limit: usize,
+        ) -> Result<shared::domain::ports::AuditPage, shared::domain::StoreError> {
+            self.inner.operator_audit(id, before, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_beaten_by_another_is_reported_and_keeps_the_other_callers_token() {
+        let stack = MemoryStack::new();
+        let (lena, _) = operator_on(&stack.store, "lena", Role::Viewer).await;
+        let racing = Racing {
+            inner: stack.store.clone(),
+            raced: Default::default(),
+        };
+        let outcome = rotate_operator(
+            &racing,
+            &RandomIds,
+            &lena.id,
+            None,
+            Principal::bootstrap().actor(),
+            NOW,
+        )
+        .await;
+        assert!(
+            matches!(outcome, Err(DomainError::OperatorRotatedMeanwhile)),
+            "{outcome:?}"
+        );
+        // The other caller's token is the one that works.
+        let credential = stack
+            .store
+            .credential(&shared::domain::TokenHash::of("the other caller's token"))
+            .await
+            .expect("read");
+        assert_eq!(credential.map(|c| c.operator_id), Some(lena.id));
     }
 }

@@ -187,7 +187,7 @@ async fn a_revoked_license_is_refused_on_the_very_next_call() {
         &issued.license.id,
         StatusAction::Revoke,
         Some("chargeback".into()),
-        Actor::admin(None),
+        Actor::operator("bootstrap", None),
         NOW,
     )
     .await

@@ -1,4 +1,4 @@
-//! Create-customer handler: authenticate → parse → `service::admin::create_customer`.
+//! Create-customer handler: authorise (`admin`) → parse → `service::admin::create_customer`.
 
 use std::sync::Arc;
 
@@ -6,15 +6,15 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{CreateCustomerRequest, CustomerCreatedResponse, CustomerView};
 use shared::config::AdminAuth;
-use shared::domain::ports::{Clock, CustomerDirectory, IdSource};
+use shared::domain::ports::{Clock, CustomerDirectory, IdSource, OperatorDirectory};
 use shared::http::{self, ApiError};
 use shared::service::admin::create_customer;
 
 /// What the handler needs.
 pub struct Deps<D> {
-    /// Admin token check.
+    /// The bootstrap token's check (operators' tokens are looked up in `store`).
     pub auth: AdminAuth,
-    /// Customer writes.
+    /// Customer writes; operator tokens.
     pub store: D,
     /// Time.
     pub clock: Arc<dyn Clock>,
@@ -23,19 +23,21 @@ pub struct Deps<D> {
 }
 
 /// Handles one request; always `Ok` (errors are responses).
-pub async fn handle<D: CustomerDirectory>(
+pub async fn handle<D: CustomerDirectory + OperatorDirectory>(
     deps: &Deps<D>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
     Ok(http::respond(run(deps, &req).await))
 }
 
-async fn run<D: CustomerDirectory>(
+async fn run<D: CustomerDirectory + OperatorDirectory>(
     deps: &Deps<D>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    http::route(req, &[(http::keys::CUSTOMER_CREATE, ())])?;
-    let actor = http::admin_actor(req, &deps.auth)?;
+    let matched = http::route(req, &[(http::keys::CUSTOMER_CREATE, ())])?;
+    let actor = http::authorize(req, &matched, &deps.auth, &deps.store)
+        .await?
+        .actor();
     let new = http::parse_json::<CreateCustomerRequest>(req)?.into();
     let customer =
         create_customer(&deps.store, deps.ids.as_ref(), new, actor, deps.clock.now()).await?;

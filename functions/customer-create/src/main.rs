@@ -1,9 +1,8 @@
 //! `POST /api/admin/customers` (admin): wiring only.
 
-mod handler;
-
 use std::sync::Arc;
 
+use customer_create::handler;
 use lambda_http::{Error, run, service_fn};
 use shared::config::Config;
 use shared::domain::ports::{RandomIds, SystemClock};

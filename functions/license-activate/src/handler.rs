@@ -1,4 +1,4 @@
-//! Offline activation handler: route → authenticate → parse → `activate_offline` → the activation
+//! Offline activation handler: route → authorise (`admin`) → parse → `activate_offline` → the activation
 //! file, as `nectar-admin activate` prints it.
 
 use std::sync::Arc;
@@ -8,7 +8,8 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::api::ActivationRequest;
 use shared::config::AdminAuth;
 use shared::domain::ports::{
-    AuditLog, Clock, EndorsementRegistry, InstallationRegistry, LicenseReader, TokenSigner,
+    AuditLog, Clock, EndorsementRegistry, InstallationRegistry, LicenseReader, OperatorDirectory,
+    TokenSigner,
 };
 use shared::domain::{InstallationId, LicenseId};
 use shared::http::{self, ApiError};
@@ -19,9 +20,10 @@ pub const DEFAULT_DAYS: i64 = 90;
 
 /// What the handler needs.
 pub struct Deps<S> {
-    /// Admin token check.
+    /// The bootstrap token's check (operators' tokens are looked up in `store`).
     pub auth: AdminAuth,
-    /// License reads, the seat claim, the lease record, the audit entry, the endorsements.
+    /// License reads, the seat claim, the lease record, the audit entry, the endorsements;
+    /// operator tokens.
     pub store: S,
     /// Signs the activation's lease (the lease key; it can sign nothing else).
     pub lease_signer: Arc<dyn TokenSigner>,
@@ -34,17 +36,19 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog + EndorsementRegistry,
+    S: LicenseReader + InstallationRegistry + AuditLog + EndorsementRegistry + OperatorDirectory,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog + EndorsementRegistry,
+    S: LicenseReader + InstallationRegistry + AuditLog + EndorsementRegistry + OperatorDirectory,
 {
     let matched = http::route(req, &[(http::keys::LICENSE_ACTIVATE, ())])?;
-    let actor = http::admin_actor(req, &deps.auth)?;
+    let actor = http::authorize(req, &matched, &deps.auth, &deps.store)
+        .await?
+        .actor();
     let license_id: LicenseId = matched.id("licenseId")?;
     let body = http::parse_json::<ActivationRequest>(req)?;
     let installation_id = InstallationId::parse(&body.installation_id)

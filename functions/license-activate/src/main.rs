@@ -1,11 +1,10 @@
 //! `POST /api/admin/licenses/{licenseId}/activations` (admin): wiring only. Holds the lease key's
 //! signer — the only key it may use — fetched once per container.
 
-mod handler;
-
 use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn};
+use license_activate::handler;
 use shared::config::Config;
 use shared::domain::ports::SystemClock;
 

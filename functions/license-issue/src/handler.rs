@@ -1,5 +1,5 @@
-//! Issue and renew handler: authenticate → parse → `service::admin::issue_license` or
-//! `renew_license` (both sign with KMS: this is the one function that mints license keys).
+//! Issue and renew handler: authorise (issue: `admin`, renew: `support`) → parse →
+//! `service::admin::issue_license` or `renew_license` (both sign with KMS: this is the one function that mints license keys).
 
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use shared::api::{
 use shared::config::AdminAuth;
 use shared::domain::LicenseId;
 use shared::domain::ports::{
-    Clock, CustomerDirectory, IdSource, LicenseReader, LicenseWriter, TokenSigner,
+    Clock, CustomerDirectory, IdSource, LicenseReader, LicenseWriter, OperatorDirectory,
+    TokenSigner,
 };
 use shared::http::{self, ApiError};
 use shared::service::admin::{IssueCommand, RenewCommand, issue_license, renew_license};
@@ -29,9 +30,9 @@ const ROUTES: &[(&str, Route)] = &[
 
 /// What the handler needs.
 pub struct Deps<S> {
-    /// Admin token check.
+    /// The bootstrap token's check (operators' tokens are looked up in `store`).
     pub auth: AdminAuth,
-    /// Customer reads and license writes.
+    /// Customer reads and license writes; operator tokens.
     pub store: S,
     /// Signs the new key.
     pub signer: Arc<dyn TokenSigner>,
@@ -46,17 +47,19 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: CustomerDirectory + LicenseReader + LicenseWriter,
+    S: CustomerDirectory + LicenseReader + LicenseWriter + OperatorDirectory,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: CustomerDirectory + LicenseReader + LicenseWriter,
+    S: CustomerDirectory + LicenseReader + LicenseWriter + OperatorDirectory,
 {
     let matched = http::route(req, ROUTES)?;
-    let actor = http::admin_actor(req, &deps.auth)?;
+    let actor = http::authorize(req, &matched, &deps.auth, &deps.store)
+        .await?
+        .actor();
     if matched.route == Route::Renew {
         let id: LicenseId = matched.id("licenseId")?;
         let (term, reason) = http::parse_json::<RenewLicenseRequest>(req)?.parse()?;

@@ -1,10 +1,9 @@
 //! `POST /api/admin/licenses` (admin): wiring only. The KMS signer is resolved once here.
 
-mod handler;
-
 use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn};
+use license_issue::handler;
 use shared::config::Config;
 use shared::domain::ports::{RandomIds, SystemClock};
 

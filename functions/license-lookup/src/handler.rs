@@ -1,5 +1,5 @@
 //! Lookup handlers: a customer with their licenses (each with its latest audit entries), and a
-//! license's audit trail page by page. Authenticate → parse → read → one response mapping.
+//! license's audit trail page by page. Authorise (`viewer`) → parse → read → one response mapping.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
@@ -7,21 +7,23 @@ use shared::api::{
     AuditPageResponse, AuditView, CustomerLicensesResponse, CustomerView, LicenseDetailView,
 };
 use shared::config::AdminAuth;
-use shared::domain::ports::{AUDIT_PAGE, AuditLog, CustomerDirectory, LicenseReader};
+use shared::domain::ports::{
+    AUDIT_PAGE, AuditLog, CustomerDirectory, LicenseReader, OperatorDirectory,
+};
 use shared::domain::{CustomerId, DomainError, LicenseId};
 use shared::http::{self, ApiError};
 use shared::service::admin::lookup_customer;
 
 /// What the handler needs.
 pub struct Deps<D> {
-    /// Admin token check.
+    /// The bootstrap token's check (operators' tokens are looked up in `store`).
     pub auth: AdminAuth,
-    /// Customer and license reads.
+    /// Customer and license reads; operator tokens.
     pub store: D,
 }
 
 /// Handles one request; always `Ok` (errors are responses).
-pub async fn handle<D: CustomerDirectory + AuditLog + LicenseReader>(
+pub async fn handle<D: CustomerDirectory + AuditLog + LicenseReader + OperatorDirectory>(
     deps: &Deps<D>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
@@ -38,7 +40,7 @@ enum Route {
 /// Most entries one audit page may ask for.
 const MAX_AUDIT_PAGE: usize = 200;
 
-async fn run<D: CustomerDirectory + AuditLog + LicenseReader>(
+async fn run<D: CustomerDirectory + AuditLog + LicenseReader + OperatorDirectory>(
     deps: &Deps<D>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -49,7 +51,7 @@ async fn run<D: CustomerDirectory + AuditLog + LicenseReader>(
             (http::keys::LICENSE_AUDIT, Route::Audit),
         ],
     )?;
-    http::admin_actor(req, &deps.auth)?;
+    http::authorize(req, &matched, &deps.auth, &deps.store).await?;
     if matched.route == Route::Audit {
         let id: LicenseId = matched.id("licenseId")?;
         let params = req.query_string_parameters();

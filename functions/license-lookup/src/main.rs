@@ -1,8 +1,7 @@
 //! `GET /api/license/{customerId}` (admin): wiring only.
 
-mod handler;
-
 use lambda_http::{Error, run, service_fn};
+use license_lookup::handler;
 use shared::config::Config;
 
 #[tokio::main]

@@ -1,4 +1,5 @@
-//! Suspend / reinstate handler: route (the action is the route) → authenticate → `change_status`.
+//! Suspend / reinstate handler: route (the action is the route) → authorise (`support`) →
+//! `change_status`.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use lambda_http::{Body, Error, Request, Response};
 use shared::api::{LicenseView, Parse, StatusChangeRequest, StatusChangeResponse};
 use shared::config::AdminAuth;
 use shared::domain::LicenseId;
-use shared::domain::ports::{Clock, LicenseReader, LicenseWriter};
+use shared::domain::ports::{Clock, LicenseReader, LicenseWriter, OperatorDirectory};
 use shared::http::{self, ApiError};
 use shared::service::admin::{StatusAction, change_status};
 
@@ -19,9 +20,9 @@ const ROUTES: &[(&str, StatusAction)] = &[
 
 /// What the handler needs.
 pub struct Deps<S> {
-    /// Admin token check.
+    /// The bootstrap token's check (operators' tokens are looked up in `store`).
     pub auth: AdminAuth,
-    /// License reads and status writes.
+    /// License reads and status writes; operator tokens.
     pub store: S,
     /// Time.
     pub clock: Arc<dyn Clock>,
@@ -30,17 +31,19 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + LicenseWriter,
+    S: LicenseReader + LicenseWriter + OperatorDirectory,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + LicenseWriter,
+    S: LicenseReader + LicenseWriter + OperatorDirectory,
 {
     let matched = http::route(req, ROUTES)?;
-    let actor = http::admin_actor(req, &deps.auth)?;
+    let actor = http::authorize(req, &matched, &deps.auth, &deps.store)
+        .await?
+        .actor();
     let action = matched.route;
     let id: LicenseId = matched.id("licenseId")?;
     let reason = http::parse_json::<StatusChangeRequest>(req)?.parse()?;

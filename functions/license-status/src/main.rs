@@ -1,10 +1,9 @@
 //! `POST /api/admin/licenses/{licenseId}/suspend|reinstate` (admin): wiring only.
 
-mod handler;
-
 use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn};
+use license_status::handler;
 use shared::config::Config;
 use shared::domain::ports::SystemClock;
 

@@ -1,4 +1,4 @@
-//! Revoke handler: authenticate → parse → `service::admin::change_status(Revoke)`.
+//! Revoke handler: authorise (`admin`) → parse → `service::admin::change_status(Revoke)`.
 
 use std::sync::Arc;
 
@@ -6,15 +6,15 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{LicenseView, Parse, RevokeRequest, StatusChangeResponse};
 use shared::config::AdminAuth;
-use shared::domain::ports::{Clock, LicenseReader, LicenseWriter};
+use shared::domain::ports::{Clock, LicenseReader, LicenseWriter, OperatorDirectory};
 use shared::http::{self, ApiError};
 use shared::service::admin::{StatusAction, change_status};
 
 /// What the handler needs.
 pub struct Deps<S> {
-    /// Admin token check.
+    /// The bootstrap token's check (operators' tokens are looked up in `store`).
     pub auth: AdminAuth,
-    /// License reads and status writes.
+    /// License reads and status writes; operator tokens.
     pub store: S,
     /// Time.
     pub clock: Arc<dyn Clock>,
@@ -23,17 +23,19 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + LicenseWriter,
+    S: LicenseReader + LicenseWriter + OperatorDirectory,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + LicenseWriter,
+    S: LicenseReader + LicenseWriter + OperatorDirectory,
 {
-    http::route(req, &[(http::keys::REVOKE, ())])?;
-    let actor = http::admin_actor(req, &deps.auth)?;
+    let matched = http::route(req, &[(http::keys::REVOKE, ())])?;
+    let actor = http::authorize(req, &matched, &deps.auth, &deps.store)
+        .await?
+        .actor();
     let (id, reason) = http::parse_json::<RevokeRequest>(req)?.parse()?;
     let (license, changed) = change_status(
         &deps.store,
@@ -73,7 +75,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn revoke_marks_the_license_revoked_and_names_the_actor_in_the_audit_trail() {
+    async fn revoke_marks_the_license_revoked_and_names_the_operator_in_the_audit_trail() {
         let stack = MemoryStack::new();
         let issued = stack.issue(Plan::Starter, SystemClock.now(), |_| {}).await;
         let req = apigw_v2(
@@ -98,7 +100,9 @@ mod tests {
                 .await
                 .expect("lookup");
         let last = details[0].audit.last().expect("audit");
-        assert_eq!(last.actor.as_str(), "admin:alice@nectar.example");
+        // The fixture's `X-Nectar-Actor: alice@nectar.example` no longer names anyone: the
+        // authenticated operator does.
+        assert_eq!(last.actor.as_str(), "operator:bootstrap");
         assert_eq!(last.reason.as_deref(), Some("chargeback"));
     }
 

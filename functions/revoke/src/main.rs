@@ -1,10 +1,9 @@
 //! `POST /api/revoke` (admin): wiring only.
 
-mod handler;
-
 use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn};
+use revoke::handler;
 use shared::config::Config;
 use shared::domain::ports::SystemClock;
 

@@ -8,7 +8,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::api::{UsageStatsAnswer, UsageStatsRequest, UsageStatsResponse, parse_period};
 use shared::config::AdminAuth;
-use shared::domain::ports::{Clock, InstallationRegistry, LicenseReader, UsageLedger};
+use shared::domain::ports::{
+    Clock, InstallationRegistry, LicenseReader, OperatorDirectory, UsageLedger,
+};
 use shared::domain::{DomainError, LicenseId};
 use shared::http::{self, ApiError};
 use shared::service::usage::{authorize, gauges, statistics};
@@ -30,9 +32,9 @@ const ROUTES: &[(&str, Route)] = &[
 pub struct Deps<S> {
     /// Trusted public keys.
     pub ring: KeyRing,
-    /// Admin token check.
+    /// The bootstrap token's check (operators' tokens are looked up in `store`).
     pub auth: AdminAuth,
-    /// License and counter reads.
+    /// License and counter reads; operator tokens.
     pub store: S,
     /// Time.
     pub clock: Arc<dyn Clock>,
@@ -41,14 +43,14 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + UsageLedger + InstallationRegistry,
+    S: LicenseReader + UsageLedger + InstallationRegistry + OperatorDirectory,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + UsageLedger + InstallationRegistry,
+    S: LicenseReader + UsageLedger + InstallationRegistry + OperatorDirectory,
 {
     let now = deps.clock.now();
     let matched = http::route(req, ROUTES)?;
@@ -60,7 +62,7 @@ where
             period,
         )
     } else {
-        http::admin_actor(req, &deps.auth)?;
+        http::authorize(req, &matched, &deps.auth, &deps.store).await?;
         let id: LicenseId = matched.id("licenseId")?;
         let params = req.query_string_parameters();
         let period = parse_period(params.first("period"), now)?;

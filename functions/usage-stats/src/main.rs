@@ -1,13 +1,12 @@
 //! `POST /api/usage/stats` (license key) and `GET /api/admin/licenses/{licenseId}/usage` (admin):
 //! wiring only.
 
-mod handler;
-
 use std::sync::Arc;
 
 use lambda_http::{Error, run, service_fn};
 use shared::config::Config;
 use shared::domain::ports::SystemClock;
+use usage_stats::handler;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -3,6 +3,7 @@
 //! Output is JSON on stdout; diagnostics go to stderr.
 
 mod front;
+mod operator;
 mod relay;
 mod trust;
 
@@ -138,6 +139,9 @@ enum Command {
         #[arg(long, default_value_t = 90)]
         days: i64,
     },
+    /// Operator accounts: create, list, rotate, disable.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
     /// Show a customer's licenses, installations and audit trail.
     Show {
         #[command(flatten)]
@@ -370,6 +374,7 @@ async fn main() -> Result<()> {
                     .await?;
             serde_json::to_value(file)?
         }
+        Command::Operator(command) => operator::run(&sdk, command, actor, now).await?,
         Command::Show { store, customer } => {
             let store = store.open(&sdk);
             let (customer, licenses) =

@@ -8,6 +8,7 @@
 
 mod admin;
 mod licensing;
+mod operators;
 mod usage;
 mod workflows;
 
@@ -20,6 +21,10 @@ pub use admin::{
 pub use licensing::{
     HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, InstallationView,
     LeaseView, LicenseView, ValidateAnswer, ValidateRequest, ValidateResponse,
+};
+pub use operators::{
+    CreateOperatorRequest, DisableOperatorRequest, OperatorChangeResponse, OperatorListResponse,
+    OperatorTokenResponse, OperatorView, RotateOperatorRequest,
 };
 pub use usage::{
     EventProblemView, EventStatusView, FeatureUsageView, GaugeView, UsageAnswer, UsageRequest,

@@ -56,6 +56,21 @@ pub enum DomainError {
     /// No such license.
     #[error("license not found")]
     LicenseNotFound,
+    /// No such operator.
+    #[error("operator not found")]
+    OperatorNotFound,
+    /// An active operator already has this name.
+    #[error("an active operator is already named `{0}`")]
+    OperatorNameTaken(String),
+    /// Another rotation of the operator's token landed while this one was being made.
+    #[error("the operator's token was rotated by someone else meanwhile; look at it again")]
+    OperatorRotatedMeanwhile,
+    /// The operator is disabled (for good): its token can no longer change.
+    #[error("cannot {action} a disabled operator; create a new one")]
+    OperatorDisabled {
+        /// What was asked (`rotate the token of`).
+        action: &'static str,
+    },
     /// The license's status does not allow the action.
     #[error("cannot {action} a license that is {}", from.as_str())]
     InvalidTransition {

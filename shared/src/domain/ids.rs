@@ -38,6 +38,17 @@ pub enum ParseError {
     /// Not a canonical (hyphenated) UUID.
     #[error("execution id must be a UUID such as 0192e4c4-7b1a-7cde-8f00-123456789abc")]
     ExecutionId,
+    /// Not a canonical (hyphenated, lower-case) UUID.
+    #[error("operator id must be a lower-case UUID such as 0192e4c4-7b1a-7cde-8f00-123456789abc")]
+    OperatorId,
+    /// An operator name outside 1..=64 chars of `[A-Za-z0-9._@-]` starting with a letter or digit.
+    #[error(
+        "name must be 1 to 64 characters of A-Z a-z 0-9 . _ @ - starting with a letter or digit"
+    )]
+    OperatorName,
+    /// The name of the break-glass operator, which no stored operator may take.
+    #[error("name `bootstrap` is reserved for the bootstrap token")]
+    ReservedOperatorName,
 }
 
 macro_rules! string_id {

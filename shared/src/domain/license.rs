@@ -145,18 +145,13 @@ pub struct Customer {
 pub struct Actor(String);
 
 impl Actor {
-    /// An operator using the admin API; `label` comes from the optional `X-Nectar-Actor` header.
-    pub fn admin(label: Option<&str>) -> Self {
-        let clean: String = label
-            .unwrap_or("")
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
-            .take(64)
-            .collect();
-        if clean.is_empty() {
-            Self("admin".into())
-        } else {
-            Self(format!("admin:{clean}"))
+    /// An operator authenticated on the admin API: `operator:<name> (<id>)`, or
+    /// `operator:bootstrap` for the bootstrap token, which has no stored id. Names are handles
+    /// (see `OperatorName`), so the text needs no escaping.
+    pub fn operator(name: &str, id: Option<&super::operator::OperatorId>) -> Self {
+        match id {
+            Some(id) => Self(format!("operator:{name} ({id})")),
+            None => Self(format!("operator:{name}")),
         }
     }
 
@@ -253,13 +248,16 @@ mod tests {
     }
 
     #[test]
-    fn admin_actor_labels_are_sanitised_and_bounded() {
-        assert_eq!(Actor::admin(None).as_str(), "admin");
+    fn operators_are_named_with_their_id_in_the_audit_trail() {
+        let id = crate::domain::operator::OperatorId::parse("0192e4c4-7b1a-7cde-8f00-123456789abc")
+            .expect("id");
         assert_eq!(
-            Actor::admin(Some("alice@nectar.io")).as_str(),
-            "admin:alice@nectar.io"
+            Actor::operator("alice", Some(&id)).as_str(),
+            "operator:alice (0192e4c4-7b1a-7cde-8f00-123456789abc)"
         );
-        assert_eq!(Actor::admin(Some("<script>")).as_str(), "admin:script");
-        assert_eq!(Actor::admin(Some(&"x".repeat(500))).as_str().len(), 70);
+        assert_eq!(
+            Actor::operator("bootstrap", None).as_str(),
+            "operator:bootstrap"
+        );
     }
 }

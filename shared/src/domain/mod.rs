@@ -1,9 +1,11 @@
-//! The domain: identifiers, plans, licenses and the ports services depend on. No AWS here.
+//! The domain: identifiers, plans, licenses, operators and the ports services depend on. No AWS
+//! here.
 
 pub mod error;
 pub mod ids;
 pub mod license;
 pub mod lifecycle;
+pub mod operator;
 pub mod plan;
 pub mod ports;
 pub mod usage;
@@ -16,6 +18,10 @@ pub use ids::{
 pub use license::{
     Actor, AuditEntry, Customer, Installation, InstallationStatus, Lease, LeaseToken, License,
     LicenseStatus,
+};
+pub use operator::{
+    Operator, OperatorCredential, OperatorId, OperatorName, OperatorStatus, OperatorToken,
+    Principal, Role, TokenHash,
 };
 pub use plan::{LimitOverrides, Limits, Plan, PlanPolicy};
 pub use usage::{EventId, FeatureUsage, GaugeUsage, Gauges, Period, UsageEvent};

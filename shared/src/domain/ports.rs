@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use super::error::StoreError;
 use super::ids::{CustomerId, Hostname, InstallationId, LicenseId};
 use super::license::{AuditEntry, Customer, Installation, License, LicenseStatus};
+use super::operator::{Operator, OperatorCredential, OperatorId, OperatorToken, TokenHash};
 use crate::token::SignError;
 
 /// Signs raw bytes with ECDSA P-256 / SHA-256 (KMS `Sign`, `MessageType=RAW`).
@@ -34,15 +35,19 @@ impl Clock for SystemClock {
     }
 }
 
-/// New identifiers; injected so tests can predict them.
+/// New identifiers (and operator tokens); injected so tests can predict them.
 pub trait IdSource: Send + Sync {
     /// A fresh customer id.
     fn customer_id(&self) -> CustomerId;
     /// Eight characters of A-Z0-9 for a new license id.
     fn license_suffix(&self) -> String;
+    /// A fresh operator id.
+    fn operator_id(&self) -> OperatorId;
+    /// A fresh operator token: a secret, so from a cryptographically secure generator.
+    fn operator_token(&self) -> OperatorToken;
 }
 
-/// Random ids from the thread RNG.
+/// Random ids from the thread RNG (a CSPRNG seeded from the OS: fit for tokens too).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomIds;
 
@@ -52,6 +57,15 @@ impl IdSource for RandomIds {
     }
     fn license_suffix(&self) -> String {
         LicenseId::random_suffix(&mut rand::rng())
+    }
+    fn operator_id(&self) -> OperatorId {
+        // Time-ordered, so the operator list (in id order) is in creation order.
+        OperatorId::from_uuid(uuid::Uuid::now_v7())
+    }
+    fn operator_token(&self) -> OperatorToken {
+        let mut bytes = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut bytes);
+        OperatorToken::from_random_bytes(bytes)
     }
 }
 
@@ -488,4 +502,70 @@ pub trait EndorsementRegistry: Send + Sync {
     /// Every endorsement still running at `now`.
     async fn endorsements(&self, now: OffsetDateTime)
     -> Result<Vec<StoredEndorsement>, StoreError>;
+}
+
+/// Outcome of creating an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorCreated {
+    /// Stored, with its token and audit entry.
+    Created,
+    /// An active operator already has this name (ignoring case); nothing was written.
+    NameTaken,
+}
+
+/// Operators and their tokens. A token is found by its hash in one strongly consistent read, so
+/// a rotation or a disable is seen by the very next request; every change is written with its
+/// audit entry (in the operator's own trail), atomically.
+#[async_trait]
+pub trait OperatorDirectory: Send + Sync {
+    /// Stores a new active operator: its record, its name (unique among active operators), its
+    /// token under `operator.token_hash`, and the audit entry. [`StoreError::AlreadyExists`] if
+    /// the id or the token hash is taken (the caller draws new ones).
+    async fn create_operator(
+        &self,
+        operator: &Operator,
+        audit: &AuditEntry,
+    ) -> Result<OperatorCreated, StoreError>;
+
+    /// The credential stored under `hash`: only an active operator's current token has one.
+    async fn credential(&self, hash: &TokenHash) -> Result<Option<OperatorCredential>, StoreError>;
+
+    /// The operator, active or disabled.
+    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, StoreError>;
+
+    /// Up to `limit` operators in id order (creation order for ids we make), after `after`;
+    /// `next` is the cursor of the following page, `None` on the last one.
+    async fn operators(
+        &self,
+        after: Option<&OperatorId>,
+        limit: usize,
+    ) -> Result<SweepPage<Operator>, StoreError>;
+
+    /// Replaces the token of `operator` (as read: active, with its current token) by `new`,
+    /// with the audit entry (made at `audit.at`), atomically: from then on only `new`
+    /// authenticates. `false` (nothing written) when the operator is missing, disabled, or its
+    /// token is no longer the one read.
+    async fn rotate_operator_token(
+        &self,
+        operator: &Operator,
+        new: &TokenHash,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Disables `operator` (as read: active, with its current token), with the audit entry,
+    /// atomically: its token stops authenticating and its name is free again. `false` (nothing
+    /// written) when it is missing, already disabled, or its token moved on.
+    async fn disable_operator(
+        &self,
+        operator: &Operator,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// A page of the operator's audit trail, newest first (cursor as [`AuditLog::audit_page`]).
+    async fn operator_audit(
+        &self,
+        id: &OperatorId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError>;
 }

@@ -57,6 +57,14 @@ pub mod keys {
     pub const LICENSE_AUDIT: &str = "GET /api/admin/licenses/{licenseId}/audit";
     /// Issue an offline activation file for one installation (admin).
     pub const LICENSE_ACTIVATE: &str = "POST /api/admin/licenses/{licenseId}/activations";
+    /// Create an operator (admin).
+    pub const OPERATOR_CREATE: &str = "POST /api/admin/operators";
+    /// List operators (admin).
+    pub const OPERATOR_LIST: &str = "GET /api/admin/operators";
+    /// Give an operator a new token (admin).
+    pub const OPERATOR_ROTATE: &str = "POST /api/admin/operators/{operatorId}/rotate";
+    /// Disable an operator (admin).
+    pub const OPERATOR_DISABLE: &str = "POST /api/admin/operators/{operatorId}/disable";
 
     /// All of them, for the template check.
     pub const ALL: &[&str] = &[
@@ -78,6 +86,10 @@ pub mod keys {
         LICENSE_REINSTATE,
         LICENSE_ACTIVATE,
         LICENSE_AUDIT,
+        OPERATOR_CREATE,
+        OPERATOR_LIST,
+        OPERATOR_ROTATE,
+        OPERATOR_DISABLE,
     ];
 }
 
@@ -86,6 +98,9 @@ pub mod keys {
 pub struct Matched<R> {
     /// The handler's own name for the route.
     pub route: R,
+    /// Its route key (`POST /api/admin/licenses/{licenseId}/suspend`): what the role an admin
+    /// route needs is looked up by.
+    pub key: &'static str,
     params: Vec<(String, String)>,
 }
 
@@ -124,6 +139,12 @@ impl PathId for CustomerId {
     }
 }
 
+impl PathId for crate::domain::OperatorId {
+    fn parse_path(raw: &str) -> Result<Self, ParseError> {
+        Self::parse(raw)
+    }
+}
+
 impl PathId for crate::domain::workflow::ExecutionId {
     fn parse_path(raw: &str) -> Result<Self, ParseError> {
         Self::parse(raw)
@@ -138,13 +159,14 @@ pub fn route<R: Copy>(req: &Request, routes: &[(&'static str, R)]) -> Result<Mat
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),
         _ => None,
     };
-    if let Some(&(_, route)) = from_gateway.and_then(|k| routes.iter().find(|(key, _)| *key == k)) {
+    if let Some(&(key, route)) = from_gateway.and_then(|k| routes.iter().find(|(key, _)| *key == k))
+    {
         let params = req.path_parameters();
         let params = params
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        return Ok(Matched { route, params });
+        return Ok(Matched { route, key, params });
     }
     match_path(req.method().as_str(), req.uri().path(), routes)
 }
@@ -163,7 +185,7 @@ fn match_path<R: Copy>(
             continue;
         };
         if key_method == method {
-            return Ok(Matched { route, params });
+            return Ok(Matched { route, key, params });
         }
         allowed.push(key_method);
     }

@@ -72,7 +72,7 @@ pub async fn create_customer<D: CustomerDirectory + ?Sized>(
 }
 
 // Deliberately loose: one '@', a dotted domain, no spaces. Real verification is sending mail.
-fn plausible_email(s: &str) -> bool {
+pub(crate) fn plausible_email(s: &str) -> bool {
     s.len() <= 254
         && !s.contains(char::is_whitespace)
         && s.split_once('@').is_some_and(|(local, domain)| {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod check;
 pub mod heartbeat;
 pub mod lifecycle;
+pub mod operators;
 pub mod usage;
 pub mod validate;
 pub mod workflows;

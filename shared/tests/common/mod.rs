@@ -17,8 +17,8 @@ use nectar_workflow::{
 use serde_json::Value;
 use shared::domain::ports::{
     AuditLog, CustomerDirectory, EventPublisher, ExecutionLog, HeartbeatReport,
-    InstallationRegistry, LicenseReader, LicenseWriter, LifecycleIndex, NoticeLedger, RateLimiter,
-    SeatClaim, TokenSigner, UsageLedger,
+    InstallationRegistry, LicenseReader, LicenseWriter, LifecycleIndex, NoticeLedger,
+    OperatorDirectory, RateLimiter, SeatClaim, TokenSigner, UsageLedger,
 };
 use shared::domain::workflow::{ExecutionId, WorkflowPolicy};
 use shared::domain::{
@@ -48,6 +48,7 @@ pub trait Store:
     + NoticeLedger
     + RateLimiter
     + ExecutionLog
+    + OperatorDirectory
 {
 }
 
@@ -62,6 +63,7 @@ impl<T> Store for T where
         + NoticeLedger
         + RateLimiter
         + ExecutionLog
+        + OperatorDirectory
 {
 }
 

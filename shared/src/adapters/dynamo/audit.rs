@@ -1,7 +1,8 @@
 //! Audit entries: one item per entry in the partition of what it is about
-//! (`LICENSE#<lid>` or `CUSTOMER#<cid>` / `AUDIT#<at>#<uuidv7>`), so a partition query returns the
-//! trail in time order. Status changes and creates write their entry in the same transaction
-//! (see `licenses.rs`, `customers.rs`); [`AuditLog`] appends the others.
+//! (`LICENSE#<lid>`, `CUSTOMER#<cid>` or `OPERATOR#<oid>` / `AUDIT#<at>#<uuidv7>`), so a
+//! partition query returns the trail in time order. Status changes and creates write their entry
+//! in the same transaction (see `licenses.rs`, `customers.rs`, `operators.rs`); [`AuditLog`]
+//! appends the others.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,19 @@ impl AuditLog for DynamoStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<AuditPage, StoreError> {
+        self.trail_page(license_pk(license), before, limit).await
+    }
+}
+
+impl DynamoStore {
+    /// Up to `limit` entries of the trail in partition `pk`, newest first, older than the
+    /// cursor `before` (the last sort key an earlier page showed).
+    pub(crate) async fn trail_page(
+        &self,
+        pk: String,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
         // Newest first: sort keys descend from just below `before` (or from the top of the
         // `AUDIT#` range). The cursor is the last sort key shown.
         let upper = before
@@ -165,7 +179,7 @@ impl AuditLog for DynamoStore {
             .table_name(self.table())
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(license_pk(license)))
+            .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":from", s("AUDIT#"))
             .expression_attribute_values(":to", s(upper.clone()))
             .scan_index_forward(false)

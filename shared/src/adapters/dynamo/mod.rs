@@ -2,7 +2,8 @@
 //! records (serde_dynamo) and port implementations, and declares its access patterns as data:
 //! - [`table`]: the client wrapper, error classification and the one retry policy;
 //! - `licenses`, `installations` (heartbeats and the seat claim), `customers`, `audit`, `usage`,
-//!   `workflows` (rate windows, executions), `lifecycle` (index sweeps, cursors, notice ledger);
+//!   `workflows` (rate windows, executions), `lifecycle` (index sweeps, cursors, notice ledger),
+//!   `trust` (endorsements), `operators` (operators, their tokens and names);
 //! - [`keys`]: what all keys share (index names, time encoding); [`schema`]: the table definition.
 //!
 //! Consistency: every read that decides a validation is strongly consistent, so a revocation is
@@ -15,6 +16,7 @@ mod installations;
 pub mod keys;
 mod licenses;
 mod lifecycle;
+mod operators;
 pub mod schema;
 pub mod table;
 mod trust;
@@ -40,6 +42,7 @@ pub fn access_patterns() -> Vec<AccessPattern> {
         workflows::ACCESS_PATTERNS,
         lifecycle::ACCESS_PATTERNS,
         trust::ACCESS_PATTERNS,
+        operators::ACCESS_PATTERNS,
     ]
     .concat()
 }

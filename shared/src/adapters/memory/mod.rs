@@ -1,6 +1,6 @@
-//! In-memory adapters: every store port the DynamoDB adapter implements, plus a usage queue and an
-//! event publisher, with the semantics the services rely on — so a service rule is tested in
-//! milliseconds, without the emulator.
+//! In-memory adapters: every store port the DynamoDB adapter implements (operators included),
+//! plus a usage queue and an event publisher, with the semantics the services rely on — so a
+//! service rule is tested in milliseconds, without the emulator.
 //!
 //! Compiled always (not only under `test-util`): they add no dependency, every build type-checks
 //! them against the ports, and a local demo binary may use them. They are not a production store.
@@ -25,6 +25,7 @@
 
 mod events;
 mod lifecycle;
+mod operators;
 mod usage;
 mod workflows;
 
@@ -88,6 +89,12 @@ struct State {
     once: HashMap<(LicenseId, String), i64>,
     /// Endorsements by (kind, kid), as the `TRUST` partition holds them.
     endorsements: BTreeMap<(String, String), StoredEndorsement>,
+    /// Operators in id order (the `OPERATORS` partition's sort order).
+    operators: BTreeMap<String, crate::domain::Operator>,
+    /// Token items: credentials by token hash (hex), as `OPTOKEN#<hash>` holds them.
+    operator_tokens: HashMap<String, crate::domain::OperatorCredential>,
+    /// Name items: the active operator holding each name (lower-case), as `OPNAME#<name>`.
+    operator_names: HashMap<String, crate::domain::OperatorId>,
 }
 
 impl State {
@@ -97,6 +104,36 @@ impl State {
         let trail = self.audit.entry(partition).or_default();
         trail.push(entry.clone());
         trail.sort_by_key(|e| whole_seconds(e.at));
+    }
+
+    /// A page of a partition's trail, newest first. The cursor counts entries already shown
+    /// (DynamoDB's is a sort key; both are opaque, shaped `AUDIT#…` as the API documents, and
+    /// page the same way).
+    fn audit_page(
+        &self,
+        partition: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let skip: usize = match before {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("AUDIT#shown:")
+                .and_then(|n| n.parse().ok())
+                .ok_or(StoreError::Backend("malformed audit cursor".into()))?,
+        };
+        let trail = self
+            .audit
+            .get(partition)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let entries: Vec<AuditEntry> = trail.iter().rev().skip(skip).take(limit).cloned().collect();
+        let shown = skip + entries.len();
+        Ok(AuditPage {
+            next: (shown < trail.len() && !entries.is_empty())
+                .then(|| format!("AUDIT#shown:{shown}")),
+            entries,
+        })
     }
 
     fn license_audit(&mut self, license: &LicenseId, entry: &AuditEntry) {
@@ -300,28 +337,8 @@ impl AuditLog for MemoryStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<AuditPage, StoreError> {
-        // The cursor counts entries already shown, newest first (DynamoDB's is a sort key; both
-        // are opaque, shaped `AUDIT#…` as the API documents, and page the same way).
-        let skip: usize = match before {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("AUDIT#shown:")
-                .and_then(|n| n.parse().ok())
-                .ok_or(StoreError::Backend("malformed audit cursor".into()))?,
-        };
-        let state = self.state();
-        let trail = state
-            .audit
-            .get(&format!("LICENSE#{license}"))
-            .cloned()
-            .unwrap_or_default();
-        let entries: Vec<AuditEntry> = trail.iter().rev().skip(skip).take(limit).cloned().collect();
-        let shown = skip + entries.len();
-        Ok(AuditPage {
-            next: (shown < trail.len() && !entries.is_empty())
-                .then(|| format!("AUDIT#shown:{shown}")),
-            entries,
-        })
+        self.state()
+            .audit_page(&format!("LICENSE#{license}"), before, limit)
     }
 }
 
