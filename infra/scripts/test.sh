@@ -49,23 +49,7 @@ if [[ -z ${AWS_ENDPOINT_URL:-} ]]; then
   pids+=("$NECTAR_EMULATOR_PID")
 fi
 
-# The end-to-end stack: its own table, key and queue, and a fresh admin token.
-suffix=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
 admin="$CARGO_TARGET_DIR/debug/nectar-admin"
-export TABLE_NAME=e2e-$suffix
-# maxReceiveCount 2 (AWS stack: 5) so a poison message reaches the DLQ within seconds.
-TOKEN_ISSUER=nectar-e2e "$admin" bootstrap --table "$TABLE_NAME" --key-alias "alias/e2e-$suffix" \
-  --usage-queue "e2e-$suffix" --events-topic "e2e-$suffix" \
-  --max-receive-count 2 >"$work/stack.json"
-stack() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/stack.json" "$1"; }
-USAGE_QUEUE_URL=$(stack USAGE_QUEUE_URL)
-USAGE_DLQ_URL=$(stack USAGE_DLQ_URL)
-EVENTS_TOPIC_ARN=$(stack EVENTS_TOPIC_ARN)
-export USAGE_QUEUE_URL EVENTS_TOPIC_ARN
-export SIGNING_KEY_ID=alias/e2e-$suffix LEASE_SIGNING_KEY_ID=$(stack LEASE_SIGNING_KEY_ID) \
-  TOKEN_ISSUER=nectar-e2e
-python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["ROOT_JWKS"], open(sys.argv[2], "w"))' \
-  "$work/stack.json" "$work/roots.jwks.json"
 NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_E2E_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
 export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
@@ -77,70 +61,105 @@ export NECTAR_AWS_OPERATION_TIMEOUT_MS=10000
 export WORKFLOW_HTTP_ALLOWED_HOSTS=127.0.0.1 WORKFLOW_HTTP_ALLOW_PLAIN_HTTP=true \
   WORKFLOW_HTTP_ALLOW_PRIVATE_NETWORKS=true
 
-watch_port=$(nectar_free_port)
-nectar_log "starting the functions behind cargo lambda watch on port $watch_port"
-# `cargo lambda watch` serves template.yaml's paths (the router in Cargo.toml) and the Invoke API,
-# and queues each request until an instance of its function asks for it on the Lambda runtime API.
-# The instances are the binaries just built: four per function, as Lambda scales, so concurrency
-# tests race. They inherit this script's environment: the stack's configuration.
-RUST_LOG=warn setsid cargo lambda watch --only-lambda-apis --invoke-address 127.0.0.1 \
-  --invoke-port "$watch_port" >"$work/watch.log" 2>&1 &
-pids+=("$!")
-# (Any HTTP request would queue for a function instance that does not exist yet: wait for the port.)
-deadline=$((SECONDS + 60))
-until (: >"/dev/tcp/127.0.0.1/$watch_port") 2>/dev/null; do
-  if ((SECONDS > deadline)); then
-    cat "$work/watch.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-fn_pids=()
-for dir in functions/*/; do
-  fn=$(basename "$dir")
-  for instance in 1 2 3 4; do
-    AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:$watch_port/.rt/$fn AWS_LAMBDA_FUNCTION_NAME=$fn \
-      AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
-      setsid "$CARGO_TARGET_DIR/debug/$fn" >"$work/fn-$fn-$instance.log" 2>&1 &
-    pids+=("$!")
-    fn_pids+=("$!")
-  done
-done
-# The API's edge, as API Gateway is to the functions (see infra/admin/src/front.rs): every
-# HTTP request of the tests goes through it.
-http_port=$(nectar_free_port)
-setsid "$admin" front --listen "127.0.0.1:$http_port" --upstream "http://127.0.0.1:$watch_port" \
-  >"$work/front.log" 2>&1 &
-pids+=("$!")
-deadline=$((SECONDS + 30))
-until (: >"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null; do
-  if ((SECONDS > deadline)); then
-    cat "$work/front.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-# A function that cannot start (bad configuration) would leave its requests queued forever.
-if ! curl -s -o /dev/null --max-time 60 "http://127.0.0.1:$http_port/health"; then
-  tail -n 5 "$work"/fn-*.log >&2
-  exit 1
-fi
-sleep 1
-for pid in "${fn_pids[@]}"; do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "a function exited at start:" >&2
-    tail -n 5 "$work"/fn-*.log >&2
-    exit 1
-  fi
-done
+# bootstrap_stack NAME: a stack's own table, keys, queue and topic (into $work/NAME.json), and
+# its configuration exported for the functions started next.
+bootstrap_stack() {
+  local name=$1
+  # maxReceiveCount 2 (AWS stack: 5) so a poison message reaches the DLQ within seconds.
+  TOKEN_ISSUER=nectar-e2e "$admin" bootstrap --table "$name" --key-alias "alias/$name" \
+    --usage-queue "$name" --events-topic "$name" --max-receive-count 2 >"$work/$name.json"
+  export TABLE_NAME=$name SIGNING_KEY_ID=alias/$name TOKEN_ISSUER=nectar-e2e \
+    LEASE_SIGNING_KEY_ID=$(stack "$name" LEASE_SIGNING_KEY_ID) \
+    USAGE_QUEUE_URL=$(stack "$name" USAGE_QUEUE_URL) EVENTS_TOPIC_ARN=$(stack "$name" EVENTS_TOPIC_ARN)
+}
+stack() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/$1.json" "$2"; }
 
-# The SQS → usage-processor trigger, as AWS would run it (short visibility timeout for tests).
-setsid "$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$watch_port" \
-  --visibility-timeout 2 >"$work/relay.log" 2>&1 &
-pids+=("$!")
+# serve_stack NAME INSTANCES: the functions (INSTANCES of each, as Lambda scales, so concurrency
+# tests race) behind `cargo lambda watch`, the API's edge in front, the SQS relay; sets stack_url.
+serve_stack() {
+  local name=$1 instances=$2 watch_port http_port fn instance deadline
+  watch_port=$(nectar_free_port)
+  nectar_log "starting $name: the functions behind cargo lambda watch on port $watch_port"
+  # `cargo lambda watch` serves template.yaml's paths (the router in Cargo.toml) and the Invoke
+  # API, and queues each request until an instance of its function asks for it on the Lambda
+  # runtime API. The instances are the binaries just built; they inherit the exported
+  # configuration of the stack.
+  RUST_LOG=warn setsid cargo lambda watch --only-lambda-apis --invoke-address 127.0.0.1 \
+    --invoke-port "$watch_port" >"$work/$name-watch.log" 2>&1 &
+  pids+=("$!")
+  # (Any HTTP request would queue for a function instance that does not exist yet: wait for the port.)
+  deadline=$((SECONDS + 60))
+  until (: >"/dev/tcp/127.0.0.1/$watch_port") 2>/dev/null; do
+    if ((SECONDS > deadline)); then
+      cat "$work/$name-watch.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  local fn_pids=()
+  for dir in functions/*/; do
+    fn=$(basename "$dir")
+    for ((instance = 1; instance <= instances; instance++)); do
+      AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:$watch_port/.rt/$fn AWS_LAMBDA_FUNCTION_NAME=$fn \
+        AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
+        setsid "$CARGO_TARGET_DIR/debug/$fn" >"$work/$name-fn-$fn-$instance.log" 2>&1 &
+      pids+=("$!")
+      fn_pids+=("$!")
+    done
+  done
+  # The API's edge, as API Gateway is to the functions (see infra/admin/src/front.rs): every
+  # HTTP request of the tests goes through it.
+  http_port=$(nectar_free_port)
+  setsid "$admin" front --listen "127.0.0.1:$http_port" --upstream "http://127.0.0.1:$watch_port" \
+    >"$work/$name-front.log" 2>&1 &
+  pids+=("$!")
+  deadline=$((SECONDS + 30))
+  until (: >"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null; do
+    if ((SECONDS > deadline)); then
+      cat "$work/$name-front.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  # A function that cannot start (bad configuration) would leave its requests queued forever.
+  if ! curl -s -o /dev/null --max-time 60 "http://127.0.0.1:$http_port/health"; then
+    tail -n 5 "$work"/"$name"-fn-*.log >&2
+    exit 1
+  fi
+  sleep 1
+  for pid in "${fn_pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "a function of $name exited at start:" >&2
+      tail -n 5 "$work"/"$name"-fn-*.log >&2
+      exit 1
+    fi
+  done
+  # The SQS → usage-processor trigger, as AWS would run it (short visibility timeout for tests).
+  setsid "$admin" relay-sqs --queue-url "$USAGE_QUEUE_URL" --invoke-url "http://127.0.0.1:$watch_port" \
+    --visibility-timeout 2 >"$work/$name-relay.log" 2>&1 &
+  pids+=("$!")
+  stack_url=http://127.0.0.1:$http_port
+}
+
+suffix=$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])')
+# The contract's stack: schemathesis creates, suspends, revokes and disables whatever it finds
+# (lists included), so it gets a stack of its own, one instance per function.
+contract_url=
+if [[ ${NECTAR_SCHEMATHESIS:-1} != 0 || -n ${CI:-} ]]; then
+  bootstrap_stack "contract-$suffix"
+  serve_stack "contract-$suffix" 1
+  contract_url=$stack_url
+fi
+# The end-to-end stack: its own table, key and queue.
+bootstrap_stack "e2e-$suffix"
+USAGE_DLQ_URL=$(stack "e2e-$suffix" USAGE_DLQ_URL)
+python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["ROOT_JWKS"], open(sys.argv[2], "w"))' \
+  "$work/e2e-$suffix.json" "$work/roots.jwks.json"
+serve_stack "e2e-$suffix" 4
+http_port=${stack_url##*:}
 
 export NECTAR_E2E_URL=http://127.0.0.1:$http_port NECTAR_E2E_ADMIN_TOKEN NECTAR_E2E_SIGNING_KEY=$SIGNING_KEY_ID \
-  NECTAR_E2E_LEASE_KEY=$LEASE_SIGNING_KEY_ID NECTAR_E2E_ROOT_KEY=$(stack ROOT_KEY_ID) \
+  NECTAR_E2E_LEASE_KEY=$LEASE_SIGNING_KEY_ID NECTAR_E2E_ROOT_KEY=$(stack "e2e-$suffix" ROOT_KEY_ID) \
   NECTAR_E2E_ROOT_JWKS=$work/roots.jwks.json \
   NECTAR_E2E_ISSUER=$TOKEN_ISSUER NECTAR_E2E_TABLE=$TABLE_NAME \
   NECTAR_E2E_USAGE_QUEUE_URL=$USAGE_QUEUE_URL NECTAR_E2E_USAGE_DLQ_URL=$USAGE_DLQ_URL \
@@ -157,11 +176,11 @@ unset NECTAR_AWS_OPERATION_TIMEOUT_MS TABLE_NAME SIGNING_KEY_ID LEASE_SIGNING_KE
 # constructor recursion depth mismatch" with two). NECTAR_SCHEMATHESIS=0 skips it while
 # developing; CI always runs it.
 st_pid=
-if [[ ${NECTAR_SCHEMATHESIS:-1} != 0 || -n ${CI:-} ]]; then
-  nectar_log "schemathesis --checks all against the stack (in the background)"
+if [[ -n $contract_url ]]; then
+  nectar_log "schemathesis --checks all against the contract stack (in the background)"
   (
     cd "$work" && PYTHONPATH=$NECTAR_ROOT/infra/schemathesis SCHEMATHESIS_HOOKS=hooks \
-      st run "$NECTAR_ROOT/docs/openapi.yaml" --url "$NECTAR_E2E_URL" \
+      st run "$NECTAR_ROOT/docs/openapi.yaml" --url "$contract_url" \
       --checks all --max-examples "${NECTAR_SCHEMATHESIS_EXAMPLES:-10}" --workers 1 \
       --generation-deterministic --no-color \
       -H "Authorization: Bearer $NECTAR_E2E_ADMIN_TOKEN" >"$work/schemathesis.log" 2>&1
@@ -209,9 +228,9 @@ awk '/^test result:/ { p += $4; f += $6 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$work/test.log"
 if ((status != 0)); then
   echo "---- last lines of cargo lambda watch and the functions ----" >&2
-  tail -n 40 "$work/watch.log" >&2
-  tail -n 5 "$work"/fn-*.log >&2
+  tail -n 40 "$work/e2e-$suffix-watch.log" >&2
+  tail -n 5 "$work"/e2e-"$suffix"-fn-*.log >&2
   echo "---- last lines of the SQS relay ----" >&2
-  tail -n 20 "$work/relay.log" >&2
+  tail -n 20 "$work/e2e-$suffix-relay.log" >&2
 fi
 exit "$status"
