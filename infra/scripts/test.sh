@@ -149,6 +149,12 @@ if [[ ${NECTAR_SCHEMATHESIS:-1} != 0 || -n ${CI:-} ]]; then
   bootstrap_stack "contract-$suffix"
   serve_stack "contract-$suffix" 1
   contract_url=$stack_url
+  # A license with every feature, whose key schemathesis' hooks put in the client routes' requests.
+  customer=$(curl -sf -X POST "$contract_url/api/admin/customers" -H "Authorization: Bearer $NECTAR_E2E_ADMIN_TOKEN" \
+    -d '{"name":"Contract","email":"contract@nectar.example"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["customer"]["id"])')
+  NECTAR_CONTRACT_LICENSE_KEY=$(curl -sf -X POST "$contract_url/api/admin/licenses" -H "Authorization: Bearer $NECTAR_E2E_ADMIN_TOKEN" \
+    -d "{\"customerId\":\"$customer\",\"plan\":\"enterprise\",\"limits\":{\"installations\":1000}}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["licenseKey"])')
 fi
 # The end-to-end stack: its own table, key and queue.
 bootstrap_stack "e2e-$suffix"
@@ -180,10 +186,11 @@ if [[ -n $contract_url ]]; then
   nectar_log "schemathesis --checks all against the contract stack (in the background)"
   (
     cd "$work" && PYTHONPATH=$NECTAR_ROOT/infra/schemathesis SCHEMATHESIS_HOOKS=hooks \
-      st run "$NECTAR_ROOT/docs/openapi.yaml" --url "$contract_url" \
+      NECTAR_CONTRACT_LICENSE_KEY=$NECTAR_CONTRACT_LICENSE_KEY NECTAR_CONTRACT_ADMIN_TOKEN=$NECTAR_E2E_ADMIN_TOKEN \
+      st --config-file "$NECTAR_ROOT/infra/schemathesis/schemathesis.toml" \
+      run "$NECTAR_ROOT/docs/openapi.yaml" --url "$contract_url" \
       --checks all --max-examples "${NECTAR_SCHEMATHESIS_EXAMPLES:-10}" --workers 1 \
-      --generation-deterministic --no-color \
-      -H "Authorization: Bearer $NECTAR_E2E_ADMIN_TOKEN" >"$work/schemathesis.log" 2>&1
+      --generation-deterministic --no-color >"$work/schemathesis.log" 2>&1
   ) &
   st_pid=$!
   pids+=("$st_pid")
