@@ -140,7 +140,17 @@ impl TokenSigner for KmsSigner {
             .send()
             .await
             .map_err(|e| match e.code() {
-                Some("ThrottlingException") => SignError::Throttled,
+                // KMS's own transient failures (its 5xx: internal error, a dependency that timed
+                // out) are as transient as throttling: 503 with Retry-After.
+                Some(
+                    "ThrottlingException" | "KMSInternalException" | "DependencyTimeoutException",
+                ) => SignError::Throttled,
+                _ if e
+                    .raw_response()
+                    .is_some_and(|r| r.status().is_server_error()) =>
+                {
+                    SignError::Throttled
+                }
                 // No answer from KMS is as transient as throttling: 503 with Retry-After.
                 _ if matches!(
                     e,
