@@ -252,6 +252,66 @@ async fn concurrent_first_heartbeats_admit_exactly_the_installation_limit() {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the stack `make test` starts"]
+async fn support_releases_a_dead_machines_seat_and_the_replacement_gets_in() {
+    // Arrange: one seat, held by the old machine; its replacement is refused.
+    let api = Api::from_env();
+    let (license, key) = api
+        .issue("professional", json!({"limits": {"installations": 1}}))
+        .await;
+    let id = license["id"].as_str().expect("id");
+    assert_eq!(api.heartbeat(&key, "old-box").await["code"], "VALID");
+    assert_eq!(
+        api.heartbeat(&key, "new-box").await["code"],
+        "INSTALLATION_LIMIT"
+    );
+
+    // Act: support releases the old machine's seat.
+    let path = format!("/api/admin/licenses/{id}/installations/old-box/release");
+    let (status, released) = api
+        .admin_post(
+            &path,
+            json!({"reason": "old-box decommissioned, ticket 4411"}),
+        )
+        .await;
+
+    // Assert: released at once; the replacement's next heartbeat takes the seat.
+    assert_eq!(status, StatusCode::OK, "{released}");
+    assert_eq!(released["changed"], true);
+    assert_eq!(released["installation"]["status"], "inactive");
+    assert_eq!(api.heartbeat(&key, "new-box").await["code"], "VALID");
+    // The release is in the audit trail with its reason; a second release changes nothing; an
+    // unknown installation is a 404 with its own code.
+    let (_, page) = api
+        .admin_get(&format!("/api/admin/licenses/{id}/audit"))
+        .await;
+    let entries = page["entries"].as_array().expect("entries");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "installation.released"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("ticket 4411"))),
+        "{page}"
+    );
+    let (status, again) = api.admin_post(&path, json!({"reason": "again"})).await;
+    assert_eq!(
+        (status, &again["changed"]),
+        (StatusCode::OK, &json!(false)),
+        "{again}"
+    );
+    let (status, missing) = api
+        .admin_post(
+            &format!("/api/admin/licenses/{id}/installations/never-seen/release"),
+            json!({"reason": "typo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert_eq!(missing["error"]["code"], "INSTALLATION_NOT_FOUND");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn tampered_forged_and_foreign_tokens_are_invalid_keys() {
     let api = Api::from_env();
     let (license, key) = api.issue("starter", json!({})).await;

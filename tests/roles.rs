@@ -34,6 +34,7 @@ const CASES: &[Case] = &[
     case(keys::LICENSE_SUSPEND, Role::Support, 200),
     case(keys::LICENSE_REINSTATE, Role::Support, 200),
     case(keys::LICENSE_RENEW, Role::Support, 200),
+    case(keys::INSTALLATION_RELEASE, Role::Support, 200),
     case(keys::REVOKE, Role::Admin, 200),
     case(keys::CUSTOMER_CREATE, Role::Admin, 201),
     case(keys::LICENSE_ISSUE, Role::Admin, 201),
@@ -146,6 +147,18 @@ mod handlers {
         let issued = stack
             .issue(Plan::Professional, SystemClock.now(), |_| {})
             .await;
+        // An installation holding a seat, for the release route (releasing twice is a 200 too).
+        let report = shared::domain::ports::HeartbeatReport {
+            license_id: issued.license.id.clone(),
+            installation_id: shared::domain::InstallationId::parse("node-1").expect("id"),
+            version: "1.0.0".into(),
+            domain: None,
+            gauges: Default::default(),
+            at: SystemClock.now(),
+        };
+        shared::domain::ports::InstallationRegistry::claim_seat(&stack.store, &report, 5)
+            .await
+            .expect("a seat");
         let mut tokens = vec![(Caller::Bootstrap, Some(TEST_ADMIN_TOKEN.to_owned()))];
         for role in Role::ALL {
             let (_, token) = operator_on(&stack.store, &format!("as-{role}"), *role).await;
@@ -207,6 +220,11 @@ mod handlers {
             keys::LICENSE_REINSTATE => (
                 "POST",
                 format!("/api/admin/licenses/{lid}/reinstate"),
+                json!({"reason": "r"}).to_string(),
+            ),
+            keys::INSTALLATION_RELEASE => (
+                "POST",
+                format!("/api/admin/licenses/{lid}/installations/node-1/release"),
                 json!({"reason": "r"}).to_string(),
             ),
             keys::LICENSE_RENEW => (
@@ -277,7 +295,7 @@ mod handlers {
                 };
                 usage_stats::handler::handle(&deps, req).await
             }
-            keys::LICENSE_SUSPEND | keys::LICENSE_REINSTATE => {
+            keys::LICENSE_SUSPEND | keys::LICENSE_REINSTATE | keys::INSTALLATION_RELEASE => {
                 let deps = license_status::handler::Deps {
                     auth: admin_auth(),
                     store,
@@ -432,7 +450,8 @@ mod http {
         let path = template
             .replace("{licenseId}", "NECTAR-STARTER-2026-NOSUCH01")
             .replace("{customerId}", "0b7f3c8e-2f0c-4c1e-9d8a-3b2f1e0d9c8b")
-            .replace("{operatorId}", "0192e4c4-7b1a-7cde-8f00-123456789abc");
+            .replace("{operatorId}", "0192e4c4-7b1a-7cde-8f00-123456789abc")
+            .replace("{installationId}", "no-such-node");
         (Method::from_bytes(method.as_bytes()).expect("method"), path)
     }
 

@@ -172,6 +172,16 @@ pub struct StatusChangeResponse<V: Vocabulary = Wire> {
     pub changed: bool,
 }
 
+/// `POST /api/admin/licenses/{licenseId}/installations/{installationId}/release` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct InstallationReleasedResponse<V: Vocabulary = Wire> {
+    /// The installation after the call (`inactive`).
+    pub installation: InstallationView<V>,
+    /// Whether this call freed its seat (false: it held none).
+    pub changed: bool,
+}
+
 /// `POST /api/admin/customers` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(bound = "")]

@@ -184,6 +184,14 @@ impl From<DomainError> for ApiError {
             DomainError::OperatorNotFound => {
                 Self::new(S::NOT_FOUND, "OPERATOR_NOT_FOUND", "no such operator")
             }
+            DomainError::InstallationNotFound => Self::new(
+                S::NOT_FOUND,
+                "INSTALLATION_NOT_FOUND",
+                "no installation with that id under this license",
+            ),
+            DomainError::InstallationBusy => {
+                Self::new(S::CONFLICT, "INSTALLATION_BUSY", e.to_string())
+            }
             DomainError::OperatorNameTaken(name) => Self {
                 field: Some("name".into()),
                 ..Self::new(

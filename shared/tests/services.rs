@@ -444,6 +444,110 @@ async fn a_new_installation_beyond_the_seat_limit_is_refused_everywhere() {
 }
 
 #[tokio::test]
+async fn support_releases_a_gone_installations_seat_and_a_new_installation_takes_it() {
+    use shared::domain::ports::{AuditLog, InstallationRegistry};
+    use shared::domain::{Actor, InstallationStatus};
+    use shared::service::installations::release_installation;
+    // Arrange: one seat, held by i-1; i-2 is refused.
+    let stack = MemoryStack::new();
+    let issued = stack
+        .issue(Plan::Starter, NOW, |c| c.limits.installations = Some(1))
+        .await;
+    let id = issued.license.id.clone();
+    let ring = stack.key_ring().await;
+    let signer = stack.lease_signer().await;
+    let beat = |inst: &'static str, at: OffsetDateTime| {
+        let (ring, store, signer, key) = (&ring, &stack.store, &signer, &issued.key);
+        async move {
+            beat_once(ring, store, signer, key, inst, at)
+                .await
+                .verdict
+                .code
+        }
+    };
+    assert_eq!(beat("i-1", NOW).await, Code::Valid);
+    assert_eq!(beat("i-2", NOW).await, Code::InstallationLimit);
+    let release = |inst: &'static str| {
+        let (store, id) = (&stack.store, &id);
+        async move {
+            release_installation(
+                store,
+                id,
+                &installation(inst),
+                "machine decommissioned".into(),
+                Actor::operator("sam", None),
+                NOW + Duration::minutes(1),
+            )
+            .await
+        }
+    };
+
+    // Act
+    let (released, changed) = release("i-1").await.expect("released");
+
+    // Assert: the seat is free at once and the new installation takes it; the release is audited.
+    assert!(changed);
+    assert_eq!(released.status, InstallationStatus::Inactive);
+    assert_eq!(beat("i-2", NOW + Duration::minutes(2)).await, Code::Valid);
+    let seats = stack.store.installations(&id).await.expect("installations");
+    let active: Vec<&str> = seats
+        .iter()
+        .filter(|i| i.status == InstallationStatus::Active)
+        .map(|i| i.id.as_str())
+        .collect();
+    assert_eq!(active, ["i-2"]);
+    let license = stack
+        .store
+        .license(&id)
+        .await
+        .expect("read")
+        .expect("license");
+    assert_eq!(license.active_installations, 1);
+    let trail = stack.store.audit_page(&id, None, 10).await.expect("audit");
+    let entry = trail
+        .entries
+        .iter()
+        .find(|e| e.action == "installation.released")
+        .expect("audited");
+    assert_eq!(entry.actor.as_str(), "operator:sam");
+    assert!(
+        entry
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("i-1") && r.contains("decommissioned")),
+        "{entry:?}"
+    );
+    // Releasing again changes nothing (and the count does not go below the truth).
+    let (_, again) = release("i-1").await.expect("idempotent");
+    assert!(!again);
+    let license = stack
+        .store
+        .license(&id)
+        .await
+        .expect("read")
+        .expect("license");
+    assert_eq!(license.active_installations, 1);
+    // An installation the license never had, or a license that does not exist: not found.
+    assert!(matches!(
+        release("i-9").await,
+        Err(DomainError::InstallationNotFound)
+    ));
+    let missing = release_installation(
+        &stack.store,
+        &shared::domain::LicenseId::parse("NECTAR-STARTER-2026-ZZZZZZZZ").expect("id"),
+        &installation("i-1"),
+        "x".into(),
+        Actor::operator("sam", None),
+        NOW,
+    )
+    .await;
+    assert!(
+        matches!(missing, Err(DomainError::LicenseNotFound)),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
 async fn lookup_returns_the_customer_with_licenses_installations_and_audit() {
     let stack = MemoryStack::new();
     let issued = stack.issue(Plan::Starter, NOW, |_| {}).await;

@@ -1,21 +1,41 @@
-//! Suspend / reinstate handler: route (the action is the route) → authorise (`support`) →
-//! `change_status`.
+//! Support's actions on a license: suspend / reinstate (route → authorise `support` →
+//! `change_status`) and releasing one installation's seat (→ `release_installation`).
 
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
-use shared::api::{LicenseView, Parse, StatusChangeRequest, StatusChangeResponse};
+use shared::api::{
+    InstallationReleasedResponse, InstallationView, LicenseView, Parse, StatusChangeRequest,
+    StatusChangeResponse,
+};
 use shared::config::AdminAuth;
-use shared::domain::LicenseId;
-use shared::domain::ports::{Clock, LicenseReader, LicenseWriter, OperatorDirectory};
+use shared::domain::ports::{
+    Clock, InstallationRegistry, LicenseReader, LicenseWriter, LifecycleIndex, OperatorDirectory,
+};
+use shared::domain::{InstallationId, LicenseId};
 use shared::http::{self, ApiError};
 use shared::service::admin::{StatusAction, change_status};
+use shared::service::installations::release_installation;
+
+/// What a route asks for.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Status(StatusAction),
+    Release,
+}
 
 /// The routes this function serves; the action is the route.
-const ROUTES: &[(&str, StatusAction)] = &[
-    (http::keys::LICENSE_SUSPEND, StatusAction::Suspend),
-    (http::keys::LICENSE_REINSTATE, StatusAction::Reinstate),
+const ROUTES: &[(&str, Action)] = &[
+    (
+        http::keys::LICENSE_SUSPEND,
+        Action::Status(StatusAction::Suspend),
+    ),
+    (
+        http::keys::LICENSE_REINSTATE,
+        Action::Status(StatusAction::Reinstate),
+    ),
+    (http::keys::INSTALLATION_RELEASE, Action::Release),
 ];
 
 /// What the handler needs.
@@ -31,21 +51,43 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + LicenseWriter + OperatorDirectory,
+    S: LicenseReader + LicenseWriter + InstallationRegistry + LifecycleIndex + OperatorDirectory,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + LicenseWriter + OperatorDirectory,
+    S: LicenseReader + LicenseWriter + InstallationRegistry + LifecycleIndex + OperatorDirectory,
 {
     let matched = http::route(req, ROUTES)?;
     let actor = http::authorize(req, &matched, &deps.auth, &deps.store)
         .await?
         .actor();
-    let action = matched.route;
     let id: LicenseId = matched.id("licenseId")?;
+    let action = match matched.route {
+        Action::Status(action) => action,
+        Action::Release => {
+            let installation: InstallationId = matched.id("installationId")?;
+            let reason = http::parse_json::<StatusChangeRequest>(req)?.parse()?;
+            let (released, changed) = release_installation(
+                &deps.store,
+                &id,
+                &installation,
+                reason,
+                actor,
+                deps.clock.now(),
+            )
+            .await?;
+            return Ok(http::json(
+                StatusCode::OK,
+                &InstallationReleasedResponse {
+                    installation: InstallationView::from(&released),
+                    changed,
+                },
+            ));
+        }
+    };
     let reason = http::parse_json::<StatusChangeRequest>(req)?.parse()?;
     let (license, changed) = change_status(
         &deps.store,

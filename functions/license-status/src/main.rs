@@ -1,4 +1,5 @@
-//! `POST /api/admin/licenses/{licenseId}/suspend|reinstate` (admin): wiring only.
+//! `POST /api/admin/licenses/{licenseId}/suspend|reinstate` and
+//! `…/installations/{installationId}/release` (support): wiring only.
 
 use std::sync::Arc;
 

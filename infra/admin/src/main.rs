@@ -88,6 +88,15 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Free one installation's seat now (a machine that is gone); audited with the reason.
+    Release {
+        #[command(flatten)]
+        store: StoreArgs,
+        license: String,
+        installation: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Local stand-in for the SQS → Lambda trigger: drain a queue into a function served by
     /// `cargo lambda watch`, deleting only the messages the function did not report as failed.
     RelaySqs {
@@ -294,6 +303,24 @@ async fn main() -> Result<()> {
             let id = LicenseId::parse(&license)?;
             let (license, changed) = change_status(&store, &id, action, reason, actor, now).await?;
             json!({ "license": LicenseView::from(&license), "changed": changed })
+        }
+        Command::Release {
+            store,
+            license,
+            installation,
+            reason,
+        } => {
+            let store = store.open(&sdk);
+            let (released, changed) = shared::service::installations::release_installation(
+                &store,
+                &LicenseId::parse(&license)?,
+                &shared::domain::InstallationId::parse(&installation)?,
+                reason,
+                actor,
+                now,
+            )
+            .await?;
+            json!({ "installation": shared::api::InstallationView::from(&released), "changed": changed })
         }
         Command::RelaySqs {
             queue_url,

@@ -22,6 +22,9 @@ pub type LicenseDetailView = nectar_protocol::admin::LicenseDetailView<Validated
 pub type CustomerLicensesResponse = nectar_protocol::admin::CustomerLicensesResponse<Validated>;
 /// `POST /api/revoke` and suspend / reinstate answer.
 pub type StatusChangeResponse = nectar_protocol::admin::StatusChangeResponse<Validated>;
+/// `POST …/installations/{installationId}/release` answer.
+pub type InstallationReleasedResponse =
+    nectar_protocol::admin::InstallationReleasedResponse<Validated>;
 /// `POST /api/admin/customers` answer.
 pub type CustomerCreatedResponse = nectar_protocol::admin::CustomerCreatedResponse<Validated>;
 /// `POST /api/admin/licenses` answer.

@@ -15,8 +15,8 @@ mod workflows;
 pub use admin::{
     ActivationRequest, AuditPageResponse, AuditView, CreateCustomerRequest,
     CustomerCreatedResponse, CustomerLicensesResponse, CustomerView, HealthResponse,
-    IssueLicenseRequest, LicenseDetailView, LicenseIssuedResponse, Parse, RenewLicenseRequest,
-    RevokeRequest, StatusChangeRequest, StatusChangeResponse,
+    InstallationReleasedResponse, IssueLicenseRequest, LicenseDetailView, LicenseIssuedResponse,
+    Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest, StatusChangeResponse,
 };
 pub use licensing::{
     HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, InstallationView,

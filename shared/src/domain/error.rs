@@ -59,6 +59,12 @@ pub enum DomainError {
     /// No such operator.
     #[error("operator not found")]
     OperatorNotFound,
+    /// The license has no installation with that id.
+    #[error("installation not found")]
+    InstallationNotFound,
+    /// The installation heartbeated during each attempt to release its seat.
+    #[error("the installation kept heartbeating while its seat was being released; retry")]
+    InstallationBusy,
     /// An active operator already has this name.
     #[error("an active operator is already named `{0}`")]
     OperatorNameTaken(String),

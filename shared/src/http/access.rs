@@ -28,6 +28,7 @@ pub const ROLES: &[(&str, Role)] = &[
     (keys::LICENSE_SUSPEND, Role::Support),
     (keys::LICENSE_REINSTATE, Role::Support),
     (keys::LICENSE_RENEW, Role::Support),
+    (keys::INSTALLATION_RELEASE, Role::Support),
     (keys::REVOKE, Role::Admin),
     (keys::CUSTOMER_CREATE, Role::Admin),
     (keys::LICENSE_ISSUE, Role::Admin),

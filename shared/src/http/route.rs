@@ -57,6 +57,8 @@ pub mod keys {
     pub const LICENSE_AUDIT: &str = "GET /api/admin/licenses/{licenseId}/audit";
     /// Issue an offline activation file for one installation (admin).
     pub const LICENSE_ACTIVATE: &str = "POST /api/admin/licenses/{licenseId}/activations";
+    pub const INSTALLATION_RELEASE: &str =
+        "POST /api/admin/licenses/{licenseId}/installations/{installationId}/release";
     /// Create an operator (admin).
     pub const OPERATOR_CREATE: &str = "POST /api/admin/operators";
     /// List operators (admin).
@@ -85,6 +87,7 @@ pub mod keys {
         LICENSE_SUSPEND,
         LICENSE_REINSTATE,
         LICENSE_ACTIVATE,
+        INSTALLATION_RELEASE,
         LICENSE_AUDIT,
         OPERATOR_CREATE,
         OPERATOR_LIST,
@@ -134,6 +137,12 @@ impl PathId for LicenseId {
 }
 
 impl PathId for CustomerId {
+    fn parse_path(raw: &str) -> Result<Self, ParseError> {
+        Self::parse(raw)
+    }
+}
+
+impl PathId for crate::domain::InstallationId {
     fn parse_path(raw: &str) -> Result<Self, ParseError> {
         Self::parse(raw)
     }

@@ -4,6 +4,7 @@ pub mod activation;
 pub mod admin;
 pub mod check;
 pub mod heartbeat;
+pub mod installations;
 pub mod lifecycle;
 pub mod operators;
 pub mod usage;
