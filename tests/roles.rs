@@ -648,6 +648,48 @@ mod http {
 
     #[tokio::test]
     #[ignore = "end-to-end: needs the stack `make test` starts"]
+    async fn the_cli_renews_a_license_and_pages_its_audit_trail() {
+        // Arrange: a license issued over the API.
+        let api = Api::from_env();
+        let (license, _) = api.issue("starter", json!({"validDays": 10})).await;
+        let id = license["id"].as_str().expect("id");
+        // Act: renew through the CLI, with the stack's signing key and issuer.
+        let renewed = cli(&[
+            "renew",
+            id,
+            "--days",
+            "30",
+            "--reason",
+            "renewal order 77",
+            "--signing-key",
+            &api.signing_key,
+            "--issuer",
+            &api.issuer,
+        ]);
+        // Assert: the new key validates on the stack; the trail pages newest first.
+        let key = renewed["licenseKey"].as_str().expect("key");
+        assert_eq!(
+            api.validate(key, "cli-node", json!({})).await["code"],
+            "VALID"
+        );
+        let newest = cli(&["audit", id, "--limit", "1"]);
+        assert_eq!(
+            newest["entries"][0]["action"], "license.renewed",
+            "{newest}"
+        );
+        assert!(
+            newest["entries"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("renewal order 77")),
+            "{newest}"
+        );
+        let next = newest["next"].as_str().expect("an older page");
+        let older = cli(&["audit", id, "--limit", "1", "--before", next]);
+        assert_eq!(older["entries"][0]["action"], "license.issued", "{older}");
+    }
+
+    #[tokio::test]
+    #[ignore = "end-to-end: needs the stack `make test` starts"]
     async fn the_cli_creates_lists_rotates_and_disables_operators_the_api_then_honours() {
         let api = Api::from_env();
         let name = format!("cli-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -88,6 +88,36 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Renew a license: a new expiry and a re-signed key (same id); prints the new key.
+    Renew {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// SIGNING_KEY_ID: KMS key id, ARN or alias.
+        #[arg(long, env = "SIGNING_KEY_ID")]
+        signing_key: String,
+        #[arg(long, env = "TOKEN_ISSUER", default_value = shared::config::DEFAULT_ISSUER)]
+        issuer: String,
+        license: String,
+        /// New term in days from now (default 365).
+        #[arg(long, conflicts_with = "expires_at")]
+        days: Option<i64>,
+        /// New end of term, RFC 3339.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// A page of a license's audit trail, newest first (`--before`: the previous page's `next`).
+    Audit {
+        #[command(flatten)]
+        store: StoreArgs,
+        license: String,
+        #[arg(long)]
+        before: Option<String>,
+        /// Entries per page (1–200).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=200))]
+        limit: u16,
+    },
     /// Free one installation's seat now (a machine that is gone); audited with the reason.
     Release {
         #[command(flatten)]
@@ -303,6 +333,52 @@ async fn main() -> Result<()> {
             let id = LicenseId::parse(&license)?;
             let (license, changed) = change_status(&store, &id, action, reason, actor, now).await?;
             json!({ "license": LicenseView::from(&license), "changed": changed })
+        }
+        Command::Renew {
+            store,
+            signing_key,
+            issuer,
+            license,
+            days,
+            expires_at,
+            reason,
+        } => {
+            let store = store.open(&sdk);
+            let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), &signing_key).await?;
+            use shared::api::Parse as _;
+            let (term, reason) = shared::api::RenewLicenseRequest {
+                expires_at,
+                valid_days: days,
+                reason,
+            }
+            .parse()?;
+            let cmd = shared::service::admin::RenewCommand {
+                id: LicenseId::parse(&license)?,
+                term,
+                reason,
+            };
+            let (license, key) =
+                shared::service::admin::renew_license(&store, &signer, &issuer, cmd, actor, now)
+                    .await?;
+            json!({ "license": LicenseView::from(&license), "licenseKey": key.expose() })
+        }
+        Command::Audit {
+            store,
+            license,
+            before,
+            limit,
+        } => {
+            use shared::domain::ports::AuditLog as _;
+            let store = store.open(&sdk);
+            let id = LicenseId::parse(&license)?;
+            let page = store
+                .audit_page(&id, before.as_deref(), usize::from(limit))
+                .await?;
+            json!({
+                "licenseId": id.to_string(),
+                "entries": page.entries.iter().map(shared::api::AuditView::from).collect::<Vec<_>>(),
+                "next": page.next,
+            })
         }
         Command::Release {
             store,
