@@ -11,6 +11,7 @@
 //! - `jws` (feature `jws`): the ES256 compact-JWS verifier and encoder both sides share.
 //! - [`licensing`]: validate and heartbeat bodies and the license/installation views.
 //! - [`admin`]: admin routes (customers, licenses, status changes, lookup) and health.
+//! - [`fleet`]: the operators' listings (customers, licenses, installations, needs attention).
 //! - [`usage`]: usage events, usage answers and statistics.
 //! - [`workflows`]: workflow execution bodies.
 //! - [`vocabulary`]: how a reader types ids (plain strings, or a server's validated newtypes).
@@ -18,6 +19,7 @@
 
 pub mod admin;
 pub mod codes;
+pub mod fleet;
 #[cfg(feature = "jws")]
 pub mod jws;
 pub mod licensing;

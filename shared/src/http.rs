@@ -215,6 +215,11 @@ impl From<DomainError> for ApiError {
             DomainError::LicenseTooLarge(_) => {
                 Self::new(S::BAD_REQUEST, "LICENSE_TOO_LARGE", e.to_string())
             }
+            DomainError::Store(StoreError::InvalidCursor) => Self::field(
+                "INVALID_CURSOR",
+                "cursor",
+                "cursor must be the `next` of an earlier page of the same listing, with the same filters",
+            ),
             DomainError::Store(StoreError::Throttled | StoreError::Unavailable(_))
             | DomainError::Signing(crate::token::SignError::Throttled) => {
                 tracing::warn!(error.cause_chain = ?cause_chain(&e), "dependency throttled or unreachable");

@@ -7,6 +7,7 @@
 //! the domain lives here. Split by context like the protocol crate.
 
 mod admin;
+pub mod fleet;
 mod licensing;
 mod operators;
 mod usage;

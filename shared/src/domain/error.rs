@@ -19,6 +19,9 @@ pub enum StoreError {
     /// A stored item does not decode: a bug or a hand edit, never the caller's fault.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
+    /// A listing cursor that is not one this listing handed out (another filter's, or made up).
+    #[error("the cursor does not belong to this listing")]
+    InvalidCursor,
     /// Any other failure of the store.
     #[error("store request failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -2,6 +2,7 @@
 //! here.
 
 pub mod error;
+pub mod fleet;
 pub mod ids;
 pub mod license;
 pub mod lifecycle;

@@ -569,3 +569,52 @@ pub trait OperatorDirectory: Send + Sync {
         limit: usize,
     ) -> Result<AuditPage, StoreError>;
 }
+
+/// The fleet listings operators search: customers, licenses and installations by their filters,
+/// and the stored "needs attention" flags — each a walk of index partitions, never a scan (see
+/// `crate::domain::fleet` for the paging contract every store keeps).
+#[async_trait]
+pub trait FleetIndex: Send + Sync {
+    /// A page of customers matching `filter`.
+    async fn list_customers(
+        &self,
+        filter: &crate::domain::fleet::CustomerFilter,
+        from: Option<&crate::domain::fleet::PageCursor>,
+        limit: usize,
+    ) -> Result<crate::domain::fleet::Page<Customer>, StoreError>;
+
+    /// A page of licenses matching `filter`.
+    async fn list_licenses(
+        &self,
+        filter: &crate::domain::fleet::LicenseFilter,
+        from: Option<&crate::domain::fleet::PageCursor>,
+        limit: usize,
+    ) -> Result<crate::domain::fleet::Page<License>, StoreError>;
+
+    /// A page of installations matching `filter`.
+    async fn list_installations(
+        &self,
+        filter: &crate::domain::fleet::InstallationFilter,
+        from: Option<&crate::domain::fleet::PageCursor>,
+        limit: usize,
+    ) -> Result<crate::domain::fleet::Page<Installation>, StoreError>;
+
+    /// A page of the flags of `kind` still listed at `now` (raised within their lifetime), by
+    /// license then installation id.
+    async fn list_flags(
+        &self,
+        kind: crate::domain::fleet::AttentionKind,
+        now: OffsetDateTime,
+        from: Option<&crate::domain::fleet::PageCursor>,
+        limit: usize,
+    ) -> Result<crate::domain::fleet::Page<crate::domain::fleet::Flag>, StoreError>;
+}
+
+/// Raises "needs attention" flags: the heartbeat (seat limit, clock tamper) and the lifecycle job
+/// (usage) call it. One item per flag, overwritten when raised again, deleted by TTL after its
+/// lifetime: the list stays as small as the problems are.
+#[async_trait]
+pub trait AttentionFlags: Send + Sync {
+    /// Raises (or refreshes) the flag.
+    async fn raise(&self, flag: &crate::domain::fleet::Flag) -> Result<(), StoreError>;
+}

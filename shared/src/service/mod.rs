@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod admin;
 pub mod check;
+pub mod fleet;
 pub mod heartbeat;
 pub mod installations;
 pub mod lifecycle;

@@ -23,6 +23,45 @@ pub(crate) fn customer_pk(id: &CustomerId) -> String {
     format!("CUSTOMER#{id}")
 }
 
+/// Creation-index partition of every customer (`gsi2`).
+pub(crate) const CREATED_GSI2_PK: &str = "CUSTOMERS#created";
+/// Name-index partition of every customer (`gsi3`).
+pub(crate) const NAME_GSI3_PK: &str = "CUSTOMERS#name";
+
+/// Creation-index sort key: creation time first, so a created range is one key condition.
+pub(crate) fn created_gsi2_sk(at: OffsetDateTime, id: &CustomerId) -> String {
+    format!("{}#{id}", keys::sortable_time(at))
+}
+
+/// Most bytes of a folded name kept in the name index's sort key (DynamoDB allows 1,024 per sort
+/// key; names are at most 200 characters, but lower-casing can lengthen them). A prefix longer
+/// than this still works: the index narrows to the first bytes, the exact filter does the rest.
+const NAME_KEY_BYTES: usize = 800;
+
+/// The name as the name index sorts and prefix-matches it: lower-cased, cut at a character
+/// boundary to [`NAME_KEY_BYTES`].
+pub(crate) fn name_key(name: &str) -> String {
+    let mut folded = crate::domain::fleet::fold(name);
+    if folded.len() > NAME_KEY_BYTES {
+        let mut cut = NAME_KEY_BYTES;
+        while !folded.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        folded.truncate(cut);
+    }
+    folded
+}
+
+/// Name-index sort key: `<folded name>#<cid>`.
+pub(crate) fn name_gsi3_sk(name: &str, id: &CustomerId) -> String {
+    format!("{}#{id}", name_key(name))
+}
+
+/// Email-index partition: one per (folded) address.
+pub(crate) fn email_gsi4_pk(email: &str) -> String {
+    format!("EMAIL#{}", crate::domain::fleet::fold(email))
+}
+
 /// How customers are read and written.
 pub const ACCESS_PATTERNS: &[AccessPattern] = &[
     AccessPattern {
@@ -32,6 +71,30 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[
         key: "`CUSTOMER#<cid>` / `CUSTOMER` + audit; `attribute_not_exists(pk)` on both",
         consistency: Consistency::Write,
         used_by: "`CustomerDirectory::create_customer`",
+    },
+    AccessPattern {
+        entity: "customer",
+        name: "customers by name prefix (case-insensitive), or all by name",
+        operation: "Query gsi3 (Limit)",
+        key: "`gsi3pk = CUSTOMERS#name AND gsi3sk BETWEEN <prefix> AND <prefix>+U+10FFFF` (sort: `<folded name>#<cid>`)",
+        consistency: Consistency::Eventual,
+        used_by: "`FleetIndex::customers`",
+    },
+    AccessPattern {
+        entity: "customer",
+        name: "customers by exact email (case-insensitive)",
+        operation: "Query gsi4 (Limit)",
+        key: "`gsi4pk = EMAIL#<folded email>` (sort: `<cid>`)",
+        consistency: Consistency::Eventual,
+        used_by: "`FleetIndex::customers`",
+    },
+    AccessPattern {
+        entity: "customer",
+        name: "customers created in a range",
+        operation: "Query gsi2 (Limit)",
+        key: "`gsi2pk = CUSTOMERS#created AND gsi2sk BETWEEN <from> AND <to>` (sort: `<createdAt>#<cid>`)",
+        consistency: Consistency::Eventual,
+        used_by: "`FleetIndex::customers`",
     },
     AccessPattern {
         entity: "customer",
@@ -64,6 +127,18 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[
 pub(crate) struct CustomerRecord {
     pub pk: String,
     pub sk: String,
+    #[serde(default)]
+    pub gsi2pk: String,
+    #[serde(default)]
+    pub gsi2sk: String,
+    #[serde(default)]
+    pub gsi3pk: String,
+    #[serde(default)]
+    pub gsi3sk: String,
+    #[serde(default)]
+    pub gsi4pk: String,
+    #[serde(default)]
+    pub gsi4sk: String,
     pub entity: String,
     pub id: String,
     pub name: String,
@@ -77,6 +152,12 @@ impl From<&Customer> for CustomerRecord {
         Self {
             pk: customer_pk(&c.id),
             sk: CUSTOMER_SK.into(),
+            gsi2pk: CREATED_GSI2_PK.into(),
+            gsi2sk: created_gsi2_sk(c.created_at, &c.id),
+            gsi3pk: NAME_GSI3_PK.into(),
+            gsi3sk: name_gsi3_sk(&c.name, &c.id),
+            gsi4pk: email_gsi4_pk(&c.email),
+            gsi4sk: c.id.to_string(),
             entity: ENTITY_CUSTOMER.into(),
             id: c.id.to_string(),
             name: c.name.clone(),

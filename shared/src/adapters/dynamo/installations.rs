@@ -34,8 +34,17 @@ use crate::domain::{
 /// Entity tag of an installation item.
 pub(crate) const ENTITY_INSTALLATION: &str = "installation";
 
-/// Silence-index partition of active installations (inactive ones leave the index).
+/// Silence-index partition of active installations (the lifecycle job sweeps only this one).
 pub(crate) const SEEN_GSI2_PK: &str = "SEEN#active";
+/// Silence-index partition of inactive installations (a released or culled seat moves here, so
+/// the fleet listing finds them; installations deactivated before it existed are only listed
+/// under their license).
+pub(crate) const UNSEATED_GSI2_PK: &str = "SEEN#inactive";
+
+/// Version-index partition (`gsi3`): one per reported product version.
+pub(crate) fn version_gsi3_pk(version: &str) -> String {
+    format!("VERSION#{version}")
+}
 
 /// Sort key of an installation under its license.
 pub(crate) fn installation_sk(id: &InstallationId) -> String {
@@ -45,6 +54,22 @@ pub(crate) fn installation_sk(id: &InstallationId) -> String {
 /// The installation item's key.
 pub(crate) fn installation_key(license: &LicenseId, id: &InstallationId) -> Item {
     keys::key(license_pk(license), installation_sk(id))
+}
+
+/// Where an installation item sits: the table, the heartbeat index (by seat state) and the
+/// version index — the keys the DynamoDB writes set, for the in-memory store to sort by.
+pub(crate) fn index_entries(i: &Installation) -> [(crate::adapters::fleet::Index, String, String); 3] {
+    use crate::adapters::fleet::Index;
+    let seen = seen_gsi2_sk(i.last_seen_at, &i.license_id, &i.id);
+    let state = match i.status {
+        InstallationStatus::Active => SEEN_GSI2_PK,
+        InstallationStatus::Inactive => UNSEATED_GSI2_PK,
+    };
+    [
+        (Index::Table, license_pk(&i.license_id), installation_sk(&i.id)),
+        (Index::Gsi2, state.to_owned(), seen.clone()),
+        (Index::Gsi3, version_gsi3_pk(&i.version), seen),
+    ]
 }
 
 /// Silence-index sort key: last heartbeat first, so "silent since before T" is one range query.
@@ -96,6 +121,30 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[
     },
     AccessPattern {
         entity: "installation",
+        name: "installations of a license, filtered (fleet listing)",
+        operation: "Query (Limit)",
+        key: "`pk = LICENSE#<lid> AND sk BETWEEN INSTALLATION#<after> AND INSTALLATION#U+10FFFF`",
+        consistency: Consistency::Eventual,
+        used_by: "`FleetIndex::installations`",
+    },
+    AccessPattern {
+        entity: "installation",
+        name: "installations by seat state, by last heartbeat",
+        operation: "Query gsi2 (Limit)",
+        key: "`gsi2pk = SEEN#active|SEEN#inactive AND gsi2sk <= <seenBefore>` (sort: `<lastSeenAt>#<lid>#<iid>`)",
+        consistency: Consistency::Eventual,
+        used_by: "`FleetIndex::installations`",
+    },
+    AccessPattern {
+        entity: "installation",
+        name: "installations by product version, by last heartbeat",
+        operation: "Query gsi3 (Limit)",
+        key: "`gsi3pk = VERSION#<version> AND gsi3sk <= <seenBefore>` (sort: `<lastSeenAt>#<lid>#<iid>`)",
+        consistency: Consistency::Eventual,
+        used_by: "`FleetIndex::installations`",
+    },
+    AccessPattern {
+        entity: "installation",
         name: "store the latest lease",
         operation: "UpdateItem",
         key: "`LICENSE#<lid>` / `INSTALLATION#<iid>`; `attribute_exists(pk)`",
@@ -114,12 +163,16 @@ fn heartbeat_set(report: &HeartbeatReport) -> (String, HashMap<String, String>, 
         "version = :version",
         "gsi2pk = :seen_pk",
         "gsi2sk = :seen_sk",
+        // In the version index under its latest heartbeat, too.
+        "gsi3pk = :version_pk",
+        "gsi3sk = :seen_sk",
     ];
     let mut vals = values(vec![
         (":at", time_value(report.at)),
         (":version", s(report.version.clone())),
         (":one", n(1)),
         (":seen_pk", s(SEEN_GSI2_PK)),
+        (":version_pk", s(version_gsi3_pk(&report.version))),
         (
             ":seen_sk",
             s(seen_gsi2_sk(

@@ -11,8 +11,13 @@ use time::format_description::well_known::Rfc3339;
 /// Name of the customer index (`gsi1pk` / `gsi1sk`): a customer's licenses.
 pub const GSI1: &str = "gsi1";
 /// Name of the status + expiry / silence index (`gsi2pk` / `gsi2sk`), which the lifecycle job
-/// sweeps.
+/// sweeps (also: customers by creation time).
 pub const GSI2: &str = "gsi2";
+/// Name of the fleet index (`gsi3pk` / `gsi3sk`): licenses by plan, installations by version,
+/// customers by name.
+pub const GSI3: &str = "gsi3";
+/// Name of the exact-match index (`gsi4pk` / `gsi4sk`): customers by email.
+pub const GSI4: &str = "gsi4";
 
 /// RFC 3339 in UTC at whole seconds (`2026-01-31T12:00:00Z`): fixed width, so text order is time
 /// order. Callers pass whole-second times (see `whole_seconds`); sub-seconds are dropped here too.

@@ -4,7 +4,8 @@
 //! The license partition also holds its installations, audit trail and usage counters, so one
 //! `BatchGetItem` answers a validation and one query lists a license's whole story. The item sits
 //! in the customer index (`CUSTOMER#<cid>` / `LICENSE#<lid>`) and in the status + expiry index
-//! (`STATUS#<status>` / `<expiresAt>#<lid>`) the lifecycle job sweeps. Lifecycle notices are
+//! (`STATUS#<status>` / `<expiresAt>#<lid>`) the lifecycle job sweeps, and in the plan index
+//! (`PLAN#<plan>` / `<expiresAt>#<lid>`) the fleet listing reads. Lifecycle notices are
 //! attributes of this item (`notice:<idempotency id>`), so the index query that finds a candidate
 //! also says which notices it already got. Every status change is one transaction with its audit
 //! entry; reads are strongly consistent, so a revocation is seen by the very next request.
@@ -54,6 +55,11 @@ pub(crate) fn status_gsi2_pk(status: LicenseStatus) -> String {
 /// Status-index sort key: expiry first, so "active licenses expiring before T" is one range query.
 pub(crate) fn expiry_gsi2_sk(expires_at: OffsetDateTime, id: &LicenseId) -> String {
     format!("{}#{id}", keys::sortable_time(expires_at))
+}
+
+/// Plan-index partition (`gsi3`).
+pub(crate) fn plan_gsi3_pk(plan: Plan) -> String {
+    format!("PLAN#{}", plan.name())
 }
 
 /// License-item attribute holding the ledger state of one notice.
@@ -111,6 +117,10 @@ pub(crate) struct LicenseRecord {
     pub gsi1sk: String,
     pub gsi2pk: String,
     pub gsi2sk: String,
+    #[serde(default)]
+    pub gsi3pk: String,
+    #[serde(default)]
+    pub gsi3sk: String,
     pub entity: String,
     pub id: String,
     pub customer_id: String,
@@ -137,6 +147,8 @@ impl From<&License> for LicenseRecord {
             gsi1sk: license_gsi1_sk(&l.id),
             gsi2pk: status_gsi2_pk(l.status),
             gsi2sk: expiry_gsi2_sk(l.expires_at, &l.id),
+            gsi3pk: plan_gsi3_pk(l.plan),
+            gsi3sk: expiry_gsi2_sk(l.expires_at, &l.id),
             entity: ENTITY_LICENSE.into(),
             id: l.id.to_string(),
             customer_id: l.customer_id.to_string(),
@@ -308,7 +320,8 @@ impl DynamoStore {
             (":gsi2pk", s(status_gsi2_pk(to))),
         ]);
         if let Some(exp) = expires_at {
-            set.push_str(", expires_at = :exp, gsi2sk = :gsi2sk");
+            // Both indexes that order licenses by expiry move with it.
+            set.push_str(", expires_at = :exp, gsi2sk = :gsi2sk, gsi3sk = :gsi2sk");
             vals.insert(":exp".into(), time_value(exp));
             vals.insert(":gsi2sk".into(), s(expiry_gsi2_sk(exp, id)));
         }

@@ -330,14 +330,16 @@ impl LifecycleIndex for DynamoStore {
                 license_pk.clone(),
                 installation_sk(&installation.id),
             )))
+            // Out of the silence sweep's partition, into the inactive one (same sort key).
             .update_expression(
-                "SET #status = :inactive, deactivated_at = :at REMOVE gsi2pk, gsi2sk",
+                "SET #status = :inactive, deactivated_at = :at, gsi2pk = :unseated_pk",
             )
             .condition_expression("#status = :active AND last_seen_at = :seen")
             .set_expression_attribute_names(Some(names(&[("#status", "status")])))
             .set_expression_attribute_values(Some(values(vec![
                 (":inactive", s("inactive")),
                 (":active", s("active")),
+                (":unseated_pk", s(super::installations::UNSEATED_GSI2_PK)),
                 (":at", time_value(audit.at)),
                 (":seen", time_value(installation.last_seen_at)),
             ])))

@@ -3,18 +3,21 @@
 //! - [`table`]: the client wrapper, error classification and the one retry policy;
 //! - `licenses`, `installations` (heartbeats and the seat claim), `customers`, `audit`, `usage`,
 //!   `workflows` (rate windows, executions), `lifecycle` (index sweeps, cursors, notice ledger),
-//!   `trust` (endorsements), `operators` (operators, their tokens and names);
+//!   `trust` (endorsements), `operators` (operators, their tokens and names), `attention`
+//!   ("needs attention" flags), `fleet` (the operators' listings over the indexes);
 //! - [`keys`]: what all keys share (index names, time encoding); [`schema`]: the table definition.
 //!
 //! Consistency: every read that decides a validation is strongly consistent, so a revocation is
 //! seen by the very next request. Every state change and its audit entry go in one transaction.
 //! The README's access-pattern table is generated from [`access_patterns`] (and checked in a test).
 
+pub(crate) mod attention;
 mod audit;
-mod customers;
-mod installations;
+pub(crate) mod customers;
+mod fleet;
+pub(crate) mod installations;
 pub mod keys;
-mod licenses;
+pub(crate) mod licenses;
 mod lifecycle;
 mod operators;
 pub mod schema;
@@ -37,6 +40,7 @@ pub fn access_patterns() -> Vec<AccessPattern> {
         licenses::ACCESS_PATTERNS,
         installations::ACCESS_PATTERNS,
         customers::ACCESS_PATTERNS,
+        attention::ACCESS_PATTERNS,
         audit::ACCESS_PATTERNS,
         usage::ACCESS_PATTERNS,
         workflows::ACCESS_PATTERNS,

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use super::keys::{GSI1, GSI2};
+use super::keys::{GSI1, GSI2, GSI3, GSI4};
 use super::table::{Backoff, Step};
 use crate::domain::StoreError;
 
@@ -54,8 +54,12 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), BoxError> {
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
             .global_secondary_indexes(index(GSI1, "gsi1pk", "gsi1sk")?)
-            .global_secondary_indexes(index(GSI2, "gsi2pk", "gsi2sk")?);
-        for a in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+            .global_secondary_indexes(index(GSI2, "gsi2pk", "gsi2sk")?)
+            .global_secondary_indexes(index(GSI3, "gsi3pk", "gsi3sk")?)
+            .global_secondary_indexes(index(GSI4, "gsi4pk", "gsi4sk")?);
+        for a in [
+            "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk",
+        ] {
             create = create.attribute_definitions(attr(a)?);
         }
         create.send().await?;

@@ -24,6 +24,7 @@
 //! claim may refuse such a duplicate beat; here it is always seated).
 
 mod events;
+mod fleet;
 mod lifecycle;
 mod operators;
 mod usage;
@@ -95,6 +96,8 @@ struct State {
     operator_tokens: HashMap<String, crate::domain::OperatorCredential>,
     /// Name items: the active operator holding each name (lower-case), as `OPNAME#<name>`.
     operator_names: HashMap<String, crate::domain::OperatorId>,
+    /// "Needs attention" flags by their item key (`ATTENTION#<kind>`, `<lid>#<iid or ->`).
+    flags: BTreeMap<(String, String), crate::domain::fleet::Flag>,
 }
 
 impl State {
@@ -189,6 +192,9 @@ impl MemoryStore {
         state.rates.retain(|_, (_, ttl)| *ttl > now);
         state.executions.retain(|_, (_, ttl)| *ttl > now);
         state.once.retain(|_, ttl| *ttl > now);
+        state
+            .flags
+            .retain(|_, f| f.expires_at().unix_timestamp() > now);
     }
 
     /// The ids of the notices in the license's ledger (what DynamoDB keeps as `notice:<id>`
