@@ -42,6 +42,12 @@ trait Fixture: Send + Sync {
     fn store(&self) -> &Self::S;
     /// Plays DynamoDB's TTL process at `now`: deletes every item whose `ttl` is at or before it.
     async fn expire_ttl(&self, now: OffsetDateTime);
+    /// Starts counting DynamoDB requests afresh.
+    fn reset_requests(&self) {}
+    /// DynamoDB `Query` requests since the last reset (`None`: the store makes no requests).
+    fn queries(&self) -> Option<usize> {
+        None
+    }
 }
 
 struct Memory(MemoryStore);
@@ -70,6 +76,12 @@ impl Fixture for Dynamo {
     }
     fn store(&self) -> &Self::S {
         &self.0.store
+    }
+    fn reset_requests(&self) {
+        self.0.calls.reset();
+    }
+    fn queries(&self) -> Option<usize> {
+        Some(self.0.calls.count("DynamoDB.Query"))
     }
     /// The emulator does not run DynamoDB's TTL process: a scan deletes what it would.
     async fn expire_ttl(&self, now: OffsetDateTime) {
@@ -159,6 +171,10 @@ contract!(
     a_rotation_replaces_the_token_only_from_the_token_read,
     disabling_removes_the_token_and_frees_the_name_only_from_the_token_read,
     operators_page_in_id_order_each_once,
+    licenses_list_by_each_filter_page_after_page,
+    customers_list_by_name_prefix_email_and_created_range,
+    installations_list_by_license_state_version_and_silence,
+    flags_list_until_their_lifetime_ends_and_raising_again_refreshes,
 );
 
 // ---- fixtures ----
@@ -1600,4 +1616,458 @@ async fn operators_page_in_id_order_each_once<F: Fixture>(f: &F) {
         .await
         .expect("page");
     assert_eq!((last.items.len(), last.next), (3, None));
+}
+
+// ---- fleet listings ----
+
+/// Every page of a listing with page size `limit`: the items in order, and how many pages.
+async fn all_pages<T, Fut>(
+    mut page: impl FnMut(Option<shared::domain::fleet::PageCursor>) -> Fut,
+) -> (Vec<T>, usize)
+where
+    Fut: std::future::Future<Output = Result<shared::domain::fleet::Page<T>, StoreError>>,
+{
+    let (mut items, mut pages, mut cursor) = (Vec::new(), 0, None);
+    loop {
+        let p = page(cursor.take()).await.expect("page");
+        pages += 1;
+        assert!(pages < 100, "a listing must end");
+        items.extend(p.items);
+        match p.next {
+            Some(next) => cursor = Some(next),
+            None => return (items, pages),
+        }
+    }
+}
+
+/// A book of 7 licenses of 2 customers across plans, statuses and expiries; returns the
+/// customers. Suffixes (ids) tell them apart: `A…` is active, `S…` suspended, `R…` revoked.
+async fn fleet_book<S: Store>(store: &S) -> (Customer, Customer) {
+    let (acme, globex) = (customer(), customer());
+    for c in [&acme, &globex] {
+        store
+            .create_customer(c, &audit("customer.created", NOW))
+            .await
+            .expect("customer");
+    }
+    let book = [
+        ("AAAAAAA1", &acme, Plan::Starter, LicenseStatus::Active, 10),
+        (
+            "AAAAAAA2",
+            &acme,
+            Plan::Professional,
+            LicenseStatus::Active,
+            40,
+        ),
+        (
+            "AAAAAAA3",
+            &globex,
+            Plan::Professional,
+            LicenseStatus::Active,
+            20,
+        ),
+        (
+            "AAAAAAA4",
+            &globex,
+            Plan::Enterprise,
+            LicenseStatus::Active,
+            90,
+        ),
+        (
+            "AAAAAAA5",
+            &acme,
+            Plan::Professional,
+            LicenseStatus::Active,
+            5,
+        ),
+        (
+            "SSSSSSS1",
+            &acme,
+            Plan::Professional,
+            LicenseStatus::Suspended,
+            30,
+        ),
+        (
+            "RRRRRRR1",
+            &globex,
+            Plan::Starter,
+            LicenseStatus::Revoked,
+            60,
+        ),
+    ];
+    for (suffix, owner, plan, status, days) in book {
+        let mut l = license(suffix, owner, NOW + Duration::days(days));
+        l.plan = plan;
+        store
+            .create_license(&l, &audit("license.issued", NOW))
+            .await
+            .expect("license");
+        if status != LicenseStatus::Active {
+            assert!(
+                store
+                    .set_status(&l.id, LicenseStatus::Active, status, &audit("x", NOW))
+                    .await
+                    .expect("status")
+            );
+        }
+    }
+    (acme, globex)
+}
+
+fn suffixes(ls: &[License]) -> Vec<String> {
+    ls.iter()
+        .map(|l| l.id.as_str().rsplit('-').next().unwrap_or("").to_owned())
+        .collect()
+}
+
+async fn licenses_list_by_each_filter_page_after_page<F: Fixture>(f: &F) {
+    use shared::domain::fleet::LicenseFilter;
+    use shared::domain::ports::FleetIndex;
+    let store = f.store();
+    let (acme, _) = fleet_book(store).await;
+    let list = |filter: LicenseFilter, limit: usize| async move {
+        let (items, pages) = all_pages(|c| {
+            let filter = filter.clone();
+            async move { store.list_licenses(&filter, c.as_ref(), limit).await }
+        })
+        .await;
+        (suffixes(&items), pages)
+    };
+    // Unfiltered: every status in turn (active, suspended, expired, revoked), each by expiry.
+    let (all, _) = list(LicenseFilter::default(), 2).await;
+    assert_eq!(
+        all,
+        [
+            "AAAAAAA5", "AAAAAAA1", "AAAAAAA3", "AAAAAAA2", "AAAAAAA4", "SSSSSSS1", "RRRRRRR1"
+        ]
+    );
+    // One status, by expiry, across pages of 2.
+    let active = LicenseFilter {
+        status: Some(LicenseStatus::Active),
+        ..Default::default()
+    };
+    let (got, pages) = list(active.clone(), 2).await;
+    assert_eq!(
+        got,
+        ["AAAAAAA5", "AAAAAAA1", "AAAAAAA3", "AAAAAAA2", "AAAAAAA4"]
+    );
+    assert!(pages >= 3, "five items in pages of two: {pages} pages");
+    // One plan (any status), by expiry.
+    let (got, _) = list(
+        LicenseFilter {
+            plan: Some(Plan::Professional),
+            ..Default::default()
+        },
+        2,
+    )
+    .await;
+    assert_eq!(got, ["AAAAAAA5", "AAAAAAA3", "SSSSSSS1", "AAAAAAA2"]);
+    // Plan and status together: the status index selects, the plan filters.
+    let (got, _) = list(
+        LicenseFilter {
+            plan: Some(Plan::Professional),
+            status: Some(LicenseStatus::Active),
+            ..Default::default()
+        },
+        1,
+    )
+    .await;
+    assert_eq!(got, ["AAAAAAA5", "AAAAAAA3", "AAAAAAA2"]);
+    // One customer's, by id.
+    let (got, _) = list(
+        LicenseFilter {
+            customer: Some(acme.id),
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    assert_eq!(got, ["AAAAAAA1", "AAAAAAA2", "AAAAAAA5", "SSSSSSS1"]);
+    // Expiring in [10 days, 40 days): inclusive after, exclusive before.
+    let (got, _) = list(
+        LicenseFilter {
+            status: Some(LicenseStatus::Active),
+            expires_after: Some(NOW + Duration::days(10)),
+            expires_before: Some(NOW + Duration::days(40)),
+            ..Default::default()
+        },
+        2,
+    )
+    .await;
+    assert_eq!(got, ["AAAAAAA1", "AAAAAAA3"]);
+    // A page an index selects exactly is one request.
+    f.reset_requests();
+    let page = store.list_licenses(&active, None, 2).await.expect("page");
+    assert_eq!(page.items.len(), 2);
+    if let Some(n) = f.queries() {
+        assert_eq!(n, 1, "one Query for one selective page");
+    }
+    // A filter the index cannot apply reads on, at most MAX_READS_PER_PAGE times.
+    f.reset_requests();
+    let sparse = store
+        .list_licenses(
+            &LicenseFilter {
+                status: Some(LicenseStatus::Active),
+                plan: Some(Plan::Enterprise),
+                ..Default::default()
+            },
+            None,
+            1,
+        )
+        .await
+        .expect("page");
+    assert!(sparse.items.is_empty() || suffixes(&sparse.items) == ["AAAAAAA4"]);
+    if let Some(n) = f.queries() {
+        assert!(
+            n <= shared::domain::fleet::MAX_READS_PER_PAGE,
+            "{n} queries for one page"
+        );
+    }
+    // Another listing's cursor is refused.
+    let next = page.next.expect("more active licenses");
+    let err = store
+        .list_licenses(
+            &LicenseFilter {
+                plan: Some(Plan::Starter),
+                ..Default::default()
+            },
+            Some(&next),
+            2,
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::InvalidCursor)));
+}
+
+async fn customers_list_by_name_prefix_email_and_created_range<F: Fixture>(f: &F) {
+    use shared::domain::fleet::CustomerFilter;
+    use shared::domain::ports::FleetIndex;
+    let store = f.store();
+    let people = [
+        ("Acme Corp", "ops@acme.com", 0),
+        ("acme labs", "Labs@Acme.com", 1),
+        ("ACMEWORKS", "it@acmeworks.io", 2),
+        ("Ärzte Übersee", "praxis@aerzte.de", 3),
+        ("Globex", "ops@globex.com", 4),
+    ];
+    for (name, email, days) in people {
+        let c = Customer {
+            id: CustomerId::from_uuid(uuid::Uuid::new_v4()),
+            name: name.into(),
+            email: email.into(),
+            created_at: NOW + Duration::days(days),
+        };
+        store
+            .create_customer(&c, &audit("customer.created", NOW))
+            .await
+            .expect("customer");
+    }
+    let list = |filter: CustomerFilter| async move {
+        let (items, _) = all_pages(|c| {
+            let filter = filter.clone();
+            async move { store.list_customers(&filter, c.as_ref(), 1).await }
+        })
+        .await;
+        items.into_iter().map(|c| c.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(CustomerFilter {
+            name_prefix: Some("acme".into()),
+            ..Default::default()
+        })
+        .await,
+        ["Acme Corp", "acme labs", "ACMEWORKS"],
+        "case-insensitive prefix, by folded name"
+    );
+    assert_eq!(
+        list(CustomerFilter {
+            name_prefix: Some("ärzte ü".into()),
+            ..Default::default()
+        })
+        .await,
+        ["Ärzte Übersee"]
+    );
+    assert_eq!(
+        list(CustomerFilter {
+            email: Some("labs@acme.COM".into()),
+            ..Default::default()
+        })
+        .await,
+        ["acme labs"],
+        "exact email, case-insensitive"
+    );
+    assert_eq!(
+        list(CustomerFilter {
+            created_after: Some(NOW + Duration::days(1)),
+            created_before: Some(NOW + Duration::days(4)),
+            ..Default::default()
+        })
+        .await,
+        ["acme labs", "ACMEWORKS", "Ärzte Übersee"],
+        "created in [after, before), oldest first"
+    );
+    assert_eq!(list(CustomerFilter::default()).await.len(), 5);
+}
+
+async fn installations_list_by_license_state_version_and_silence<F: Fixture>(f: &F) {
+    use shared::domain::fleet::InstallationFilter;
+    use shared::domain::ports::FleetIndex;
+    let store = f.store();
+    let one = seeded(store, "IIIIIII1").await;
+    let two = seeded(store, "IIIIIII2").await;
+    for (l, inst, version, hours_ago) in [
+        (&one, "a", "1.0.0", 1),
+        (&one, "b", "2.0.0", 30),
+        (&one, "c", "2.0.0", 50),
+        (&two, "d", "2.0.0", 5),
+        (&two, "e", "1.0.0", 70),
+    ] {
+        let mut r = report(&l.id, inst, NOW - Duration::hours(hours_ago));
+        r.version = version.into();
+        claim(store, &r, 10).await;
+    }
+    // "c" loses its seat.
+    let c = store
+        .installations(&one.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|i| i.id.as_str() == "c")
+        .expect("c");
+    assert!(
+        store
+            .deactivate_installation(&c, &audit("installation.released", NOW))
+            .await
+            .expect("release")
+    );
+    let list = |filter: InstallationFilter| async move {
+        let (items, _) = all_pages(|cur| {
+            let filter = filter.clone();
+            async move { store.list_installations(&filter, cur.as_ref(), 2).await }
+        })
+        .await;
+        items
+            .into_iter()
+            .map(|i| i.id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(InstallationFilter::default()).await,
+        ["e", "b", "d", "a", "c"],
+        "active ones by last heartbeat, then inactive ones"
+    );
+    assert_eq!(
+        list(InstallationFilter {
+            license: Some(one.id.clone()),
+            ..Default::default()
+        })
+        .await,
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        list(InstallationFilter {
+            license: Some(one.id.clone()),
+            status: Some(InstallationStatus::Active),
+            ..Default::default()
+        })
+        .await,
+        ["a", "b"]
+    );
+    assert_eq!(
+        list(InstallationFilter {
+            status: Some(InstallationStatus::Inactive),
+            ..Default::default()
+        })
+        .await,
+        ["c"]
+    );
+    assert_eq!(
+        list(InstallationFilter {
+            version: Some("2.0.0".into()),
+            ..Default::default()
+        })
+        .await,
+        ["c", "b", "d"],
+        "a version's installations by last heartbeat, any seat state"
+    );
+    assert_eq!(
+        list(InstallationFilter {
+            status: Some(InstallationStatus::Active),
+            seen_before: Some(NOW - Duration::hours(5)),
+            ..Default::default()
+        })
+        .await,
+        ["e", "b"],
+        "silent for more than 5 hours (seen exactly 5 hours ago is not before)"
+    );
+}
+
+async fn flags_list_until_their_lifetime_ends_and_raising_again_refreshes<F: Fixture>(f: &F) {
+    use shared::domain::fleet::{AttentionKind, FLAG_LIFETIME, Flag};
+    use shared::domain::ports::{AttentionFlags, FleetIndex};
+    let store = f.store();
+    let flag = |suffix: &str, inst: Option<&str>, at: OffsetDateTime| Flag {
+        kind: AttentionKind::SeatLimit,
+        license_id: license_id(suffix),
+        installation_id: inst.map(installation),
+        detail: format!("refused {suffix}"),
+        raised_at: at,
+    };
+    store
+        .raise(&flag("FFFFFFF2", Some("x"), NOW))
+        .await
+        .expect("raise");
+    store
+        .raise(&flag("FFFFFFF1", Some("y"), NOW - Duration::days(6)))
+        .await
+        .expect("raise");
+    store
+        .raise(&flag("FFFFFFF3", None, NOW))
+        .await
+        .expect("raise");
+    // Another kind's partition is separate.
+    let mut tamper = flag("FFFFFFF1", Some("y"), NOW);
+    tamper.kind = AttentionKind::ClockTamper;
+    store.raise(&tamper).await.expect("raise");
+    let listed = |now: OffsetDateTime| async move {
+        let (items, _) = all_pages(|c| async move {
+            store
+                .list_flags(AttentionKind::SeatLimit, now, c.as_ref(), 2)
+                .await
+        })
+        .await;
+        items
+            .into_iter()
+            .map(|f: Flag| {
+                f.license_id
+                    .as_str()
+                    .rsplit('-')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(NOW).await, ["FFFFFFF1", "FFFFFFF2", "FFFFFFF3"]);
+    // A day later the six-day-old flag has lapsed (even before the TTL process deletes it).
+    assert_eq!(
+        listed(NOW + Duration::days(1)).await,
+        ["FFFFFFF2", "FFFFFFF3"]
+    );
+    // Raising it again refreshes it: one item, the new detail and time.
+    let mut again = flag("FFFFFFF1", Some("y"), NOW + Duration::days(1));
+    again.detail = "refused again".into();
+    store.raise(&again).await.expect("raise");
+    let page = store
+        .list_flags(AttentionKind::SeatLimit, NOW + Duration::days(1), None, 10)
+        .await
+        .expect("page");
+    assert_eq!(page.items.len(), 3);
+    assert_eq!(page.items[0].detail, "refused again");
+    assert_eq!(page.items[0].raised_at, NOW + Duration::days(1));
+    f.expire_ttl(NOW + FLAG_LIFETIME + Duration::hours(12)).await;
+    assert_eq!(
+        listed(NOW + Duration::days(1)).await,
+        ["FFFFFFF1"],
+        "the TTL process deletes lapsed flags"
+    );
 }

@@ -6,7 +6,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse};
 use shared::domain::ports::{
-    AuditLog, Clock, InstallationRegistry, LicenseReader, RateLimiter, TokenSigner,
+    AttentionFlags, AuditLog, Clock, InstallationRegistry, LicenseReader, RateLimiter, TokenSigner,
 };
 use shared::http::{self, ApiError};
 use shared::service::heartbeat::{BeatPolicy, HeartbeatCommand, heartbeat};
@@ -31,14 +31,14 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog + RateLimiter,
+    S: LicenseReader + InstallationRegistry + AuditLog + AttentionFlags + RateLimiter,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog + RateLimiter,
+    S: LicenseReader + InstallationRegistry + AuditLog + AttentionFlags + RateLimiter,
 {
     http::route(req, &[(http::keys::HEARTBEAT, ())])?;
     let cmd = HeartbeatCommand::try_from(http::parse_json::<HeartbeatRequest>(req)?)?;

@@ -77,7 +77,12 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
-    fn new(index: Index, pk: impl Into<String>, lower: Option<String>, upper: Option<String>) -> Self {
+    fn new(
+        index: Index,
+        pk: impl Into<String>,
+        lower: Option<String>,
+        upper: Option<String>,
+    ) -> Self {
         Self {
             index,
             pk: pk.into(),
@@ -141,14 +146,26 @@ pub(crate) fn license_legs(f: &LicenseFilter) -> Vec<Leg> {
     }
     let (lower, upper) = time_range(f.expires_after, f.expires_before);
     if let Some(status) = f.status {
-        return vec![Leg::new(Index::Gsi2, l::status_gsi2_pk(status), lower, upper)];
+        return vec![Leg::new(
+            Index::Gsi2,
+            l::status_gsi2_pk(status),
+            lower,
+            upper,
+        )];
     }
     if let Some(plan) = f.plan {
         return vec![Leg::new(Index::Gsi3, l::plan_gsi3_pk(plan), lower, upper)];
     }
     STATUS_ORDER
         .iter()
-        .map(|s| Leg::new(Index::Gsi2, l::status_gsi2_pk(*s), lower.clone(), upper.clone()))
+        .map(|s| {
+            Leg::new(
+                Index::Gsi2,
+                l::status_gsi2_pk(*s),
+                lower.clone(),
+                upper.clone(),
+            )
+        })
         .collect()
 }
 
@@ -166,7 +183,12 @@ pub(crate) fn installation_legs(f: &InstallationFilter) -> Vec<Leg> {
     }
     let (_, upper) = time_range(None, f.seen_before);
     if let Some(version) = &f.version {
-        return vec![Leg::new(Index::Gsi3, i::version_gsi3_pk(version), None, upper)];
+        return vec![Leg::new(
+            Index::Gsi3,
+            i::version_gsi3_pk(version),
+            None,
+            upper,
+        )];
     }
     let states = match f.status {
         Some(InstallationStatus::Active) => vec![i::SEEN_GSI2_PK],
@@ -301,9 +323,13 @@ mod tests {
             leg: "CUSTOMERS#name".into(),
             after: String::new(),
         };
-        let got = fill_page::<u8, _, _>(&legs, Some(&foreign), 10, |_| true, |_, _, _| async {
-            Ok((Vec::new(), false))
-        })
+        let got = fill_page::<u8, _, _>(
+            &legs,
+            Some(&foreign),
+            10,
+            |_| true,
+            |_, _, _| async { Ok((Vec::new(), false)) },
+        )
         .await;
         assert!(matches!(got, Err(StoreError::InvalidCursor)));
     }

@@ -18,9 +18,7 @@ use crate::domain::{
     CustomerId, DomainError, Installation, InstallationStatus, License, LicenseId, LicenseStatus,
     Plan, StoreError,
 };
-use crate::service::fleet::{
-    Attention, AttentionQuery, DEFAULT_SILENT_HOURS, DEFAULT_WITHIN_DAYS,
-};
+use crate::service::fleet::{Attention, AttentionQuery, DEFAULT_SILENT_HOURS, DEFAULT_WITHIN_DAYS};
 
 pub use nectar_protocol::fleet::ListPage;
 
@@ -64,7 +62,11 @@ impl<'a> Params<'a> {
 
     /// Refuses a parameter the listing does not take.
     fn only(&self, known: &[&str]) -> Result<(), DomainError> {
-        match self.pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        match self
+            .pairs
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
             None => Ok(()),
             Some((k, _)) => Err(DomainError::InvalidValue {
                 field: "query",
@@ -102,7 +104,8 @@ impl<'a> Params<'a> {
                     .and_then(ceil_second)
                     .ok_or_else(|| DomainError::InvalidValue {
                         field,
-                        message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z".into(),
+                        message: "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z"
+                            .into(),
                     })
             })
             .transpose()
@@ -341,7 +344,10 @@ impl From<&Attention> for AttentionView {
 }
 
 /// The page's view: its items mapped, its cursor encoded.
-pub fn page_view<T, V>(page: &crate::domain::fleet::Page<T>, view: impl Fn(&T) -> V) -> ListPage<V> {
+pub fn page_view<T, V>(
+    page: &crate::domain::fleet::Page<T>,
+    view: impl Fn(&T) -> V,
+) -> ListPage<V> {
     ListPage {
         items: page.items.iter().map(view).collect(),
         next: page.next.as_ref().map(encode_cursor),
@@ -416,6 +422,9 @@ mod tests {
         assert!(attention_query(&Params::new(&q)).is_err());
         let q = pairs(&[("kind", "silent"), ("silentHours", "48"), ("limit", "200")]);
         let (a, page) = attention_query(&Params::new(&q)).expect("valid");
-        assert_eq!((a.kind, a.silent_hours, page.limit), (AttentionKind::Silent, 48, 200));
+        assert_eq!(
+            (a.kind, a.silent_hours, page.limit),
+            (AttentionKind::Silent, 48, 200)
+        );
     }
 }

@@ -68,6 +68,15 @@ pub mod keys {
     /// Disable an operator (admin).
     pub const OPERATOR_DISABLE: &str = "POST /api/admin/operators/{operatorId}/disable";
 
+    /// Search customers (admin listing).
+    pub const FLEET_CUSTOMERS: &str = "GET /api/admin/fleet/customers";
+    /// Search licenses (admin listing).
+    pub const FLEET_LICENSES: &str = "GET /api/admin/fleet/licenses";
+    /// Search installations (admin listing).
+    pub const FLEET_INSTALLATIONS: &str = "GET /api/admin/fleet/installations";
+    /// What needs an operator's look (admin listing).
+    pub const FLEET_ATTENTION: &str = "GET /api/admin/fleet/attention";
+
     /// All of them, for the template check.
     pub const ALL: &[&str] = &[
         VALIDATE,
@@ -93,6 +102,10 @@ pub mod keys {
         OPERATOR_LIST,
         OPERATOR_ROTATE,
         OPERATOR_DISABLE,
+        FLEET_CUSTOMERS,
+        FLEET_LICENSES,
+        FLEET_INSTALLATIONS,
+        FLEET_ATTENTION,
     ];
 }
 

@@ -7,10 +7,11 @@
 use time::{Duration, OffsetDateTime};
 
 use super::check::{self, Code, Verdict};
+use crate::domain::fleet::{AttentionKind, Flag};
 use crate::domain::license::whole_seconds;
 use crate::domain::ports::{
-    AuditLog, HeartbeatReport, InstallationRegistry, LicenseReader, RateLimiter, SeatClaim,
-    TokenSigner,
+    AttentionFlags, AuditLog, HeartbeatReport, InstallationRegistry, LicenseReader, RateLimiter,
+    SeatClaim, TokenSigner,
 };
 use crate::domain::{Actor, AuditEntry};
 use crate::domain::{
@@ -87,7 +88,7 @@ pub async fn heartbeat<S>(
     now: OffsetDateTime,
 ) -> Result<Beat, DomainError>
 where
-    S: LicenseReader + InstallationRegistry + AuditLog + RateLimiter + ?Sized,
+    S: LicenseReader + InstallationRegistry + AuditLog + AttentionFlags + RateLimiter + ?Sized,
 {
     let policy = policy.into();
     let next_due_at = now + policy.interval;
@@ -142,6 +143,14 @@ where
         {
             Ok(true) => {
                 tracing::warn!(license_id = %license.id, signal = signal.as_str(), "installation raised a signal");
+                let flag = Flag {
+                    kind: AttentionKind::ClockTamper,
+                    license_id: license.id.clone(),
+                    installation_id: Some(cmd.installation_id.clone()),
+                    detail: format!("reported {}; version {}", signal.as_str(), cmd.version),
+                    raised_at: whole_seconds(now),
+                };
+                raise(store, &flag).await;
             }
             Ok(false) => {}
             Err(e) => {
@@ -226,12 +235,55 @@ where
             beat
         }
         None => {
+            // Refused: audited and flagged for operators once per installation per day, however
+            // often it retries.
+            let entry = AuditEntry {
+                action: "installation.refused".into(),
+                actor: Actor::installation(&cmd.installation_id),
+                reason: Some(format!(
+                    "all {} seats in use; version {}",
+                    license.limits.installations, cmd.version
+                )),
+                from: None,
+                to: None,
+                at: whole_seconds(now),
+            };
+            let once = format!("refused#{}#{day}", cmd.installation_id);
+            match store
+                .append_once(&license.id, &once, day_ends, &entry)
+                .await
+            {
+                Ok(true) => {
+                    let flag = Flag {
+                        kind: AttentionKind::SeatLimit,
+                        license_id: license.id.clone(),
+                        installation_id: Some(cmd.installation_id.clone()),
+                        detail: format!(
+                            "refused a seat: all {} seats in use (version {})",
+                            license.limits.installations, cmd.version
+                        ),
+                        raised_at: whole_seconds(now),
+                    };
+                    raise(store, &flag).await;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, license_id = %license.id, "audit entry not written");
+                }
+            }
             let v = check::seats_full(&license);
             answer(v, Some(license), installation)
         }
     };
     tracing::info!(license_id = %claims.jti, code = ?beat.verdict.code, "heartbeat recorded");
     Ok(beat)
+}
+
+/// Raises an operator flag; a flag that could not be stored must not fail the beat.
+async fn raise<S: AttentionFlags + ?Sized>(store: &S, flag: &Flag) {
+    if let Err(e) = store.raise(flag).await {
+        tracing::error!(error = %e, license_id = %flag.license_id, "attention flag not raised");
+    }
 }
 
 /// The stored lease if it is still worth handing out, else a freshly signed (and stored) one.

@@ -23,8 +23,8 @@ use crate::domain::lifecycle::{
     EXPIRY_WARNING_DAYS, Notice, NoticeKind, NoticeState, expiry_warning_due, usage_warning_due,
 };
 use crate::domain::ports::{
-    Candidate, CustomerDirectory, EventPublisher, InstallationRegistry, LicenseReader,
-    LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger,
+    AttentionFlags, Candidate, CustomerDirectory, EventPublisher, InstallationRegistry,
+    LicenseReader, LicenseWriter, LifecycleIndex, NoticeClaim, NoticeLedger,
 };
 use crate::domain::{
     Actor, AuditEntry, CustomerId, DomainError, Feature, Installation, License, LicenseId,
@@ -123,6 +123,7 @@ pub struct JobReport {
 /// The ports a run uses.
 pub trait LifecycleStore:
     LifecycleIndex
+    + AttentionFlags
     + NoticeLedger
     + LicenseWriter
     + LicenseReader
@@ -133,6 +134,7 @@ pub trait LifecycleStore:
 
 impl<T> LifecycleStore for T where
     T: LifecycleIndex
+        + AttentionFlags
         + NoticeLedger
         + LicenseWriter
         + LicenseReader
@@ -384,10 +386,15 @@ where
             }
         }
         let mut published = 0;
+        let mut over = Vec::new();
         for (feature, used, limit) in readings {
             let Some(percent) = usage_warning_due(used, limit) else {
                 continue;
             };
+            over.push(format!(
+                "{feature} at {} % of {limit} this month ({used} used)",
+                used.saturating_mul(100) / limit.max(1)
+            ));
             let kind = NoticeKind::UsageWarning {
                 feature,
                 period: Period::containing(self.now).to_string(),
@@ -397,6 +404,21 @@ where
             };
             if matches!(self.send(c, kind, None).await?, Some(Sent::Now)) {
                 published += 1;
+            }
+        }
+        // On the operators' "needs attention" list for as long as it stays over: each run
+        // refreshes the one flag of the license (naming every reading over); it lapses a week
+        // after the usage drops back, e.g. when a new period starts.
+        if !over.is_empty() {
+            let flag = crate::domain::fleet::Flag {
+                kind: crate::domain::fleet::AttentionKind::Usage,
+                license_id: license.id.clone(),
+                installation_id: None,
+                detail: over.join("; "),
+                raised_at: self.now,
+            };
+            if let Err(e) = self.store.raise(&flag).await {
+                tracing::error!(error = %e, license_id = %license.id, "attention flag not raised");
             }
         }
         Ok(published)

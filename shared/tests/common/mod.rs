@@ -49,6 +49,8 @@ pub trait Store:
     + RateLimiter
     + ExecutionLog
     + OperatorDirectory
+    + shared::domain::ports::FleetIndex
+    + shared::domain::ports::AttentionFlags
 {
 }
 
@@ -64,6 +66,8 @@ impl<T> Store for T where
         + RateLimiter
         + ExecutionLog
         + OperatorDirectory
+        + shared::domain::ports::FleetIndex
+        + shared::domain::ports::AttentionFlags
 {
 }
 
@@ -218,7 +222,11 @@ pub async fn beat_once<S>(
     at: OffsetDateTime,
 ) -> Beat
 where
-    S: LicenseReader + InstallationRegistry + AuditLog + shared::domain::ports::RateLimiter,
+    S: LicenseReader
+        + InstallationRegistry
+        + AuditLog
+        + shared::domain::ports::AttentionFlags
+        + shared::domain::ports::RateLimiter,
 {
     heartbeat(
         ring,

@@ -60,7 +60,9 @@ impl DynamoStore {
                     _ => String::new(),
                 };
                 let decoded = decode(item)
-                    .map_err(|e| tracing::error!(error = %e, item = %sk, "undecodable item skipped"))
+                    .map_err(
+                        |e| tracing::error!(error = %e, item = %sk, "undecodable item skipped"),
+                    )
                     .ok();
                 (sk, decoded)
             })
@@ -95,9 +97,13 @@ impl FleetIndex for DynamoStore {
         limit: usize,
     ) -> Result<Page<Customer>, StoreError> {
         let legs = customer_legs(filter);
-        fill_page(&legs, from, limit, |c| filter.matches(c), |leg, at, n| {
-            self.read_leg(leg, at, n, customer)
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |c| filter.matches(c),
+            |leg, at, n| self.read_leg(leg, at, n, customer),
+        )
         .await
     }
 
@@ -109,9 +115,13 @@ impl FleetIndex for DynamoStore {
         limit: usize,
     ) -> Result<Page<License>, StoreError> {
         let legs = license_legs(filter);
-        fill_page(&legs, from, limit, |l| filter.matches(l), |leg, at, n| {
-            self.read_leg(leg, at, n, license)
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |l| filter.matches(l),
+            |leg, at, n| self.read_leg(leg, at, n, license),
+        )
         .await
     }
 
@@ -123,9 +133,13 @@ impl FleetIndex for DynamoStore {
         limit: usize,
     ) -> Result<Page<Installation>, StoreError> {
         let legs = installation_legs(filter);
-        fill_page(&legs, from, limit, |i| filter.matches(i), |leg, at, n| {
-            self.read_leg(leg, at, n, installation)
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |i| filter.matches(i),
+            |leg, at, n| self.read_leg(leg, at, n, installation),
+        )
         .await
     }
 
@@ -139,9 +153,13 @@ impl FleetIndex for DynamoStore {
     ) -> Result<Page<Flag>, StoreError> {
         // DynamoDB deletes by TTL lazily: a flag past its lifetime is skipped here.
         let legs = flag_legs(kind);
-        fill_page(&legs, from, limit, |f: &Flag| f.expires_at() > now, |leg, at, n| {
-            self.read_leg(leg, at, n, flag)
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |f: &Flag| f.expires_at() > now,
+            |leg, at, n| self.read_leg(leg, at, n, flag),
+        )
         .await
     }
 }

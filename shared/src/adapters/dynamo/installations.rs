@@ -58,7 +58,9 @@ pub(crate) fn installation_key(license: &LicenseId, id: &InstallationId) -> Item
 
 /// Where an installation item sits: the table, the heartbeat index (by seat state) and the
 /// version index — the keys the DynamoDB writes set, for the in-memory store to sort by.
-pub(crate) fn index_entries(i: &Installation) -> [(crate::adapters::fleet::Index, String, String); 3] {
+pub(crate) fn index_entries(
+    i: &Installation,
+) -> [(crate::adapters::fleet::Index, String, String); 3] {
     use crate::adapters::fleet::Index;
     let seen = seen_gsi2_sk(i.last_seen_at, &i.license_id, &i.id);
     let state = match i.status {
@@ -66,7 +68,11 @@ pub(crate) fn index_entries(i: &Installation) -> [(crate::adapters::fleet::Index
         InstallationStatus::Inactive => UNSEATED_GSI2_PK,
     };
     [
-        (Index::Table, license_pk(&i.license_id), installation_sk(&i.id)),
+        (
+            Index::Table,
+            license_pk(&i.license_id),
+            installation_sk(&i.id),
+        ),
         (Index::Gsi2, state.to_owned(), seen.clone()),
         (Index::Gsi3, version_gsi3_pk(&i.version), seen),
     ]

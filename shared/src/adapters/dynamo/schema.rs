@@ -58,7 +58,8 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<(), BoxError> {
             .global_secondary_indexes(index(GSI3, "gsi3pk", "gsi3sk")?)
             .global_secondary_indexes(index(GSI4, "gsi4pk", "gsi4sk")?);
         for a in [
-            "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk",
+            "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk",
+            "gsi4sk",
         ] {
             create = create.attribute_definitions(attr(a)?);
         }

@@ -71,16 +71,22 @@ impl FleetIndex for MemoryStore {
         limit: usize,
     ) -> Result<Page<Customer>, StoreError> {
         let legs = customer_legs(filter);
-        fill_page(&legs, from, limit, |c| filter.matches(c), |leg, at, n| {
-            let state = self.state();
-            let got = read(
-                state.customers.values().flat_map(customer_entries),
-                &leg,
-                &at,
-                n,
-            );
-            async move { Ok(got) }
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |c| filter.matches(c),
+            |leg, at, n| {
+                let state = self.state();
+                let got = read(
+                    state.customers.values().flat_map(customer_entries),
+                    &leg,
+                    &at,
+                    n,
+                );
+                async move { Ok(got) }
+            },
+        )
         .await
     }
 
@@ -91,19 +97,25 @@ impl FleetIndex for MemoryStore {
         limit: usize,
     ) -> Result<Page<License>, StoreError> {
         let legs = license_legs(filter);
-        fill_page(&legs, from, limit, |l| filter.matches(l), |leg, at, n| {
-            let state = self.state();
-            let got = read(
-                state
-                    .licenses
-                    .values()
-                    .flat_map(|item| license_entries(&item.license)),
-                &leg,
-                &at,
-                n,
-            );
-            async move { Ok(got) }
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |l| filter.matches(l),
+            |leg, at, n| {
+                let state = self.state();
+                let got = read(
+                    state
+                        .licenses
+                        .values()
+                        .flat_map(|item| license_entries(&item.license)),
+                    &leg,
+                    &at,
+                    n,
+                );
+                async move { Ok(got) }
+            },
+        )
         .await
     }
 
@@ -114,20 +126,26 @@ impl FleetIndex for MemoryStore {
         limit: usize,
     ) -> Result<Page<Installation>, StoreError> {
         let legs = installation_legs(filter);
-        fill_page(&legs, from, limit, |i| filter.matches(i), |leg, at, n| {
-            let state = self.state();
-            let got = read(
-                state.installations.values().flat_map(|i| {
-                    index_entries(i)
-                        .into_iter()
-                        .map(move |(index, pk, sk)| (index, pk, sk, i.clone()))
-                }),
-                &leg,
-                &at,
-                n,
-            );
-            async move { Ok(got) }
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |i| filter.matches(i),
+            |leg, at, n| {
+                let state = self.state();
+                let got = read(
+                    state.installations.values().flat_map(|i| {
+                        index_entries(i)
+                            .into_iter()
+                            .map(move |(index, pk, sk)| (index, pk, sk, i.clone()))
+                    }),
+                    &leg,
+                    &at,
+                    n,
+                );
+                async move { Ok(got) }
+            },
+        )
         .await
     }
 
@@ -139,19 +157,25 @@ impl FleetIndex for MemoryStore {
         limit: usize,
     ) -> Result<Page<Flag>, StoreError> {
         let legs = flag_legs(kind);
-        fill_page(&legs, from, limit, |f: &Flag| f.expires_at() > now, |leg, at, n| {
-            let state = self.state();
-            let got = read(
-                state
-                    .flags
-                    .iter()
-                    .map(|((pk, sk), f)| (Index::Table, pk.clone(), sk.clone(), f.clone())),
-                &leg,
-                &at,
-                n,
-            );
-            async move { Ok(got) }
-        })
+        fill_page(
+            &legs,
+            from,
+            limit,
+            |f: &Flag| f.expires_at() > now,
+            |leg, at, n| {
+                let state = self.state();
+                let got = read(
+                    state
+                        .flags
+                        .iter()
+                        .map(|((pk, sk), f)| (Index::Table, pk.clone(), sk.clone(), f.clone())),
+                    &leg,
+                    &at,
+                    n,
+                );
+                async move { Ok(got) }
+            },
+        )
         .await
     }
 }
