@@ -31,6 +31,10 @@ const CASES: &[Case] = &[
     case(keys::CUSTOMER_LICENSES, Role::Viewer, 200),
     case(keys::LICENSE_AUDIT, Role::Viewer, 200),
     case(keys::LICENSE_USAGE, Role::Viewer, 200),
+    case(keys::FLEET_CUSTOMERS, Role::Viewer, 200),
+    case(keys::FLEET_LICENSES, Role::Viewer, 200),
+    case(keys::FLEET_INSTALLATIONS, Role::Viewer, 200),
+    case(keys::FLEET_ATTENTION, Role::Viewer, 200),
     case(keys::LICENSE_SUSPEND, Role::Support, 200),
     case(keys::LICENSE_REINSTATE, Role::Support, 200),
     case(keys::LICENSE_RENEW, Role::Support, 200),
@@ -258,6 +262,26 @@ mod handlers {
                 json!({"name": format!("new-{n}"), "role": "viewer"}).to_string(),
             ),
             keys::OPERATOR_LIST => ("GET", "/api/admin/operators".into(), String::new()),
+            keys::FLEET_CUSTOMERS => (
+                "GET",
+                "/api/admin/fleet/customers?namePrefix=a".into(),
+                String::new(),
+            ),
+            keys::FLEET_LICENSES => (
+                "GET",
+                "/api/admin/fleet/licenses?status=active".into(),
+                String::new(),
+            ),
+            keys::FLEET_INSTALLATIONS => (
+                "GET",
+                format!("/api/admin/fleet/installations?licenseId={lid}"),
+                String::new(),
+            ),
+            keys::FLEET_ATTENTION => (
+                "GET",
+                "/api/admin/fleet/attention?kind=expiring".into(),
+                String::new(),
+            ),
             keys::OPERATOR_ROTATE => (
                 "POST",
                 format!("/api/admin/operators/{op}/rotate"),
@@ -285,6 +309,17 @@ mod handlers {
                     store,
                 };
                 license_lookup::handler::handle(&deps, req).await
+            }
+            keys::FLEET_CUSTOMERS
+            | keys::FLEET_LICENSES
+            | keys::FLEET_INSTALLATIONS
+            | keys::FLEET_ATTENTION => {
+                let deps = fleet::handler::Deps {
+                    auth: admin_auth(),
+                    store,
+                    clock,
+                };
+                fleet::handler::handle(&deps, req).await
             }
             keys::LICENSE_USAGE => {
                 let deps = usage_stats::handler::Deps {

@@ -19,6 +19,10 @@ can only compare whole events. Repeated well-formed ids get a distinct suffix (s
 their pattern), so a batch is valid exactly when its schema says so. And an event's `metadata`
 object is at most 1 KiB as serialized JSON, a size no keyword measures: members are dropped from
 the end of a larger one until it fits.
+
+Last, the fleet listings' `cursor` is opaque: only a `next` the server handed out is one, which no
+pattern can say. A well-formed (base64url) generated cursor is dropped, so the rest of the query is
+still tested; a malformed one is kept, and must get `400 INVALID_CURSOR`.
 """
 
 import json
@@ -63,6 +67,18 @@ def before_call(context, case, kwargs):
     # Just before sending: every phase's cases pass here (the generation hooks miss some).
     _move_into_window(case)
     _credentials(case)
+    _opaque_cursor(case)
+
+
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,2400}$")
+
+
+def _opaque_cursor(case):
+    if not case.operation.path.startswith("/api/admin/fleet/"):
+        return
+    query = case.query
+    if isinstance(query, dict) and isinstance(query.get("cursor"), str) and _CURSOR.match(query["cursor"]):
+        del query["cursor"]
 
 
 def _credentials(case):

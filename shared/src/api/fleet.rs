@@ -1,7 +1,8 @@
 //! The fleet listings' query strings into filters, and pages into views.
 //!
 //! Every parameter is checked (an unknown one is a 400 naming the ones the listing takes, so a
-//! typo never silently widens a search); times are RFC 3339 and, since stored times are whole
+//! typo never silently widens a search); an empty time range lists nothing (it is not an error);
+//! times are RFC 3339 and, since stored times are whole
 //! seconds, rounded up to the next whole second (exact for "at or after" and "before"); the
 //! cursor is the store's [`PageCursor`] in base64url, refused unless it decodes to one.
 
@@ -116,16 +117,9 @@ impl<'a> Params<'a> {
         from: &'static str,
         to: &'static str,
     ) -> Result<(Option<OffsetDateTime>, Option<OffsetDateTime>), DomainError> {
-        let (a, b) = (self.time(from)?, self.time(to)?);
-        if let (Some(a), Some(b)) = (a, b)
-            && b <= a
-        {
-            return Err(DomainError::InvalidValue {
-                field: to,
-                message: format!("must be later than {from}"),
-            });
-        }
-        Ok((a, b))
+        // An empty range (`to` not after `from`) is not an error: nothing lies in it, and the
+        // listing says so with an empty page.
+        Ok((self.time(from)?, self.time(to)?))
     }
 
     fn number(&self, field: &'static str, max: i64, default: i64) -> Result<i64, DomainError> {
@@ -148,9 +142,9 @@ fn ceil_second(t: OffsetDateTime) -> Option<OffsetDateTime> {
     if t.nanosecond() == 0 {
         Some(t)
     } else {
-        t.replace_nanosecond(0)
-            .ok()?
-            .checked_add(time::Duration::SECOND)
+        let whole = t.replace_nanosecond(0).ok()?;
+        // The last second a date can name (9999-12-31T23:59:59.5Z) has no next one: stay on it.
+        Some(whole.checked_add(time::Duration::SECOND).unwrap_or(whole))
     }
 }
 
@@ -189,9 +183,11 @@ pub fn customer_query(p: &Params<'_>) -> Result<(CustomerFilter, PageRequest), D
     ])?;
     let (created_after, created_before) = p.range("createdAfter", "createdBefore")?;
     let filter = CustomerFilter {
+        // Checked as text, used as sent: a trailing space is part of the prefix ("acme "
+        // finds "Acme Labs", not "Acmeworks").
         name_prefix: p
             .get("namePrefix")
-            .map(|v| text("namePrefix", v.to_owned(), 200))
+            .map(|v| text("namePrefix", v.to_owned(), 200).map(|_| v.to_owned()))
             .transpose()?,
         email: p
             .get("email")
@@ -393,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn times_round_up_to_whole_seconds_and_ranges_must_be_ordered() {
+    fn times_round_up_to_whole_seconds_and_an_empty_range_is_no_error() {
         let q = pairs(&[
             ("expiresAfter", "2026-01-01T00:00:00.5Z"),
             ("expiresBefore", "2026-02-01T00:00:00+01:00"),
@@ -411,7 +407,9 @@ mod tests {
             ("createdAfter", "2026-02-01T00:00:00Z"),
             ("createdBefore", "2026-01-01T00:00:00Z"),
         ]);
-        assert!(customer_query(&Params::new(&q)).is_err());
+        assert!(customer_query(&Params::new(&q)).is_ok());
+        let q = pairs(&[("seenBefore", "9999-12-31T23:59:59.5Z")]);
+        assert!(installation_query(&Params::new(&q)).is_ok());
     }
 
     #[test]
