@@ -456,7 +456,7 @@ mod http {
     //! Over HTTP, against the stack `make test` starts.
 
     use super::*;
-    use e2e::Api;
+    use e2e::{Api, cli};
     use reqwest::{Method, StatusCode};
 
     /// Creates an operator through the API with the bootstrap token; its id and token.
@@ -656,29 +656,6 @@ mod http {
         };
         assert_eq!(listed["status"], "disabled");
         assert_eq!(listed["name"], name.as_str());
-    }
-
-    /// Runs the `nectar-admin` built beside this test binary against the stack's table; its JSON.
-    fn cli(args: &[&str]) -> Value {
-        let exe = std::env::current_exe().expect("test binary");
-        // target/debug/deps/roles-<hash> → target/debug/nectar-admin (make test builds every bin).
-        let admin = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target dir")
-            .join("nectar-admin");
-        let table = std::env::var("NECTAR_E2E_TABLE").expect("NECTAR_E2E_TABLE (make test)");
-        let out = std::process::Command::new(&admin)
-            .args(args)
-            .args(["--table", &table])
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", admin.display()));
-        assert!(
-            out.status.success(),
-            "nectar-admin {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
     }
 
     #[tokio::test]

@@ -300,3 +300,27 @@ impl Api {
         )
     }
 }
+
+/// Runs `nectar-admin` (built by `make test` next to the test binaries) with `args` against the
+/// stack's table; its JSON output.
+pub fn cli(args: &[&str]) -> Value {
+    let exe = std::env::current_exe().expect("test binary");
+    // target/debug/deps/<test>-<hash> → target/debug/nectar-admin (make test builds every bin).
+    let admin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("nectar-admin");
+    let table = std::env::var("NECTAR_E2E_TABLE").expect("NECTAR_E2E_TABLE (make test)");
+    let out = std::process::Command::new(&admin)
+        .args(args)
+        .args(["--table", &table])
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", admin.display()));
+    assert!(
+        out.status.success(),
+        "nectar-admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}

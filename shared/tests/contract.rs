@@ -2064,7 +2064,8 @@ async fn flags_list_until_their_lifetime_ends_and_raising_again_refreshes<F: Fix
     assert_eq!(page.items.len(), 3);
     assert_eq!(page.items[0].detail, "refused again");
     assert_eq!(page.items[0].raised_at, NOW + Duration::days(1));
-    f.expire_ttl(NOW + FLAG_LIFETIME + Duration::hours(12)).await;
+    f.expire_ttl(NOW + FLAG_LIFETIME + Duration::hours(12))
+        .await;
     assert_eq!(
         listed(NOW + Duration::days(1)).await,
         ["FFFFFFF1"],

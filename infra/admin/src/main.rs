@@ -118,6 +118,17 @@ enum Command {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=200))]
         limit: u16,
     },
+    /// Search customers (`--filter namePrefix=acme`, `email=…`, `createdAfter=…`, `createdBefore=…`).
+    Customers(ListArgs),
+    /// Search licenses (`--filter status=active`, `plan=…`, `customerId=…`, `expiresAfter=…`,
+    /// `expiresBefore=…`).
+    Licenses(ListArgs),
+    /// Search installations (`--filter licenseId=…`, `status=active|inactive`, `version=…`,
+    /// `seenBefore=…`).
+    Installations(ListArgs),
+    /// What needs attention (`--filter kind=expiring|silent|seat_limit|clock_tamper|usage`,
+    /// `withinDays=…`, `silentHours=…`).
+    Attention(ListArgs),
     /// Free one installation's seat now (a machine that is gone); audited with the reason.
     Release {
         #[command(flatten)]
@@ -223,6 +234,42 @@ enum TrustCommand {
         #[arg(long, env = "TOKEN_ISSUER", default_value = shared::config::DEFAULT_ISSUER)]
         issuer: String,
     },
+}
+
+/// A fleet listing's page: the API's query parameters, by the same names and rules.
+#[derive(Args)]
+struct ListArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// A filter as `name=value` (the API's query parameter names); repeatable.
+    #[arg(long = "filter", value_name = "NAME=VALUE")]
+    filters: Vec<String>,
+    /// Items per page (1–200).
+    #[arg(long)]
+    limit: Option<u16>,
+    /// The previous page's `next`.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+impl ListArgs {
+    /// The query string pairs the API would get.
+    fn pairs(&self) -> Result<Vec<(String, String)>> {
+        let mut pairs = Vec::new();
+        for f in &self.filters {
+            let (k, v) = f
+                .split_once('=')
+                .with_context(|| format!("--filter {f}: expected NAME=VALUE"))?;
+            pairs.push((k.to_owned(), v.to_owned()));
+        }
+        if let Some(limit) = self.limit {
+            pairs.push(("limit".into(), limit.to_string()));
+        }
+        if let Some(cursor) = &self.cursor {
+            pairs.push(("cursor".into(), cursor.clone()));
+        }
+        Ok(pairs)
+    }
 }
 
 #[derive(Args)]
@@ -379,6 +426,59 @@ async fn main() -> Result<()> {
                 "entries": page.entries.iter().map(shared::api::AuditView::from).collect::<Vec<_>>(),
                 "next": page.next,
             })
+        }
+        Command::Customers(args) => {
+            use shared::api::fleet::{Params, customer_query, customer_view, page_view};
+            use shared::domain::ports::FleetIndex as _;
+            let pairs = args.pairs()?;
+            let (filter, page) = customer_query(&Params::new(&pairs))?;
+            let found = args
+                .store
+                .open(&sdk)
+                .list_customers(&filter, page.cursor.as_ref(), page.limit)
+                .await?;
+            serde_json::to_value(page_view(&found, customer_view))?
+        }
+        Command::Licenses(args) => {
+            use shared::api::fleet::{FleetLicenseView, Params, license_query, page_view};
+            use shared::domain::ports::FleetIndex as _;
+            let pairs = args.pairs()?;
+            let (filter, page) = license_query(&Params::new(&pairs))?;
+            let found = args
+                .store
+                .open(&sdk)
+                .list_licenses(&filter, page.cursor.as_ref(), page.limit)
+                .await?;
+            serde_json::to_value(page_view(&found, |l| FleetLicenseView::from(l)))?
+        }
+        Command::Installations(args) => {
+            use shared::api::fleet::{
+                FleetInstallationView, Params, installation_query, page_view,
+            };
+            use shared::domain::ports::FleetIndex as _;
+            let pairs = args.pairs()?;
+            let (filter, page) = installation_query(&Params::new(&pairs))?;
+            let found = args
+                .store
+                .open(&sdk)
+                .list_installations(&filter, page.cursor.as_ref(), page.limit)
+                .await?;
+            serde_json::to_value(page_view(&found, |i| FleetInstallationView::from(i)))?
+        }
+        Command::Attention(args) => {
+            use shared::api::fleet::{AttentionView, Params, attention_query, page_view};
+            let pairs = args.pairs()?;
+            let (query, page) = attention_query(&Params::new(&pairs))?;
+            let store = args.store.open(&sdk);
+            let found = shared::service::fleet::attention(
+                &store,
+                query,
+                now,
+                page.cursor.as_ref(),
+                page.limit,
+            )
+            .await?;
+            serde_json::to_value(page_view(&found, |a| AttentionView::from(a)))?
         }
         Command::Release {
             store,

@@ -350,13 +350,13 @@ mod tests {
             let more = got.len() == n;
             async move { Ok((got, more)) }
         };
-        let page = fill_page(&legs, None, 10, |v: &u32| v % 20 == 0, read)
+        let page = fill_page(&legs, None, 10, |v: &u32| v.is_multiple_of(20), read)
             .await
             .expect("page");
         assert_eq!(page.items, [0, 20]);
         let next = page.next.expect("more to come");
         assert_eq!(next.after, "35", "four reads examined 00..35");
-        let page = fill_page(&legs, Some(&next), 10, |v: &u32| v % 20 == 0, read)
+        let page = fill_page(&legs, Some(&next), 10, |v: &u32| v.is_multiple_of(20), read)
             .await
             .expect("page");
         assert_eq!(page.items, [40, 60]);
