@@ -66,6 +66,52 @@ pub struct IssueLicenseRequest {
     /// Allowed domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_restrictions: Option<Vec<String>>,
+    /// Commercial terms (default: self-hosted, yearly, the price list's currency and price,
+    /// starting at issue).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::optional"
+    )]
+    pub contract: Option<ContractTerms>,
+}
+
+/// A license's commercial terms as sent; every field optional (defaults as documented).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContractTerms {
+    /// `self_hosted` (default) or `saas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// `yearly` (default) or `monthly`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// ISO 4217 code (default: the price list's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Price per interval in minor units, overriding the price list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<u64>,
+    /// Billing start, `YYYY-MM-DD` (default: the issue date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+}
+
+/// A license's commercial terms as operators see them (never shown to installations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractView {
+    /// `self_hosted` or `saas`.
+    pub channel: String,
+    /// `monthly` or `yearly`.
+    pub interval: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Price per interval in minor units, when it overrides the price list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<u64>,
+    /// Billing start, `YYYY-MM-DD`.
+    pub start: String,
 }
 
 /// `POST /api/admin/licenses/{licenseId}/renew`.
@@ -130,6 +176,8 @@ pub struct LicenseDetailView<V: Vocabulary = Wire> {
     pub license: LicenseView<V>,
     /// Installations holding a seat.
     pub active_installations: u64,
+    /// Commercial terms.
+    pub contract: ContractView,
     /// Every installation.
     pub installations: Vec<InstallationView<V>>,
     /// The latest state changes (at most 50), oldest first.

@@ -22,6 +22,8 @@ pub struct FleetLicenseView<V: Vocabulary = Wire> {
     pub license: LicenseView<V>,
     /// Installations holding a seat.
     pub active_installations: u64,
+    /// Commercial terms.
+    pub contract: crate::admin::ContractView,
 }
 
 /// An installation in a listing, with its license.

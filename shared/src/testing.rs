@@ -293,6 +293,7 @@ where
         features: None,
         limits: LimitOverrides::default(),
         domain_restrictions: Vec::new(),
+        contract: Default::default(),
     };
     tweak(&mut cmd);
     let (license, key) = issue_license(

@@ -205,6 +205,7 @@ fn license(suffix: &str, owner: &Customer, expires_at: OffsetDateTime) -> Licens
         expires_at,
         active_installations: 0,
         updated_at: NOW,
+        contract: Default::default(),
     }
 }
 
@@ -1698,6 +1699,9 @@ async fn fleet_book<S: Store>(store: &S) -> (Customer, Customer) {
     for (suffix, owner, plan, status, days) in book {
         let mut l = license(suffix, owner, NOW + Duration::days(days));
         l.plan = plan;
+        if suffix == "AAAAAAA3" {
+            l.contract.channel = shared::domain::revenue::Channel::Saas;
+        }
         store
             .create_license(&l, &audit("license.issued", NOW))
             .await
@@ -1773,6 +1777,16 @@ async fn licenses_list_by_each_filter_page_after_page<F: Fixture>(f: &F) {
     )
     .await;
     assert_eq!(got, ["AAAAAAA5", "AAAAAAA3", "AAAAAAA2"]);
+    // One channel's (the SaaS one), by expiry.
+    let (got, _) = list(
+        LicenseFilter {
+            channel: Some(shared::domain::revenue::Channel::Saas),
+            ..Default::default()
+        },
+        2,
+    )
+    .await;
+    assert_eq!(got, ["AAAAAAA3"]);
     // One customer's, by id.
     let (got, _) = list(
         LicenseFilter {

@@ -252,6 +252,7 @@ async fn issuing_checks_customer_features_and_term_before_signing() {
         features: None,
         limits: LimitOverrides::default(),
         domain_restrictions: vec![],
+        contract: Default::default(),
     };
     let run = |cmd: IssueCommand| {
         let signer = &signer;

@@ -77,6 +77,8 @@ enum Command {
         /// Override the installation seat limit.
         #[arg(long)]
         installations: Option<u64>,
+        #[command(flatten)]
+        contract: ContractArgs,
     },
     /// Revoke, suspend or reinstate a license.
     Status {
@@ -236,6 +238,39 @@ enum TrustCommand {
     },
 }
 
+/// A license's commercial terms (defaults: self-hosted, yearly, the price list's currency and
+/// price, billing from the issue date).
+#[derive(Args, Default)]
+struct ContractArgs {
+    /// `self_hosted` or `saas`.
+    #[arg(long)]
+    channel: Option<String>,
+    /// `monthly` or `yearly`.
+    #[arg(long)]
+    interval: Option<String>,
+    /// ISO 4217 code.
+    #[arg(long)]
+    currency: Option<String>,
+    /// Price per interval in minor units (overrides the price list).
+    #[arg(long)]
+    price: Option<u64>,
+    /// Billing start, YYYY-MM-DD.
+    #[arg(long)]
+    start: Option<String>,
+}
+
+impl ContractArgs {
+    fn terms(self) -> shared::api::ContractTerms {
+        shared::api::ContractTerms {
+            channel: self.channel,
+            interval: self.interval,
+            currency: self.currency,
+            price: self.price,
+            start: self.start,
+        }
+    }
+}
+
 /// A fleet listing's page: the API's query parameters, by the same names and rules.
 #[derive(Args)]
 struct ListArgs {
@@ -345,6 +380,7 @@ async fn main() -> Result<()> {
             features,
             domains,
             installations,
+            contract,
         } => {
             let store = store.open(&sdk);
             let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), &signing_key).await?;
@@ -359,6 +395,7 @@ async fn main() -> Result<()> {
                     ..Default::default()
                 }),
                 domain_restrictions: Some(domains),
+                contract: Some(contract.terms()),
             };
             let cmd = IssueCommand::try_from(request)?;
             let (license, key) =

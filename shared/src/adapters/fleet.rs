@@ -133,7 +133,7 @@ const STATUS_ORDER: [LicenseStatus; 4] = [
 ];
 
 /// Legs of the license listing: the customer's licenses, else one status, else one plan, else
-/// every status in turn — each by expiry within the asked range.
+/// one channel, else every status in turn — each by expiry within the asked range.
 pub(crate) fn license_legs(f: &LicenseFilter) -> Vec<Leg> {
     use super::dynamo::licenses as l;
     if let Some(customer) = &f.customer {
@@ -155,6 +155,9 @@ pub(crate) fn license_legs(f: &LicenseFilter) -> Vec<Leg> {
     }
     if let Some(plan) = f.plan {
         return vec![Leg::new(Index::Gsi3, l::plan_gsi3_pk(plan), lower, upper)];
+    }
+    if let Some(channel) = f.channel {
+        return vec![Leg::new(Index::Gsi4, l::channel_gsi4_pk(channel), lower, upper)];
     }
     STATUS_ORDER
         .iter()

@@ -4,13 +4,14 @@ use time::OffsetDateTime;
 
 use super::{LicenseView, Validated, parse, text};
 use crate::domain::ports::LicenseDetail;
+use crate::domain::revenue::{BillingInterval, Channel, Contract, Currency};
 use crate::domain::{
     AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, LicenseId, Plan,
 };
 use crate::service::admin::{DEFAULT_VALID_DAYS, IssueCommand, NewCustomer, Term};
 
 pub use nectar_protocol::admin::{
-    ActivationRequest, AuditPageResponse, AuditView, CreateCustomerRequest, HealthResponse,
+    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView, CreateCustomerRequest, HealthResponse,
     IssueLicenseRequest, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
 };
 
@@ -108,6 +109,7 @@ impl TryFrom<IssueLicenseRequest> for IssueCommand {
         }
         Ok(Self {
             customer_id: parse("customerId", CustomerId::parse(&r.customer_id))?,
+            contract: parse_contract(r.contract.unwrap_or_default())?,
             plan,
             term,
             features,
@@ -117,6 +119,75 @@ impl TryFrom<IssueLicenseRequest> for IssueCommand {
                 .map(|d| parse("domainRestrictions", DomainPattern::parse(d)))
                 .collect::<Result<_, _>>()?,
         })
+    }
+}
+
+/// Most a price may be (minor units): a trillion, far above any real contract, far below overflow
+/// in any sum the revenue figures make.
+const MAX_PRICE: u64 = 1_000_000_000_000;
+
+/// Commercial terms as sent into a contract (defaults: self-hosted, yearly, USD, list price,
+/// billing from the issue date).
+pub fn parse_contract(t: ContractTerms) -> Result<Contract, DomainError> {
+    let bad = |field: &'static str, message: &str| DomainError::InvalidValue {
+        field,
+        message: message.into(),
+    };
+    Ok(Contract {
+        channel: t
+            .channel
+            .map(|c| Channel::parse(&c).ok_or_else(|| bad("contract.channel", "must be self_hosted or saas")))
+            .transpose()?
+            .unwrap_or_default(),
+        interval: t
+            .interval
+            .map(|i| {
+                BillingInterval::parse(&i)
+                    .ok_or_else(|| bad("contract.interval", "must be monthly or yearly"))
+            })
+            .transpose()?
+            .unwrap_or_default(),
+        currency: t
+            .currency
+            .map(|c| {
+                Currency::parse(&c).ok_or_else(|| {
+                    bad("contract.currency", "must be an ISO 4217 code such as USD or EUR")
+                })
+            })
+            .transpose()?
+            .unwrap_or_default(),
+        price: t
+            .price
+            .map(|p| {
+                (p <= MAX_PRICE)
+                    .then_some(p)
+                    .ok_or_else(|| bad("contract.price", "must be at most 1000000000000 minor units"))
+            })
+            .transpose()?,
+        start: t
+            .start
+            .map(|d| {
+                time::Date::parse(&d, time::macros::format_description!("[year]-[month]-[day]"))
+                    .map_err(|_| bad("contract.start", "must be a date such as 2027-01-31"))
+            })
+            .transpose()?,
+    })
+}
+
+/// The contract as operators see it; `issued` stands in for a missing start.
+pub fn contract_view(c: &Contract, issued: OffsetDateTime) -> ContractView {
+    let start = c.start.unwrap_or_else(|| issued.date());
+    ContractView {
+        channel: c.channel.as_str().into(),
+        interval: c.interval.as_str().into(),
+        currency: c.currency.as_str().into(),
+        price: c.price,
+        start: format!(
+            "{:04}-{:02}-{:02}",
+            start.year(),
+            u8::from(start.month()),
+            start.day()
+        ),
     }
 }
 
@@ -172,6 +243,7 @@ impl From<&LicenseDetail> for LicenseDetailView {
         Self {
             license: LicenseView::from(&d.license),
             active_installations: d.license.active_installations,
+            contract: contract_view(&d.license.contract, d.license.issued_at),
             installations: d
                 .installations
                 .iter()

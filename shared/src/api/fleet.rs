@@ -199,12 +199,13 @@ pub fn customer_query(p: &Params<'_>) -> Result<(CustomerFilter, PageRequest), D
     Ok((filter, p.page()?))
 }
 
-/// `GET /api/admin/fleet/licenses`: `status`, `plan`, `customerId`, `expiresAfter`,
+/// `GET /api/admin/fleet/licenses`: `status`, `plan`, `channel`, `customerId`, `expiresAfter`,
 /// `expiresBefore`.
 pub fn license_query(p: &Params<'_>) -> Result<(LicenseFilter, PageRequest), DomainError> {
     p.only(&[
         "status",
         "plan",
+        "channel",
         "customerId",
         "expiresAfter",
         "expiresBefore",
@@ -237,9 +238,19 @@ pub fn license_query(p: &Params<'_>) -> Result<(LicenseFilter, PageRequest), Dom
         .get("customerId")
         .map(|v| parse("customerId", CustomerId::parse(v)))
         .transpose()?;
+    let channel = p
+        .get("channel")
+        .map(|v| {
+            crate::domain::revenue::Channel::parse(v).ok_or_else(|| DomainError::InvalidValue {
+                field: "channel",
+                message: "must be self_hosted or saas".into(),
+            })
+        })
+        .transpose()?;
     let filter = LicenseFilter {
         status,
         plan,
+        channel,
         customer,
         expires_after,
         expires_before,
@@ -314,6 +325,7 @@ impl From<&License> for FleetLicenseView {
         Self {
             license: LicenseView::from(l),
             active_installations: l.active_installations,
+            contract: super::admin::contract_view(&l.contract, l.issued_at),
         }
     }
 }

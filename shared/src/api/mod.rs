@@ -14,7 +14,7 @@ mod usage;
 mod workflows;
 
 pub use admin::{
-    ActivationRequest, AuditPageResponse, AuditView, CreateCustomerRequest,
+    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView, CreateCustomerRequest,
     CustomerCreatedResponse, CustomerLicensesResponse, CustomerView, HealthResponse,
     InstallationReleasedResponse, IssueLicenseRequest, LicenseDetailView, LicenseIssuedResponse,
     Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest, StatusChangeResponse,

@@ -85,6 +85,8 @@ pub struct LicenseFilter {
     pub plan: Option<Plan>,
     /// Only this customer's.
     pub customer: Option<CustomerId>,
+    /// Only this channel's (self-hosted or SaaS).
+    pub channel: Option<super::revenue::Channel>,
     /// Expiring at or after.
     pub expires_after: Option<OffsetDateTime>,
     /// Expiring before.
@@ -97,6 +99,7 @@ impl LicenseFilter {
         self.status.is_none_or(|s| l.status == s)
             && self.plan.is_none_or(|p| l.plan == p)
             && self.customer.is_none_or(|c| l.customer_id == c)
+            && self.channel.is_none_or(|c| l.contract.channel == c)
             && self.expires_after.is_none_or(|t| l.expires_at >= t)
             && self.expires_before.is_none_or(|t| l.expires_at < t)
     }

@@ -35,6 +35,8 @@ pub struct License {
     pub active_installations: u64,
     /// Last state change (whole seconds).
     pub updated_at: OffsetDateTime,
+    /// Commercial terms (channel, billing, price override).
+    pub contract: super::revenue::Contract,
 }
 
 impl License {
@@ -219,6 +221,7 @@ mod tests {
             expires_at: datetime!(2027-01-01 0:00 UTC),
             active_installations: 0,
             updated_at: datetime!(2026-01-01 0:00 UTC),
+            contract: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod operator;
 pub mod plan;
 pub mod ports;
+pub mod revenue;
 pub mod usage;
 pub mod workflow;
 

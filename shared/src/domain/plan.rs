@@ -14,6 +14,8 @@ use super::ids::Feature;
     PartialEq,
     Eq,
     Hash,
+    PartialOrd,
+    Ord,
     Serialize,
     Deserialize,
     strum::IntoStaticStr,

@@ -108,6 +108,8 @@ pub struct IssueCommand {
     pub limits: LimitOverrides,
     /// Allowed domains (empty: any).
     pub domain_restrictions: Vec<DomainPattern>,
+    /// Commercial terms.
+    pub contract: crate::domain::revenue::Contract,
 }
 
 /// Issues a license: builds it from the plan, signs its key with `signer`, then stores it.
@@ -165,6 +167,7 @@ where
             expires_at,
             active_installations: 0,
             updated_at: now,
+            contract: cmd.contract.clone(),
         };
         let claims = LicenseClaims {
             iss: issuer.to_owned(),

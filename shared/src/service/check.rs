@@ -129,6 +129,7 @@ mod tests {
             expires_at: expires,
             active_installations: 0,
             updated_at: datetime!(2026-01-01 0:00 UTC),
+            contract: Default::default(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! `BatchGetItem` answers a validation and one query lists a license's whole story. The item sits
 //! in the customer index (`CUSTOMER#<cid>` / `LICENSE#<lid>`) and in the status + expiry index
 //! (`STATUS#<status>` / `<expiresAt>#<lid>`) the lifecycle job sweeps, and in the plan index
-//! (`PLAN#<plan>` / `<expiresAt>#<lid>`) the fleet listing reads. Lifecycle notices are
+//! (`PLAN#<plan>` / `<expiresAt>#<lid>`) and the channel index (`CHANNEL#<channel>` /
+//! `<expiresAt>#<lid>`) the fleet listing reads. Lifecycle notices are
 //! attributes of this item (`notice:<idempotency id>`), so the index query that finds a candidate
 //! also says which notices it already got. Every status change is one transaction with its audit
 //! entry; reads are strongly consistent, so a revocation is seen by the very next request.
@@ -60,6 +61,11 @@ pub(crate) fn expiry_gsi2_sk(expires_at: OffsetDateTime, id: &LicenseId) -> Stri
 /// Plan-index partition (`gsi3`).
 pub(crate) fn plan_gsi3_pk(plan: Plan) -> String {
     format!("PLAN#{}", plan.name())
+}
+
+/// Channel-index partition (`gsi4`).
+pub(crate) fn channel_gsi4_pk(channel: crate::domain::revenue::Channel) -> String {
+    format!("CHANNEL#{}", channel.as_str())
 }
 
 /// License-item attribute holding the ledger state of one notice.
@@ -121,6 +127,10 @@ pub(crate) struct LicenseRecord {
     pub gsi3pk: String,
     #[serde(default)]
     pub gsi3sk: String,
+    #[serde(default)]
+    pub gsi4pk: String,
+    #[serde(default)]
+    pub gsi4sk: String,
     pub entity: String,
     pub id: String,
     pub customer_id: String,
@@ -136,6 +146,9 @@ pub(crate) struct LicenseRecord {
     pub active_installations: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Absent on items written before contracts existed: the default terms.
+    #[serde(default)]
+    pub contract: crate::domain::revenue::Contract,
 }
 
 impl From<&License> for LicenseRecord {
@@ -149,6 +162,8 @@ impl From<&License> for LicenseRecord {
             gsi2sk: expiry_gsi2_sk(l.expires_at, &l.id),
             gsi3pk: plan_gsi3_pk(l.plan),
             gsi3sk: expiry_gsi2_sk(l.expires_at, &l.id),
+            gsi4pk: channel_gsi4_pk(l.contract.channel),
+            gsi4sk: expiry_gsi2_sk(l.expires_at, &l.id),
             entity: ENTITY_LICENSE.into(),
             id: l.id.to_string(),
             customer_id: l.customer_id.to_string(),
@@ -165,6 +180,7 @@ impl From<&License> for LicenseRecord {
             expires_at: l.expires_at,
             active_installations: l.active_installations,
             updated_at: l.updated_at,
+            contract: l.contract.clone(),
         }
     }
 }
@@ -201,6 +217,7 @@ impl TryFrom<LicenseRecord> for License {
             expires_at: r.expires_at,
             active_installations: r.active_installations,
             updated_at: r.updated_at,
+            contract: r.contract,
             id,
         })
     }
@@ -321,7 +338,7 @@ impl DynamoStore {
         ]);
         if let Some(exp) = expires_at {
             // Both indexes that order licenses by expiry move with it.
-            set.push_str(", expires_at = :exp, gsi2sk = :gsi2sk, gsi3sk = :gsi2sk");
+            set.push_str(", expires_at = :exp, gsi2sk = :gsi2sk, gsi3sk = :gsi2sk, gsi4sk = :gsi2sk");
             vals.insert(":exp".into(), time_value(exp));
             vals.insert(":gsi2sk".into(), s(expiry_gsi2_sk(exp, id)));
         }

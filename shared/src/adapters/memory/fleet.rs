@@ -44,12 +44,13 @@ fn read<T>(
     (hits, more)
 }
 
-fn license_entries(l: &License) -> [(Index, String, String, License); 3] {
+fn license_entries(l: &License) -> [(Index, String, String, License); 4] {
     let r = LicenseRecord::from(l);
     [
         (Index::Gsi1, r.gsi1pk, r.gsi1sk, l.clone()),
         (Index::Gsi2, r.gsi2pk, r.gsi2sk, l.clone()),
         (Index::Gsi3, r.gsi3pk, r.gsi3sk, l.clone()),
+        (Index::Gsi4, r.gsi4pk, r.gsi4sk, l.clone()),
     ]
 }
 
