@@ -12,6 +12,7 @@
 //! - [`licensing`]: validate and heartbeat bodies and the license/installation views.
 //! - [`admin`]: admin routes (customers, licenses, status changes, lookup) and health.
 //! - [`fleet`]: the operators' listings (customers, licenses, installations, needs attention).
+//! - [`metrics`]: the dashboard's daily figures (licenses, installations, usage, revenue).
 //! - [`usage`]: usage events, usage answers and statistics.
 //! - [`workflows`]: workflow execution bodies.
 //! - [`vocabulary`]: how a reader types ids (plain strings, or a server's validated newtypes).
@@ -23,6 +24,7 @@ pub mod fleet;
 #[cfg(feature = "jws")]
 pub mod jws;
 pub mod licensing;
+pub mod metrics;
 pub mod objects;
 pub mod rules;
 #[cfg(feature = "test-signer")]

@@ -157,7 +157,12 @@ pub(crate) fn license_legs(f: &LicenseFilter) -> Vec<Leg> {
         return vec![Leg::new(Index::Gsi3, l::plan_gsi3_pk(plan), lower, upper)];
     }
     if let Some(channel) = f.channel {
-        return vec![Leg::new(Index::Gsi4, l::channel_gsi4_pk(channel), lower, upper)];
+        return vec![Leg::new(
+            Index::Gsi4,
+            l::channel_gsi4_pk(channel),
+            lower,
+            upper,
+        )];
     }
     STATUS_ORDER
         .iter()

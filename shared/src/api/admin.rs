@@ -11,8 +11,9 @@ use crate::domain::{
 use crate::service::admin::{DEFAULT_VALID_DAYS, IssueCommand, NewCustomer, Term};
 
 pub use nectar_protocol::admin::{
-    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView, CreateCustomerRequest, HealthResponse,
-    IssueLicenseRequest, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
+    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView,
+    CreateCustomerRequest, HealthResponse, IssueLicenseRequest, RenewLicenseRequest, RevokeRequest,
+    StatusChangeRequest,
 };
 
 /// A customer as the API shows it.
@@ -136,7 +137,10 @@ pub fn parse_contract(t: ContractTerms) -> Result<Contract, DomainError> {
     Ok(Contract {
         channel: t
             .channel
-            .map(|c| Channel::parse(&c).ok_or_else(|| bad("contract.channel", "must be self_hosted or saas")))
+            .map(|c| {
+                Channel::parse(&c)
+                    .ok_or_else(|| bad("contract.channel", "must be self_hosted or saas"))
+            })
             .transpose()?
             .unwrap_or_default(),
         interval: t
@@ -151,7 +155,10 @@ pub fn parse_contract(t: ContractTerms) -> Result<Contract, DomainError> {
             .currency
             .map(|c| {
                 Currency::parse(&c).ok_or_else(|| {
-                    bad("contract.currency", "must be an ISO 4217 code such as USD or EUR")
+                    bad(
+                        "contract.currency",
+                        "must be an ISO 4217 code such as USD or EUR",
+                    )
                 })
             })
             .transpose()?
@@ -159,16 +166,22 @@ pub fn parse_contract(t: ContractTerms) -> Result<Contract, DomainError> {
         price: t
             .price
             .map(|p| {
-                (p <= MAX_PRICE)
-                    .then_some(p)
-                    .ok_or_else(|| bad("contract.price", "must be at most 1000000000000 minor units"))
+                (p <= MAX_PRICE).then_some(p).ok_or_else(|| {
+                    bad(
+                        "contract.price",
+                        "must be at most 1000000000000 minor units",
+                    )
+                })
             })
             .transpose()?,
         start: t
             .start
             .map(|d| {
-                time::Date::parse(&d, time::macros::format_description!("[year]-[month]-[day]"))
-                    .map_err(|_| bad("contract.start", "must be a date such as 2027-01-31"))
+                time::Date::parse(
+                    &d,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .map_err(|_| bad("contract.start", "must be a date such as 2027-01-31"))
             })
             .transpose()?,
     })

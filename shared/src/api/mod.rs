@@ -14,10 +14,11 @@ mod usage;
 mod workflows;
 
 pub use admin::{
-    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView, CreateCustomerRequest,
-    CustomerCreatedResponse, CustomerLicensesResponse, CustomerView, HealthResponse,
-    InstallationReleasedResponse, IssueLicenseRequest, LicenseDetailView, LicenseIssuedResponse,
-    Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest, StatusChangeResponse,
+    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView,
+    CreateCustomerRequest, CustomerCreatedResponse, CustomerLicensesResponse, CustomerView,
+    HealthResponse, InstallationReleasedResponse, IssueLicenseRequest, LicenseDetailView,
+    LicenseIssuedResponse, Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
+    StatusChangeResponse,
 };
 pub use licensing::{
     HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, InstallationView,

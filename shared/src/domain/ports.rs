@@ -618,3 +618,26 @@ pub trait AttentionFlags: Send + Sync {
     /// Raises (or refreshes) the flag.
     async fn raise(&self, flag: &crate::domain::fleet::Flag) -> Result<(), StoreError>;
 }
+
+/// The dashboard's daily snapshots: one item per UTC day, written by the metrics job (writing a
+/// day again replaces it: idempotent), read by the metrics routes in a bounded number of reads.
+#[async_trait]
+pub trait MetricsStore: Send + Sync {
+    /// Stores the snapshot of its day, replacing an earlier one of the same day.
+    async fn put_snapshot(
+        &self,
+        snapshot: &nectar_protocol::metrics::MetricsSnapshot,
+    ) -> Result<(), StoreError>;
+
+    /// The latest day's snapshot (one read).
+    async fn latest_snapshot(
+        &self,
+    ) -> Result<Option<nectar_protocol::metrics::MetricsSnapshot>, StoreError>;
+
+    /// The snapshots of the days `from..=to` (`YYYY-MM-DD`), oldest first.
+    async fn snapshots(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<nectar_protocol::metrics::MetricsSnapshot>, StoreError>;
+}

@@ -246,7 +246,10 @@ impl PriceList {
     /// when the feature has no overage price.
     pub fn overage(&self, feature: &str, over: u64) -> Option<u64> {
         let per_thousand = *self.overage_per_thousand.get(feature)?;
-        Some(round_div(u128::from(over) * u128::from(per_thousand), 1_000))
+        Some(round_div(
+            u128::from(over) * u128::from(per_thousand),
+            1_000,
+        ))
     }
 }
 
@@ -302,6 +305,10 @@ mod tests {
     #[test]
     fn a_price_list_must_price_every_plan() {
         let json = r#"{"currency":"EUR","plans":{"starter":{"monthly":1,"yearly":10}},"overagePerThousand":{}}"#;
-        assert!(PriceList::from_json(json).unwrap_err().contains("professional"));
+        assert!(
+            PriceList::from_json(json)
+                .unwrap_err()
+                .contains("professional")
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod heartbeat;
 pub mod installations;
 pub mod lifecycle;
+pub mod metrics;
 pub mod operators;
 pub mod usage;
 pub mod validate;

@@ -338,7 +338,9 @@ impl DynamoStore {
         ]);
         if let Some(exp) = expires_at {
             // Both indexes that order licenses by expiry move with it.
-            set.push_str(", expires_at = :exp, gsi2sk = :gsi2sk, gsi3sk = :gsi2sk, gsi4sk = :gsi2sk");
+            set.push_str(
+                ", expires_at = :exp, gsi2sk = :gsi2sk, gsi3sk = :gsi2sk, gsi4sk = :gsi2sk",
+            );
             vals.insert(":exp".into(), time_value(exp));
             vals.insert(":gsi2sk".into(), s(expiry_gsi2_sk(exp, id)));
         }

@@ -19,6 +19,7 @@ pub(crate) mod installations;
 pub mod keys;
 pub(crate) mod licenses;
 mod lifecycle;
+mod metrics;
 mod operators;
 pub mod schema;
 pub mod table;
@@ -41,6 +42,7 @@ pub fn access_patterns() -> Vec<AccessPattern> {
         installations::ACCESS_PATTERNS,
         customers::ACCESS_PATTERNS,
         attention::ACCESS_PATTERNS,
+        metrics::ACCESS_PATTERNS,
         audit::ACCESS_PATTERNS,
         usage::ACCESS_PATTERNS,
         workflows::ACCESS_PATTERNS,

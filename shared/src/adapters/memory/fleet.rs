@@ -1,4 +1,4 @@
-//! The fleet listings and flags in memory: every entity's index entries are computed with the
+//! The fleet listings, flags and metrics snapshots in memory: every entity's index entries are computed with the
 //! DynamoDB adapter's key functions and walked by the same paging loop (`adapters::fleet`), so
 //! order, page boundaries and cursors are the DynamoDB store's.
 
@@ -192,5 +192,40 @@ impl AttentionFlags for MemoryStore {
         );
         self.state().flags.insert(key, flag);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::domain::ports::MetricsStore for MemoryStore {
+    async fn put_snapshot(
+        &self,
+        snapshot: &nectar_protocol::metrics::MetricsSnapshot,
+    ) -> Result<(), StoreError> {
+        self.state()
+            .snapshots
+            .insert(snapshot.date.clone(), snapshot.clone());
+        Ok(())
+    }
+
+    async fn latest_snapshot(
+        &self,
+    ) -> Result<Option<nectar_protocol::metrics::MetricsSnapshot>, StoreError> {
+        Ok(self.state().snapshots.values().next_back().cloned())
+    }
+
+    async fn snapshots(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<nectar_protocol::metrics::MetricsSnapshot>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .state()
+            .snapshots
+            .range(from.to_owned()..=to.to_owned())
+            .map(|(_, s)| s.clone())
+            .collect())
     }
 }

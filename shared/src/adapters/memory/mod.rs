@@ -98,6 +98,8 @@ struct State {
     operator_names: HashMap<String, crate::domain::OperatorId>,
     /// "Needs attention" flags by their item key (`ATTENTION#<kind>`, `<lid>#<iid or ->`).
     flags: BTreeMap<(String, String), crate::domain::fleet::Flag>,
+    /// Daily metrics snapshots by day (`YYYY-MM-DD`), as `METRICS` / `DAY#<day>`.
+    snapshots: BTreeMap<String, nectar_protocol::metrics::MetricsSnapshot>,
 }
 
 impl State {
