@@ -35,6 +35,9 @@ const CASES: &[Case] = &[
     case(keys::FLEET_LICENSES, Role::Viewer, 200),
     case(keys::FLEET_INSTALLATIONS, Role::Viewer, 200),
     case(keys::FLEET_ATTENTION, Role::Viewer, 200),
+    case(keys::METRICS, Role::Viewer, 200),
+    case(keys::METRICS_HISTORY, Role::Viewer, 200),
+    case(keys::USAGE_REPORT, Role::Viewer, 200),
     case(keys::LICENSE_SUSPEND, Role::Support, 200),
     case(keys::LICENSE_REINSTATE, Role::Support, 200),
     case(keys::LICENSE_RENEW, Role::Support, 200),
@@ -282,6 +285,17 @@ mod handlers {
                 "/api/admin/fleet/attention?kind=expiring".into(),
                 String::new(),
             ),
+            keys::METRICS => ("GET", "/api/admin/metrics".into(), String::new()),
+            keys::METRICS_HISTORY => (
+                "GET",
+                "/api/admin/metrics/history?from=2026-01-01&to=2026-01-31".into(),
+                String::new(),
+            ),
+            keys::USAGE_REPORT => (
+                "GET",
+                "/api/admin/reports/usage?period=2026-06".into(),
+                String::new(),
+            ),
             keys::OPERATOR_ROTATE => (
                 "POST",
                 format!("/api/admin/operators/{op}/rotate"),
@@ -313,11 +327,20 @@ mod handlers {
             keys::FLEET_CUSTOMERS
             | keys::FLEET_LICENSES
             | keys::FLEET_INSTALLATIONS
-            | keys::FLEET_ATTENTION => {
+            | keys::FLEET_ATTENTION
+            | keys::METRICS
+            | keys::METRICS_HISTORY
+            | keys::USAGE_REPORT => {
+                let prices = shared::domain::revenue::PriceList::default();
+                // The summary reads the latest daily snapshot: record one first.
+                shared::service::metrics::record_daily(&store, &prices, clock.now())
+                    .await
+                    .expect("snapshot");
                 let deps = fleet::handler::Deps {
                     auth: admin_auth(),
                     store,
                     clock,
+                    prices,
                 };
                 fleet::handler::handle(&deps, req).await
             }
@@ -399,7 +422,12 @@ mod handlers {
                 // Refused callers send a malformed body: refusal comes before parsing.
                 let resp = call(&w, c.key, token.as_deref(), want.is_ok(), n * 10 + i).await;
                 let status = resp.status().as_u16();
-                let body = body_json(&resp);
+                // Every answer is JSON but a successful CSV download.
+                let csv = resp
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v.as_bytes().starts_with(b"text/csv"));
+                let body = if csv { Value::Null } else { body_json(&resp) };
                 let ok = match &want {
                     Ok(()) => status == c.ok,
                     Err((s, b)) => status == *s && body == *b,

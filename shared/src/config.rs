@@ -40,6 +40,7 @@ pub struct Config {
     workflow_http_allowed_hosts: Vec<nectar_workflow::HostPattern>,
     workflow_http_allow_plain: bool,
     workflow_http_allow_private: bool,
+    price_list: crate::domain::revenue::PriceList,
 }
 
 /// Default `iss` claim.
@@ -124,6 +125,15 @@ impl Config {
                     },
                 )?,
             },
+            price_list: match get("PRICE_LIST") {
+                None => crate::domain::revenue::PriceList::default(),
+                Some(v) => crate::domain::revenue::PriceList::from_json(&v).map_err(|_| {
+                    ConfigError::Invalid {
+                        name: "PRICE_LIST",
+                        why: "must be a JSON price list pricing every plan (see README, Revenue)",
+                    }
+                })?,
+            },
             usage_queue_url: get("USAGE_QUEUE_URL"),
             events_topic_arn: get("EVENTS_TOPIC_ARN"),
             workflow_http_allowed_hosts: match get("WORKFLOW_HTTP_ALLOWED_HOSTS") {
@@ -200,6 +210,11 @@ impl Config {
         self.usage_queue_url
             .as_deref()
             .ok_or(ConfigError::Missing("USAGE_QUEUE_URL"))
+    }
+
+    /// The price list (`PRICE_LIST`, JSON; the built-in USD list when unset).
+    pub fn price_list(&self) -> &crate::domain::revenue::PriceList {
+        &self.price_list
     }
 
     /// Outbound calls of workflow `http` nodes: `WORKFLOW_HTTP_ALLOWED_HOSTS` (comma-separated

@@ -1,5 +1,6 @@
-//! The fleet listings: customers, licenses and installations by filter, and what needs attention.
-//! Authorise (`viewer`) → parse the query string → one store listing → one response mapping.
+//! The fleet listings (customers, licenses and installations by filter, what needs attention),
+//! the dashboard's metrics (the latest daily snapshot, a range of them) and the monthly usage
+//! report (CSV). Authorise (`viewer`) → parse the query string → one read → one response mapping.
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use shared::api::fleet::{
 };
 use shared::config::AdminAuth;
 use shared::domain::DomainError;
-use shared::domain::ports::{Clock, FleetIndex, OperatorDirectory};
+use shared::domain::ports::{Clock, FleetIndex, LifecycleIndex, MetricsStore, OperatorDirectory};
+use shared::domain::revenue::PriceList;
 use shared::http::{self, ApiError};
 use shared::service::fleet::attention;
 
@@ -21,9 +23,20 @@ pub struct Deps<D> {
     pub auth: AdminAuth,
     /// The fleet indexes; operator tokens.
     pub store: D,
-    /// Time ("expiring within", "silent for").
+    /// Time ("expiring within", "silent for", today).
     pub clock: Arc<dyn Clock>,
+    /// Prices for the usage report's overage amounts.
+    pub prices: PriceList,
 }
+
+/// The store this function reads.
+pub trait FleetStore: FleetIndex + LifecycleIndex + MetricsStore + OperatorDirectory {}
+impl<T: FleetIndex + LifecycleIndex + MetricsStore + OperatorDirectory> FleetStore for T {}
+
+/// Longest metrics history one request may ask for, in days.
+const MAX_HISTORY_DAYS: i64 = 366;
+/// Default metrics history, in days (today included).
+const DEFAULT_HISTORY_DAYS: i64 = 30;
 
 /// The routes this function serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +45,17 @@ enum Route {
     Licenses,
     Installations,
     Attention,
+    Metrics,
+    History,
+    UsageReport,
 }
 
 /// Handles one request; always `Ok` (errors are responses).
-pub async fn handle<D: FleetIndex + OperatorDirectory>(
-    deps: &Deps<D>,
-    req: Request,
-) -> Result<Response<Body>, Error> {
+pub async fn handle<D: FleetStore>(deps: &Deps<D>, req: Request) -> Result<Response<Body>, Error> {
     Ok(http::respond(run(deps, &req).await))
 }
 
-async fn run<D: FleetIndex + OperatorDirectory>(
-    deps: &Deps<D>,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
+async fn run<D: FleetStore>(deps: &Deps<D>, req: &Request) -> Result<Response<Body>, ApiError> {
     let matched = http::route(
         req,
         &[
@@ -53,6 +63,9 @@ async fn run<D: FleetIndex + OperatorDirectory>(
             (http::keys::FLEET_LICENSES, Route::Licenses),
             (http::keys::FLEET_INSTALLATIONS, Route::Installations),
             (http::keys::FLEET_ATTENTION, Route::Attention),
+            (http::keys::METRICS, Route::Metrics),
+            (http::keys::METRICS_HISTORY, Route::History),
+            (http::keys::USAGE_REPORT, Route::UsageReport),
         ],
     )?;
     http::authorize(req, &matched, &deps.auth, &deps.store).await?;
@@ -100,6 +113,56 @@ async fn run<D: FleetIndex + OperatorDirectory>(
             .await?;
             serde_json::to_value(page_view(&found, |a| AttentionView::from(a)))
         }
+        Route::Metrics => {
+            only(&pairs, &[])?;
+            let latest = store
+                .latest_snapshot()
+                .await
+                .map_err(DomainError::from)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "NO_METRICS_YET",
+                        "no daily snapshot yet: the metrics job records one on its schedule; run \
+                         it now with `nectar-admin metrics`",
+                    )
+                })?;
+            serde_json::to_value(latest)
+        }
+        Route::History => {
+            only(&pairs, &["from", "to"])?;
+            let today = deps.clock.now().date();
+            let to = day_param(&params_get(&pairs, "to"), "to")?.unwrap_or(today);
+            let from = day_param(&params_get(&pairs, "from"), "from")?
+                .unwrap_or(to - time::Duration::days(DEFAULT_HISTORY_DAYS - 1));
+            if (to - from).whole_days() >= MAX_HISTORY_DAYS {
+                return Err(ApiError::field(
+                    "INVALID_FIELD",
+                    "from",
+                    format!("at most {MAX_HISTORY_DAYS} days per request"),
+                ));
+            }
+            let (from, to) = (show_day(from), show_day(to));
+            let days = store
+                .snapshots(&from, &to)
+                .await
+                .map_err(DomainError::from)?;
+            serde_json::to_value(nectar_protocol_history(from, to, days))
+        }
+        Route::UsageReport => {
+            only(&pairs, &["period"])?;
+            let raw = params_get(&pairs, "period").ok_or_else(|| {
+                ApiError::field(
+                    "INVALID_FIELD",
+                    "period",
+                    "give period, a month such as 2026-07",
+                )
+            })?;
+            let period = shared::api::parse_period(Some(&raw), deps.clock.now())?;
+            let rows = shared::service::metrics::usage_report(store, &deps.prices, period).await?;
+            let csv = shared::service::metrics::usage_csv(period, &rows, &deps.prices);
+            return Ok(csv_response(&format!("nectar-usage-{period}.csv"), csv));
+        }
     };
     let body = body.map_err(|e| {
         tracing::error!(error = %e, "listing did not serialize");
@@ -108,6 +171,73 @@ async fn run<D: FleetIndex + OperatorDirectory>(
         )))
     })?;
     Ok(http::json(StatusCode::OK, &body))
+}
+
+fn params_get(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// Refuses parameters a route does not take (as the listings do).
+fn only(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
+    match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some((k, _)) => Err(ApiError::field(
+            "INVALID_FIELD",
+            "query",
+            format!(
+                "unknown parameter `{}`; this route takes {}",
+                k.chars().take(64).collect::<String>(),
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )),
+    }
+}
+
+/// A `YYYY-MM-DD` parameter.
+fn day_param(raw: &Option<String>, field: &'static str) -> Result<Option<time::Date>, ApiError> {
+    raw.as_deref()
+        .map(|v| {
+            time::Date::parse(v, time::macros::format_description!("[year]-[month]-[day]")).map_err(
+                |_| ApiError::field("INVALID_FIELD", field, "must be a date such as 2026-07-31"),
+            )
+        })
+        .transpose()
+}
+
+fn show_day(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn nectar_protocol_history(
+    from: String,
+    to: String,
+    days: Vec<shared::api::MetricsSnapshot>,
+) -> shared::api::MetricsHistory {
+    shared::api::MetricsHistory { from, to, days }
+}
+
+/// A CSV download: `text/csv`, named, not cached.
+fn csv_response(filename: &str, csv: String) -> Response<Body> {
+    use lambda_http::http::HeaderValue;
+    use lambda_http::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+    let mut response = Response::new(Body::Text(csv));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(CONTENT_DISPOSITION, v);
+    }
+    response
 }
 
 #[cfg(test)]
@@ -122,6 +252,7 @@ mod tests {
             auth: admin_auth(),
             store: stack.store.clone(),
             clock: Arc::new(SystemClock),
+            prices: PriceList::default(),
         }
     }
 

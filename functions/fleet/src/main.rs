@@ -1,5 +1,5 @@
-//! `GET /api/admin/fleet/{customers,licenses,installations,attention}` (admin listings): wiring
-//! only.
+//! `GET /api/admin/fleet/{customers,licenses,installations,attention}`, `GET /api/admin/metrics`
+//! (`/history`) and `GET /api/admin/reports/usage` (admin reads): wiring only.
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
         auth: config.admin_auth()?.clone(),
         store: shared::aws::store(&sdk, &config)?,
         clock: Arc::new(SystemClock),
+        prices: config.price_list().clone(),
     };
     run(service_fn(|req| handler::handle(&deps, req))).await
 }

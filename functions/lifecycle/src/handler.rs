@@ -1,13 +1,15 @@
 //! Lifecycle handler: which jobs to run → `service::lifecycle::run` → a JSON report.
 //!
-//! The schedule sends a plain EventBridge "Scheduled Event" (no custom input): every job runs.
-//! An operator may invoke the function with `{"jobs": ["expiry", ...]}` to run some by hand.
+//! The schedule sends a plain EventBridge "Scheduled Event" (no custom input): every job runs,
+//! then the `metrics` job records today's snapshot (`service::metrics::record_daily`). An operator
+//! may invoke the function with `{"jobs": ["expiry", "metrics", ...]}` to run some by hand.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::domain::ports::{Clock, EventPublisher};
+use shared::domain::ports::{Clock, EventPublisher, FleetIndex, MetricsStore};
+use shared::domain::revenue::PriceList;
 use shared::service::lifecycle::{Job, LifecycleStore, Settings, run};
 
 /// What the handler needs.
@@ -20,7 +22,12 @@ pub struct Deps<S, P> {
     pub clock: Box<dyn Clock>,
     /// Per-run bounds.
     pub settings: Settings,
+    /// Prices for the metrics snapshot.
+    pub prices: PriceList,
 }
+
+/// The name of the daily metrics job (not a sweep of `service::lifecycle`).
+const METRICS: &str = "metrics";
 
 /// The two ways the function is invoked.
 #[derive(Debug, Deserialize)]
@@ -39,10 +46,10 @@ enum Trigger {
 /// not query its index; per-candidate failures are only counted, and retried on a later run.
 pub async fn handle<S, P>(deps: &Deps<S, P>, event: LambdaEvent<Value>) -> Result<Value, Error>
 where
-    S: LifecycleStore,
+    S: LifecycleStore + FleetIndex + MetricsStore,
     P: EventPublisher,
 {
-    let jobs = select_jobs(event.payload)?;
+    let (jobs, metrics) = select_jobs(event.payload)?;
     let reports = run(
         &deps.store,
         &deps.publisher,
@@ -59,31 +66,47 @@ where
             Err(_) => failed.push(job.name()),
         }
     }
+    if metrics {
+        match shared::service::metrics::record_daily(&deps.store, &deps.prices, deps.clock.now())
+            .await
+        {
+            Ok(s) => done.push(json!({"job": METRICS, "date": s.date})),
+            Err(e) => {
+                tracing::error!(error = %e, "metrics job failed");
+                failed.push(METRICS);
+            }
+        }
+    }
     if !failed.is_empty() {
         return Err(format!("lifecycle jobs failed: {}", failed.join(", ")).into());
     }
     Ok(json!({ "jobs": done }))
 }
 
-fn select_jobs(payload: Value) -> Result<Vec<Job>, Error> {
+/// The sweeps to run, and whether to record the metrics snapshot.
+fn select_jobs(payload: Value) -> Result<(Vec<Job>, bool), Error> {
     match serde_json::from_value::<Trigger>(payload) {
         Ok(Trigger::Scheduled(ev)) => {
             tracing::info!(detail_type = %ev.detail_type, id = ?ev.id, "scheduled run");
-            Ok(Job::ALL.to_vec())
+            Ok((Job::ALL.to_vec(), true))
         }
         Ok(Trigger::Manual { jobs }) => {
             if jobs.is_empty() {
                 return Err("`jobs` is empty; name at least one job".into());
             }
-            jobs.iter()
+            let metrics = jobs.iter().any(|j| j == METRICS);
+            let sweeps = jobs
+                .iter()
+                .filter(|j| *j != METRICS)
                 .map(|name| {
                     Job::parse(name).ok_or_else(|| {
                         Error::from(format!(
-                            "unknown job `{name}`; known: expiry_warnings, expiry, usage_warnings, installations"
+                            "unknown job `{name}`; known: expiry_warnings, expiry, usage_warnings, installations, seats, metrics"
                         ))
                     })
                 })
-                .collect()
+                .collect::<Result<_, _>>()?;
+            Ok((sweeps, metrics))
         }
         Err(_) => Err("expected an EventBridge scheduled event or {\"jobs\": [...]}".into()),
     }
@@ -108,13 +131,18 @@ mod tests {
     #[test]
     fn a_scheduled_event_runs_every_job() {
         let event: Value = serde_json::from_str(SCHEDULED).expect("json");
-        assert_eq!(select_jobs(event).expect("valid"), Job::ALL.to_vec());
+        assert_eq!(
+            select_jobs(event).expect("valid"),
+            (Job::ALL.to_vec(), true)
+        );
     }
 
     #[test]
     fn a_manual_invocation_runs_the_named_jobs() {
         let jobs = select_jobs(json!({"jobs": ["installations", "expiry"]})).expect("valid");
-        assert_eq!(jobs, vec![Job::Installations, Job::Expiry]);
+        assert_eq!(jobs, (vec![Job::Installations, Job::Expiry], false));
+        let jobs = select_jobs(json!({"jobs": ["metrics"]})).expect("valid");
+        assert_eq!(jobs, (vec![], true));
     }
 
     #[test]

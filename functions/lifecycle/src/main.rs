@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
         publisher: shared::aws::events_topic(&sdk, &config)?,
         clock: Box::new(SystemClock),
         settings: Settings::default(),
+        prices: config.price_list().clone(),
     };
     run(service_fn(|event| handler::handle(&deps, event))).await
 }

@@ -131,6 +131,19 @@ enum Command {
     /// What needs attention (`--filter kind=expiring|silent|seat_limit|clock_tamper|usage`,
     /// `withinDays=…`, `silentHours=…`).
     Attention(ListArgs),
+    /// Record today's metrics snapshot now (what the scheduled job does daily) and print it.
+    Metrics {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// A month's usage and overage per license, as CSV on standard output (for invoicing).
+    UsageReport {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        period: String,
+    },
     /// Free one installation's seat now (a machine that is gone); audited with the reason.
     Release {
         #[command(flatten)]
@@ -463,6 +476,21 @@ async fn main() -> Result<()> {
                 "entries": page.entries.iter().map(shared::api::AuditView::from).collect::<Vec<_>>(),
                 "next": page.next,
             })
+        }
+        Command::Metrics { store } => {
+            let store = store.open(&sdk);
+            let prices = shared::config::Config::from_env()?.price_list().clone();
+            serde_json::to_value(
+                shared::service::metrics::record_daily(&store, &prices, now).await?,
+            )?
+        }
+        Command::UsageReport { store, period } => {
+            let store = store.open(&sdk);
+            let prices = shared::config::Config::from_env()?.price_list().clone();
+            let period = shared::api::parse_period(Some(&period), now)?;
+            let rows = shared::service::metrics::usage_report(&store, &prices, period).await?;
+            print!("{}", shared::service::metrics::usage_csv(period, &rows, &prices));
+            return Ok(());
         }
         Command::Customers(args) => {
             use shared::api::fleet::{Params, customer_query, customer_view, page_view};

@@ -35,6 +35,8 @@ pub use usage::{
 };
 pub use workflows::parse_execute_body;
 
+pub use nectar_protocol::metrics::{MetricsHistory, MetricsSnapshot};
+
 use crate::domain::{DomainError, Validated};
 
 /// `GET /.well-known/jwks.json` answer.

@@ -77,6 +77,13 @@ pub mod keys {
     /// What needs an operator's look (admin listing).
     pub const FLEET_ATTENTION: &str = "GET /api/admin/fleet/attention";
 
+    /// The dashboard's latest figures (admin).
+    pub const METRICS: &str = "GET /api/admin/metrics";
+    /// The dashboard's daily figures over a range of days (admin).
+    pub const METRICS_HISTORY: &str = "GET /api/admin/metrics/history";
+    /// A month's usage and overage per license, as CSV (admin).
+    pub const USAGE_REPORT: &str = "GET /api/admin/reports/usage";
+
     /// All of them, for the template check.
     pub const ALL: &[&str] = &[
         VALIDATE,
@@ -106,6 +113,9 @@ pub mod keys {
         FLEET_LICENSES,
         FLEET_INSTALLATIONS,
         FLEET_ATTENTION,
+        METRICS,
+        METRICS_HISTORY,
+        USAGE_REPORT,
     ];
 }
 
