@@ -134,6 +134,23 @@ impl Api {
         )
     }
 
+    /// GET as the admin, the body as text (for downloads that are not JSON).
+    pub async fn admin_get_text(
+        &self,
+        path: &str,
+    ) -> (StatusCode, String, reqwest::header::HeaderMap) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.admin_token))
+            .send()
+            .await
+            .expect("the stack answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        (status, resp.text().await.expect("body"), headers)
+    }
+
     /// POST JSON without credentials.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let (s, v, _) = self

@@ -175,6 +175,7 @@ contract!(
     customers_list_by_name_prefix_email_and_created_range,
     installations_list_by_license_state_version_and_silence,
     flags_list_until_their_lifetime_ends_and_raising_again_refreshes,
+    a_days_snapshot_is_written_once_per_day_and_read_in_one_request,
 );
 
 // ---- fixtures ----
@@ -2084,5 +2085,58 @@ async fn flags_list_until_their_lifetime_ends_and_raising_again_refreshes<F: Fix
         listed(NOW + Duration::days(1)).await,
         ["FFFFFFF1"],
         "the TTL process deletes lapsed flags"
+    );
+}
+
+async fn a_days_snapshot_is_written_once_per_day_and_read_in_one_request<F: Fixture>(f: &F) {
+    use shared::domain::ports::MetricsStore;
+    use shared::domain::revenue::PriceList;
+    use shared::service::metrics::{Book, compute};
+    let store = f.store();
+    let empty = std::collections::HashMap::new();
+    let snap = |at: OffsetDateTime| {
+        compute(
+            Book {
+                licenses: &[],
+                installations: &[],
+                workflows_used: &empty,
+            },
+            &PriceList::default(),
+            at,
+        )
+    };
+    assert_eq!(store.latest_snapshot().await.expect("read"), None);
+    for at in [NOW - Duration::days(2), NOW, NOW - Duration::days(1)] {
+        store.put_snapshot(&snap(at)).await.expect("put");
+    }
+    // The same day again (a later run): it replaces the day's snapshot.
+    let later = snap(NOW + Duration::hours(3));
+    store.put_snapshot(&later).await.expect("put");
+    f.reset_requests();
+    let latest = store.latest_snapshot().await.expect("read").expect("some");
+    assert_eq!(latest, later, "the newest day, as last written");
+    if let Some(n) = f.queries() {
+        assert_eq!(n, 1, "the summary is one Query");
+    }
+    f.reset_requests();
+    let days = store
+        .snapshots("2026-06-08", "2026-06-10")
+        .await
+        .expect("range");
+    let dates: Vec<&str> = days.iter().map(|d| d.date.as_str()).collect();
+    assert_eq!(
+        dates,
+        ["2026-06-08", "2026-06-09", "2026-06-10"],
+        "one per day"
+    );
+    if let Some(n) = f.queries() {
+        assert_eq!(n, 1, "a history is one Query");
+    }
+    assert!(
+        store
+            .snapshots("2026-06-10", "2026-06-01")
+            .await
+            .expect("reversed")
+            .is_empty()
     );
 }

@@ -33,7 +33,7 @@ pub struct Deps<D> {
 pub trait FleetStore: FleetIndex + LifecycleIndex + MetricsStore + OperatorDirectory {}
 impl<T: FleetIndex + LifecycleIndex + MetricsStore + OperatorDirectory> FleetStore for T {}
 
-/// Longest metrics history one request may ask for, in days.
+/// Longest metrics history one answer holds, in days (a longer range is cut to its last days).
 const MAX_HISTORY_DAYS: i64 = 366;
 /// Default metrics history, in days (today included).
 const DEFAULT_HISTORY_DAYS: i64 = 30;
@@ -133,15 +133,12 @@ async fn run<D: FleetStore>(deps: &Deps<D>, req: &Request) -> Result<Response<Bo
             only(&pairs, &["from", "to"])?;
             let today = deps.clock.now().date();
             let to = day_param(&params_get(&pairs, "to"), "to")?.unwrap_or(today);
+            let span = |days: i64| time::Duration::days(days - 1);
+            let earliest = to.checked_sub(span(MAX_HISTORY_DAYS)).unwrap_or(to);
             let from = day_param(&params_get(&pairs, "from"), "from")?
-                .unwrap_or(to - time::Duration::days(DEFAULT_HISTORY_DAYS - 1));
-            if (to - from).whole_days() >= MAX_HISTORY_DAYS {
-                return Err(ApiError::field(
-                    "INVALID_FIELD",
-                    "from",
-                    format!("at most {MAX_HISTORY_DAYS} days per request"),
-                ));
-            }
+                .unwrap_or_else(|| to.checked_sub(span(DEFAULT_HISTORY_DAYS)).unwrap_or(to))
+                // A longer range is cut to the most one answer holds, ending at `to`.
+                .max(earliest);
             let (from, to) = (show_day(from), show_day(to));
             let days = store
                 .snapshots(&from, &to)

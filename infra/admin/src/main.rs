@@ -489,7 +489,10 @@ async fn main() -> Result<()> {
             let prices = shared::config::Config::from_env()?.price_list().clone();
             let period = shared::api::parse_period(Some(&period), now)?;
             let rows = shared::service::metrics::usage_report(&store, &prices, period).await?;
-            print!("{}", shared::service::metrics::usage_csv(period, &rows, &prices));
+            print!(
+                "{}",
+                shared::service::metrics::usage_csv(period, &rows, &prices)
+            );
             return Ok(());
         }
         Command::Customers(args) => {

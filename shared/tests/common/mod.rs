@@ -51,6 +51,7 @@ pub trait Store:
     + OperatorDirectory
     + shared::domain::ports::FleetIndex
     + shared::domain::ports::AttentionFlags
+    + shared::domain::ports::MetricsStore
 {
 }
 
@@ -68,6 +69,7 @@ impl<T> Store for T where
         + OperatorDirectory
         + shared::domain::ports::FleetIndex
         + shared::domain::ports::AttentionFlags
+        + shared::domain::ports::MetricsStore
 {
 }
 
