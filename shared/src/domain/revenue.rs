@@ -307,7 +307,7 @@ mod tests {
         let json = r#"{"currency":"EUR","plans":{"starter":{"monthly":1,"yearly":10}},"overagePerThousand":{}}"#;
         assert!(
             PriceList::from_json(json)
-                .unwrap_err()
+                .expect_err("professional and enterprise are missing")
                 .contains("professional")
         );
     }
