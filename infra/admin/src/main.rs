@@ -5,6 +5,7 @@
 mod front;
 mod operator;
 mod relay;
+mod seed;
 mod trust;
 
 use anyhow::{Context, Result, bail};
@@ -131,6 +132,12 @@ enum Command {
     /// What needs attention (`--filter kind=expiring|silent|seat_limit|clock_tamper|usage`,
     /// `withinDays=…`, `silentHours=…`).
     Attention(ListArgs),
+    /// Fill the table with a realistic demo book (customers, licenses in every status,
+    /// installations, three months of usage, flags, 90 days of metrics); once per table.
+    SeedDemo {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Record today's metrics snapshot now (what the scheduled job does daily) and print it.
     Metrics {
         #[command(flatten)]
@@ -476,6 +483,14 @@ async fn main() -> Result<()> {
                 "entries": page.entries.iter().map(shared::api::AuditView::from).collect::<Vec<_>>(),
                 "next": page.next,
             })
+        }
+        Command::SeedDemo { store } => {
+            let store = store.open(&sdk);
+            let prices = shared::config::Config::from_env()?.price_list().clone();
+            match seed::seed_demo(&store, &prices, now).await? {
+                Some(summary) => summary,
+                None => json!({"seeded": false, "why": "the demo book is already in this table"}),
+            }
         }
         Command::Metrics { store } => {
             let store = store.open(&sdk);
