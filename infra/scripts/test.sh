@@ -155,6 +155,8 @@ if [[ ${NECTAR_SCHEMATHESIS:-1} != 0 || -n ${CI:-} ]]; then
   NECTAR_CONTRACT_LICENSE_KEY=$(curl -sf -X POST "$contract_url/api/admin/licenses" -H "Authorization: Bearer $NECTAR_E2E_ADMIN_TOKEN" \
     -d "{\"customerId\":\"$customer\",\"plan\":\"enterprise\",\"limits\":{\"installations\":1000}}" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["licenseKey"])')
+  # A daily metrics snapshot, so the dashboard routes answer 200 (not only 404 NO_METRICS_YET).
+  "$admin" metrics --table "contract-$suffix" >/dev/null
 fi
 # The end-to-end stack: its own table, key and queue.
 bootstrap_stack "e2e-$suffix"
