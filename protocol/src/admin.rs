@@ -129,6 +129,118 @@ pub struct RenewLicenseRequest {
     pub reason: Option<String>,
 }
 
+/// `PATCH /api/admin/licenses/{licenseId}`: every field optional; what is absent stays as it is.
+///
+/// A new `plan` re-derives the features and limits from the new plan's defaults (then `features`
+/// and `limits` given here apply on top); without a plan change, `limits` overrides the current
+/// limits field by field and `features` replaces the current set. A new `customerId` moves the
+/// license to that customer and always revokes the previous key (it names the old owner).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeLicenseRequest {
+    /// Move the license to this customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// New tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// Replaces the entitled features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    /// Overrides some limits.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::optional"
+    )]
+    pub limits: Option<LimitOverrides>,
+    /// Replaces the allowed domains (`[]`: any domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_restrictions: Option<Vec<String>>,
+    /// Changes some commercial terms.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::optional"
+    )]
+    pub contract: Option<ContractChange>,
+    /// Make every earlier key of the license answer `REVOKED` (the new key replaces them).
+    #[serde(default)]
+    pub revoke_previous_key: bool,
+    /// Why (kept in the audit trail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A change of a license's commercial terms as sent; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContractChange {
+    /// `self_hosted` or `saas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// `monthly` or `yearly`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// ISO 4217 code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Price per interval in minor units; `null` removes the override (the price list applies).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nullable"
+    )]
+    pub price: Option<Option<u64>>,
+    /// Billing start, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+}
+
+/// `deserialize_with` telling a field sent as `null` (`Some(None)`) from one left out (`None`,
+/// through `#[serde(default)]`).
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// One changed field of a license change: its name as the request spells it
+/// (`limits.installations`, `contract.price`, …), and its values before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChange {
+    /// The field.
+    pub field: String,
+    /// Before.
+    pub from: serde_json::Value,
+    /// After.
+    pub to: serde_json::Value,
+}
+
+/// `PATCH /api/admin/licenses/{licenseId}` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[serde(bound = "")]
+pub struct LicenseChangedResponse<V: Vocabulary = Wire> {
+    /// The license as it is now.
+    pub license: LicenseView<V>,
+    /// Its commercial terms as they are now.
+    pub contract: ContractView,
+    /// A key signed for the license as it is now: hand it to the customer. Shown once. Signed
+    /// even when nothing changed, so a retried request still gets a key that works.
+    pub license_key: String,
+    /// What changed (empty: nothing; then nothing was written).
+    pub changes: Vec<FieldChange>,
+    /// Whether every earlier key now answers `REVOKED`.
+    pub previous_keys_revoked: bool,
+    /// Installations holding a seat beyond a lowered seat limit: they keep it until released
+    /// (`…/installations/{installationId}/release`) or culled; no new seat is given meanwhile.
+    pub seats_over_limit: u64,
+}
+
 /// A customer as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

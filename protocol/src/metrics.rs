@@ -85,6 +85,13 @@ pub struct CurrencyFigures {
     pub renewals: Vec<RenewalWindow>,
     /// Licenses lost this month (revoked, or expired and not renewed), with their MRR.
     pub churn: Movement,
+    /// Licenses whose plan or contract changes this month raised their MRR, and by how much.
+    /// (Absent from snapshots recorded before changes existed: zero.)
+    #[serde(default)]
+    pub expansion: Movement,
+    /// Licenses whose plan or contract changes this month lowered their MRR, and by how much.
+    #[serde(default)]
+    pub contraction: Movement,
     /// Usage overage this month (list currency only).
     pub overage: u64,
 }

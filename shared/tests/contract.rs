@@ -205,6 +205,8 @@ fn license(suffix: &str, owner: &Customer, expires_at: OffsetDateTime) -> Licens
         issued_at: NOW,
         expires_at,
         active_installations: 0,
+        revision: 0,
+        keys_valid_from: None,
         updated_at: NOW,
         contract: Default::default(),
     }
@@ -2100,6 +2102,7 @@ async fn a_days_snapshot_is_written_once_per_day_and_read_in_one_request<F: Fixt
                 licenses: &[],
                 installations: &[],
                 workflows_used: &empty,
+                revenue_changes: &[],
             },
             &PriceList::default(),
             at,

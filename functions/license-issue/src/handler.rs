@@ -1,30 +1,36 @@
-//! Issue and renew handler: authorise (issue: `admin`, renew: `support`) → parse →
-//! `service::admin::issue_license` or `renew_license` (both sign with KMS: this is the one function that mints license keys).
+//! Issue, change and renew handler: authorise (issue and change: `admin`, renew: `support`) →
+//! parse → `service::admin::issue_license`, `service::changes::change_license` or
+//! `service::admin::renew_license` (all sign with KMS: this is the one function that mints
+//! license keys).
 
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use shared::api::{
-    IssueLicenseRequest, LicenseIssuedResponse, LicenseView, Parse, RenewLicenseRequest,
+    ChangeLicenseRequest, IssueLicenseRequest, LicenseChangedResponse, LicenseIssuedResponse,
+    LicenseView, Parse, RenewLicenseRequest,
 };
 use shared::config::AdminAuth;
 use shared::domain::LicenseId;
 use shared::domain::ports::{
-    Clock, CustomerDirectory, IdSource, LicenseReader, LicenseWriter, OperatorDirectory,
-    TokenSigner,
+    Clock, CustomerDirectory, IdSource, LicenseAmender, LicenseReader, LicenseWriter,
+    OperatorDirectory, TokenSigner,
 };
 use shared::http::{self, ApiError};
 use shared::service::admin::{IssueCommand, RenewCommand, issue_license, renew_license};
+use shared::service::changes::{ChangeCommand, change_license};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Issue,
+    Change,
     Renew,
 }
 
 const ROUTES: &[(&str, Route)] = &[
     (http::keys::LICENSE_ISSUE, Route::Issue),
+    (http::keys::LICENSE_CHANGE, Route::Change),
     (http::keys::LICENSE_RENEW, Route::Renew),
 ];
 
@@ -47,19 +53,37 @@ pub struct Deps<S> {
 /// Handles one request; always `Ok` (errors are responses).
 pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: CustomerDirectory + LicenseReader + LicenseWriter + OperatorDirectory,
+    S: CustomerDirectory + LicenseReader + LicenseWriter + LicenseAmender + OperatorDirectory,
 {
     Ok(http::respond(run(deps, &req).await))
 }
 
 async fn run<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: CustomerDirectory + LicenseReader + LicenseWriter + OperatorDirectory,
+    S: CustomerDirectory + LicenseReader + LicenseWriter + LicenseAmender + OperatorDirectory,
 {
     let matched = http::route(req, ROUTES)?;
     let actor = http::authorize(req, &matched, &deps.auth, &deps.store)
         .await?
         .actor();
+    if matched.route == Route::Change {
+        let id: LicenseId = matched.id("licenseId")?;
+        let cmd = ChangeCommand::try_from(http::parse_json::<ChangeLicenseRequest>(req)?)?;
+        let changed = change_license(
+            &deps.store,
+            deps.signer.as_ref(),
+            &deps.issuer,
+            &id,
+            &cmd,
+            actor,
+            deps.clock.now(),
+        )
+        .await?;
+        return Ok(http::json(
+            StatusCode::OK,
+            &LicenseChangedResponse::from(&changed),
+        ));
+    }
     if matched.route == Route::Renew {
         let id: LicenseId = matched.id("licenseId")?;
         let (term, reason) = http::parse_json::<RenewLicenseRequest>(req)?.parse()?;

@@ -110,6 +110,55 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Change a license's plan, features, limits, domains or contract, or move it to another
+    /// customer (the API's `PATCH /api/admin/licenses/{id}`, same rules); prints the new key and
+    /// what changed.
+    Change {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// SIGNING_KEY_ID: KMS key id, ARN or alias.
+        #[arg(long, env = "SIGNING_KEY_ID")]
+        signing_key: String,
+        #[arg(long, env = "TOKEN_ISSUER", default_value = shared::config::DEFAULT_ISSUER)]
+        issuer: String,
+        license: String,
+        /// Move the license to this customer (revokes the previous key).
+        #[arg(long = "move-to")]
+        customer: Option<String>,
+        /// New plan (features and limits start again from its defaults).
+        #[arg(long)]
+        plan: Option<String>,
+        /// Replace the features (repeatable).
+        #[arg(long = "feature")]
+        features: Vec<String>,
+        /// Replace the allowed domains (repeatable); `--any-domain` lifts every restriction.
+        #[arg(long = "domain", conflicts_with = "any_domain")]
+        domains: Vec<String>,
+        #[arg(long)]
+        any_domain: bool,
+        /// Seat limit.
+        #[arg(long)]
+        installations: Option<u64>,
+        /// Monthly workflow executions.
+        #[arg(long)]
+        workflows_per_month: Option<u64>,
+        /// Named users.
+        #[arg(long)]
+        users: Option<u64>,
+        /// Storage in GB.
+        #[arg(long)]
+        storage_gb: Option<u64>,
+        #[command(flatten)]
+        contract: ContractArgs,
+        /// Remove the price override (the price list applies).
+        #[arg(long, conflicts_with = "price")]
+        list_price: bool,
+        /// Make every earlier key answer REVOKED.
+        #[arg(long)]
+        revoke_previous_key: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// A page of a license's audit trail, newest first (`--before`: the previous page's `next`).
     Audit {
         #[command(flatten)]
@@ -465,6 +514,69 @@ async fn main() -> Result<()> {
                 shared::service::admin::renew_license(&store, &signer, &issuer, cmd, actor, now)
                     .await?;
             json!({ "license": LicenseView::from(&license), "licenseKey": key.expose() })
+        }
+        Command::Change {
+            store,
+            signing_key,
+            issuer,
+            license,
+            customer,
+            plan,
+            features,
+            domains,
+            any_domain,
+            installations,
+            workflows_per_month,
+            users,
+            storage_gb,
+            contract,
+            list_price,
+            revoke_previous_key,
+            reason,
+        } => {
+            let store = store.open(&sdk);
+            let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), &signing_key).await?;
+            let limits = shared::domain::LimitOverrides {
+                workflows_per_month,
+                users,
+                storage_gb,
+                installations,
+            };
+            let terms = contract.terms();
+            let contract = shared::api::ContractChange {
+                channel: terms.channel,
+                interval: terms.interval,
+                currency: terms.currency,
+                price: if list_price {
+                    Some(None)
+                } else {
+                    terms.price.map(Some)
+                },
+                start: terms.start,
+            };
+            // The request the API would get, parsed by the API's own rules.
+            let request = shared::api::ChangeLicenseRequest {
+                customer_id: customer,
+                plan,
+                features: (!features.is_empty()).then_some(features),
+                limits: (limits != Default::default()).then_some(limits),
+                domain_restrictions: (any_domain || !domains.is_empty()).then_some(domains),
+                contract: (contract != Default::default()).then_some(contract),
+                revoke_previous_key,
+                reason,
+            };
+            let cmd = shared::service::changes::ChangeCommand::try_from(request)?;
+            let changed = shared::service::changes::change_license(
+                &store,
+                &signer,
+                &issuer,
+                &LicenseId::parse(&license)?,
+                &cmd,
+                actor,
+                now,
+            )
+            .await?;
+            json!(shared::api::LicenseChangedResponse::from(&changed))
         }
         Command::Audit {
             store,

@@ -157,6 +157,8 @@ fn demo_license(i: usize, now: OffsetDateTime) -> License {
         issued_at,
         expires_at,
         active_installations: 0,
+        revision: 0,
+        keys_valid_from: None,
         updated_at: issued_at,
         contract: Contract {
             channel: if i % 4 == 1 {
@@ -368,6 +370,7 @@ pub async fn seed_demo<S: SeedStore + ?Sized>(
                 licenses: &existing,
                 installations: &seen,
                 workflows_used: used,
+                revenue_changes: &[],
             },
             prices,
             at,

@@ -9,11 +9,12 @@ use crate::domain::{
     AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, LicenseId, Plan,
 };
 use crate::service::admin::{DEFAULT_VALID_DAYS, IssueCommand, NewCustomer, Term};
+use crate::service::changes::{ChangeCommand, ContractEdit, Changed};
 
 pub use nectar_protocol::admin::{
-    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView,
-    CreateCustomerRequest, HealthResponse, IssueLicenseRequest, RenewLicenseRequest, RevokeRequest,
-    StatusChangeRequest,
+    ActivationRequest, AuditPageResponse, AuditView, ChangeLicenseRequest,
+    ContractChange, ContractTerms, ContractView, CreateCustomerRequest, HealthResponse,
+    IssueLicenseRequest, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
 };
 
 /// A customer as the API shows it.
@@ -31,6 +32,8 @@ pub type InstallationReleasedResponse =
 pub type CustomerCreatedResponse = nectar_protocol::admin::CustomerCreatedResponse<Validated>;
 /// `POST /api/admin/licenses` answer.
 pub type LicenseIssuedResponse = nectar_protocol::admin::LicenseIssuedResponse<Validated>;
+/// `PATCH /api/admin/licenses/{licenseId}` answer.
+pub type LicenseChangedResponse = nectar_protocol::admin::LicenseChangedResponse<Validated>;
 
 /// Longest audit reason.
 const MAX_REASON: usize = 500;
@@ -93,33 +96,93 @@ impl TryFrom<IssueLicenseRequest> for IssueCommand {
     fn try_from(r: IssueLicenseRequest) -> Result<Self, DomainError> {
         let plan = Plan::parse(&r.plan).ok_or_else(|| DomainError::UnknownPlan(r.plan.clone()))?;
         let term = parse_term(r.expires_at, r.valid_days)?;
-        let features = r
-            .features
-            .map(|list| {
-                list.iter()
-                    .map(|f| parse("features", Feature::parse(f)))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
-        let domains = r.domain_restrictions.unwrap_or_default();
-        if domains.len() > MAX_DOMAINS {
-            return Err(DomainError::InvalidValue {
-                field: "domainRestrictions",
-                message: format!("at most {MAX_DOMAINS} entries"),
-            });
-        }
         Ok(Self {
             customer_id: parse("customerId", CustomerId::parse(&r.customer_id))?,
             contract: parse_contract(r.contract.unwrap_or_default())?,
             plan,
             term,
-            features,
+            features: r.features.map(|f| parse_features(&f)).transpose()?,
             limits: r.limits.unwrap_or_default(),
-            domain_restrictions: domains
-                .iter()
-                .map(|d| parse("domainRestrictions", DomainPattern::parse(d)))
-                .collect::<Result<_, _>>()?,
+            domain_restrictions: parse_domains(&r.domain_restrictions.unwrap_or_default())?,
         })
+    }
+}
+
+fn parse_features(list: &[String]) -> Result<Vec<Feature>, DomainError> {
+    list.iter()
+        .map(|f| parse("features", Feature::parse(f)))
+        .collect()
+}
+
+fn parse_domains(domains: &[String]) -> Result<Vec<DomainPattern>, DomainError> {
+    if domains.len() > MAX_DOMAINS {
+        return Err(DomainError::InvalidValue {
+            field: "domainRestrictions",
+            message: format!("at most {MAX_DOMAINS} entries"),
+        });
+    }
+    domains
+        .iter()
+        .map(|d| parse("domainRestrictions", DomainPattern::parse(d)))
+        .collect()
+}
+
+impl TryFrom<ChangeLicenseRequest> for ChangeCommand {
+    type Error = DomainError;
+
+    fn try_from(r: ChangeLicenseRequest) -> Result<Self, DomainError> {
+        let plan = r
+            .plan
+            .map(|p| Plan::parse(&p).ok_or(DomainError::UnknownPlan(p)))
+            .transpose()?;
+        let contract = r.contract.unwrap_or_default();
+        // The terms given, parsed by the issue route's own rules (the defaults it would fill in
+        // for absent terms are not used: an absent term stays as it is).
+        let parsed = parse_contract(ContractTerms {
+            channel: contract.channel.clone(),
+            interval: contract.interval.clone(),
+            currency: contract.currency.clone(),
+            price: contract.price.flatten(),
+            start: contract.start.clone(),
+        })?;
+        Ok(Self {
+            customer_id: r
+                .customer_id
+                .map(|c| parse("customerId", CustomerId::parse(&c)))
+                .transpose()?,
+            plan,
+            features: r.features.map(|f| parse_features(&f)).transpose()?,
+            limits: r.limits,
+            domain_restrictions: r
+                .domain_restrictions
+                .map(|d| parse_domains(&d))
+                .transpose()?,
+            contract: ContractEdit {
+                channel: contract.channel.map(|_| parsed.channel),
+                interval: contract.interval.map(|_| parsed.interval),
+                currency: contract.currency.map(|_| parsed.currency.clone()),
+                price: contract.price.map(|_| parsed.price),
+                start: contract.start.map(|_| parsed.start).flatten(),
+            },
+            revoke_previous_key: r.revoke_previous_key,
+            reason: r
+                .reason
+                .map(|r| text("reason", r, MAX_REASON))
+                .transpose()?,
+        })
+    }
+}
+
+impl From<&Changed> for LicenseChangedResponse {
+    fn from(c: &Changed) -> Self {
+        Self {
+            license: LicenseView::from(&c.license),
+            contract: contract_view(&c.license.contract, c.license.issued_at),
+            license_key: c.key.expose().to_owned(),
+            changes: c.changes.clone(),
+            previous_keys_revoked: c.previous_keys_revoked,
+            seats_over_limit: c.seats_over_limit,
+        }
     }
 }
 

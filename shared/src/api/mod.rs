@@ -14,7 +14,8 @@ mod usage;
 mod workflows;
 
 pub use admin::{
-    ActivationRequest, AuditPageResponse, AuditView, ContractTerms, ContractView,
+    ActivationRequest, AuditPageResponse, AuditView, ChangeLicenseRequest, ContractChange,
+    ContractTerms, ContractView, LicenseChangedResponse,
     CreateCustomerRequest, CustomerCreatedResponse, CustomerLicensesResponse, CustomerView,
     HealthResponse, InstallationReleasedResponse, IssueLicenseRequest, LicenseDetailView,
     LicenseIssuedResponse, Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,

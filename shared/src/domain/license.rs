@@ -37,9 +37,30 @@ pub struct License {
     pub updated_at: OffsetDateTime,
     /// Commercial terms (channel, billing, price override).
     pub contract: super::revenue::Contract,
+    /// Bumped by every change of the license's terms (not of its status or seats): the
+    /// optimistic-concurrency token of [`super::ports::LicenseAmender::amend`].
+    pub revision: u64,
+    /// Keys issued (`iat`) before this instant are superseded: they answer `REVOKED`. Set when
+    /// an operator change asks to revoke the previous key, and always on a move to another
+    /// customer (the old key names the old owner).
+    pub keys_valid_from: Option<OffsetDateTime>,
 }
 
 impl License {
+    /// The `iat` of a key signed for this license at `now`: never before
+    /// [`License::keys_valid_from`], so a key signed in the same second as a supersession (which
+    /// sets the floor one second ahead) is not itself superseded.
+    pub fn key_iat(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let now = whole_seconds(now);
+        self.keys_valid_from.map_or(now, |floor| floor.max(now))
+    }
+
+    /// Whether a key issued at `iat` (Unix seconds) was superseded by a later one.
+    pub fn supersedes(&self, iat: i64) -> bool {
+        self.keys_valid_from
+            .is_some_and(|floor| iat < floor.unix_timestamp())
+    }
+
     /// Whether the license is past its expiry date at `now`.
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         now >= self.expires_at
@@ -220,6 +241,8 @@ mod tests {
             issued_at: datetime!(2026-01-01 0:00 UTC),
             expires_at: datetime!(2027-01-01 0:00 UTC),
             active_installations: 0,
+            revision: 0,
+            keys_valid_from: None,
             updated_at: datetime!(2026-01-01 0:00 UTC),
             contract: Default::default(),
         }

@@ -135,6 +135,24 @@ pub trait LicenseWriter: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Rewrites a license's terms: the operator's plan, limit, feature, domain, contract and owner
+/// changes (not its status, expiry or seats — those have their own writers).
+#[async_trait]
+pub trait LicenseAmender: Send + Sync {
+    /// Stores `after`'s terms — owner (and so its customer index), plan, features, limits,
+    /// domain restrictions, contract, `keys_valid_from`, `revision`, `updated_at` — only if the
+    /// stored revision is still `after.revision - 1` and the status still `after.status`, together
+    /// with the audit entry and, when given, the revenue change: all or nothing. `false`, writing
+    /// nothing, when the license is missing or moved on (the caller re-reads). Seats and notices
+    /// on the item are left as they are.
+    async fn amend(
+        &self,
+        after: &License,
+        audit: &AuditEntry,
+        revenue: Option<&super::revenue::RevenueChange>,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Appends audit entries for changes that are not license status changes (those are written in
 /// the same transaction as the change, by [`LicenseWriter`]).
 #[async_trait]
@@ -640,4 +658,10 @@ pub trait MetricsStore: Send + Sync {
         from: &str,
         to: &str,
     ) -> Result<Vec<nectar_protocol::metrics::MetricsSnapshot>, StoreError>;
+
+    /// Every revenue change (see [`LicenseAmender::amend`]) made in `period`, oldest first.
+    async fn revenue_changes(
+        &self,
+        period: super::Period,
+    ) -> Result<Vec<super::revenue::RevenueChange>, StoreError>;
 }

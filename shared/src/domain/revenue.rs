@@ -15,6 +15,9 @@
 //!   one billing interval's price;
 //! - **churn this month**: licenses revoked this month (by their last change), or expired this
 //!   month and not renewed, valued at their MRR;
+//! - **expansion / contraction this month**: operator changes of a license's plan or contract this
+//!   month that raised / lowered its MRR, valued at the difference (a change of currency
+//!   contracts the old currency and expands the new one);
 //! - **overage**: a metered counter's use above the license's monthly allowance, priced per 1,000
 //!   units by the price list, rounded half up.
 
@@ -219,14 +222,19 @@ impl PriceList {
 
     /// The license's price per billing interval and its currency, or `None` when unpriced.
     pub fn price_of(&self, license: &License) -> Option<(Currency, u64)> {
-        let c = &license.contract;
+        self.price_of_terms(license.plan, &license.contract)
+    }
+
+    /// The price per billing interval of `plan` under `contract`, or `None` when unpriced.
+    pub fn price_of_terms(&self, plan: Plan, contract: &Contract) -> Option<(Currency, u64)> {
+        let c = contract;
         if let Some(price) = c.price {
             return Some((c.currency.clone(), price));
         }
         if c.currency != self.currency {
             return None;
         }
-        let list = self.plans.get(&license.plan)?;
+        let list = self.plans.get(&plan)?;
         Some((
             c.currency.clone(),
             match c.interval {
@@ -238,8 +246,13 @@ impl PriceList {
 
     /// The license's annual value and currency, or `None` when unpriced.
     pub fn annual_value(&self, license: &License) -> Option<(Currency, u64)> {
-        self.price_of(license)
-            .map(|(cur, p)| (cur, license.contract.interval.annual(p)))
+        self.annual_value_of(&PricedTerms::of(license))
+    }
+
+    /// The annual value and currency of `terms`, or `None` when unpriced.
+    pub fn annual_value_of(&self, terms: &PricedTerms) -> Option<(Currency, u64)> {
+        self.price_of_terms(terms.plan, &terms.contract)
+            .map(|(cur, p)| (cur, terms.contract.interval.annual(p)))
     }
 
     /// Overage amount of `over` units of `feature` (minor units of the list's currency), `None`
@@ -257,6 +270,42 @@ impl PriceList {
 pub fn round_div(n: u128, d: u128) -> u64 {
     let q = (n + d / 2) / d.max(1);
     u64::try_from(q).unwrap_or(u64::MAX)
+}
+
+/// What a license's price depends on: its plan and its contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedTerms {
+    /// The plan (its list price).
+    pub plan: Plan,
+    /// The contract (override, interval, currency).
+    pub contract: Contract,
+}
+
+impl PricedTerms {
+    /// The license's.
+    pub fn of(license: &License) -> Self {
+        Self {
+            plan: license.plan,
+            contract: license.contract.clone(),
+        }
+    }
+}
+
+/// An operator change of a license's priced terms, kept for the month's expansion and
+/// contraction. The terms, not amounts, are kept: the snapshot prices both sides with the price
+/// list of its day, so its figures agree with each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevenueChange {
+    /// The license.
+    pub license_id: super::LicenseId,
+    /// The license revision the change produced (unique per license).
+    pub revision: u64,
+    /// When (whole seconds).
+    pub at: OffsetDateTime,
+    /// The terms before.
+    pub before: PricedTerms,
+    /// The terms after.
+    pub after: PricedTerms,
 }
 
 /// MRR of an annual value: ARR / 12, rounded half up.

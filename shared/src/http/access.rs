@@ -20,7 +20,8 @@ use crate::domain::{Principal, Role};
 
 /// The role each admin route needs. Reads are `viewer` (except the operator list: who holds
 /// which access is itself access management); suspend, reinstate and renew are `support`;
-/// everything that creates credentials, customers or licenses, or ends a license, is `admin`.
+/// everything that creates credentials, customers or licenses, changes a license's terms or
+/// owner, or ends a license, is `admin`.
 pub const ROLES: &[(&str, Role)] = &[
     (keys::CUSTOMER_LICENSES, Role::Viewer),
     (keys::LICENSE_AUDIT, Role::Viewer),
@@ -39,6 +40,7 @@ pub const ROLES: &[(&str, Role)] = &[
     (keys::REVOKE, Role::Admin),
     (keys::CUSTOMER_CREATE, Role::Admin),
     (keys::LICENSE_ISSUE, Role::Admin),
+    (keys::LICENSE_CHANGE, Role::Admin),
     (keys::LICENSE_ACTIVATE, Role::Admin),
     (keys::OPERATOR_CREATE, Role::Admin),
     (keys::OPERATOR_LIST, Role::Admin),

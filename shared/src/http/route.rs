@@ -47,6 +47,8 @@ pub mod keys {
     pub const CUSTOMER_CREATE: &str = "POST /api/admin/customers";
     /// Issue a license (admin).
     pub const LICENSE_ISSUE: &str = "POST /api/admin/licenses";
+    /// Change a license's terms or owner (admin).
+    pub const LICENSE_CHANGE: &str = "PATCH /api/admin/licenses/{licenseId}";
     /// Renew a license in place (admin).
     pub const LICENSE_RENEW: &str = "POST /api/admin/licenses/{licenseId}/renew";
     /// Suspend a license (admin).
@@ -99,6 +101,7 @@ pub mod keys {
         REVOKE,
         CUSTOMER_CREATE,
         LICENSE_ISSUE,
+        LICENSE_CHANGE,
         LICENSE_RENEW,
         LICENSE_SUSPEND,
         LICENSE_REINSTATE,

@@ -166,6 +166,8 @@ where
             issued_at: now,
             expires_at,
             active_installations: 0,
+            revision: 0,
+            keys_valid_from: None,
             updated_at: now,
             contract: cmd.contract.clone(),
         };
@@ -280,7 +282,7 @@ where
         jti: license.id.clone(),
         lic: license.id.product_line().to_owned(),
         cid: license.customer_id,
-        iat: now.unix_timestamp(),
+        iat: license.key_iat(now).unix_timestamp(),
         exp: expires_at.unix_timestamp(),
         feat: license.features.iter().cloned().collect(),
         limits: license.limits,

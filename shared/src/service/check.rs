@@ -1,7 +1,8 @@
 //! The license checks shared by validate and heartbeat, in their one documented order.
 //!
-//! Order (first failure wins): `INVALID_KEY` (signature, algorithm, issuer, kind, customer) →
-//! `NOT_FOUND` → `REVOKED` → `SUSPENDED` → `EXPIRED` → `DOMAIN_MISMATCH` → `FEATURE_NOT_ENTITLED` →
+//! Order (first failure wins): `INVALID_KEY` (signature, algorithm, issuer, kind) → `NOT_FOUND` →
+//! `REVOKED` for a superseded key (issued before the license's `keys_valid_from`) → `INVALID_KEY`
+//! (the key names another customer) → `REVOKED` → `SUSPENDED` → `EXPIRED` → `DOMAIN_MISMATCH` → `FEATURE_NOT_ENTITLED` →
 //! `USAGE_EXCEEDED` → `INSTALLATION_LIMIT` → `VALID`. Status checks come before expiry so a revoked license says
 //! REVOKED even after it would have expired.
 
@@ -48,6 +49,17 @@ pub fn check_status(
     license: &License,
     now: OffsetDateTime,
 ) -> Result<(), Verdict> {
+    // First: a superseded key (replaced, or its license moved to another customer) is withdrawn,
+    // whoever it names.
+    if license.supersedes(claims.iat) {
+        return Err(Verdict::new(
+            Code::Revoked,
+            format!(
+                "this key of license {} was replaced by a newer key; install the newer key",
+                license.id
+            ),
+        ));
+    }
     if claims.cid != license.customer_id {
         return Err(Verdict::new(
             Code::InvalidKey,
@@ -128,6 +140,8 @@ mod tests {
             issued_at: datetime!(2026-01-01 0:00 UTC),
             expires_at: expires,
             active_installations: 0,
+            revision: 0,
+            keys_valid_from: None,
             updated_at: datetime!(2026-01-01 0:00 UTC),
             contract: Default::default(),
         }

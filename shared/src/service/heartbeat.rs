@@ -114,7 +114,9 @@ where
         return Ok(answer(v, None, None));
     };
     if let Err(v) = check::check_license(&claims, &license, cmd.domain.as_ref(), None, now) {
-        if v.code == Code::InvalidKey {
+        // Nothing of the license for a foreign key, nor for the old key of a license that moved
+        // to another customer.
+        if v.code == Code::InvalidKey || claims.cid != license.customer_id {
             return Ok(answer(v, None, None));
         }
         return Ok(answer(v, Some(license), installation));
@@ -228,7 +230,7 @@ where
     };
     let beat = match recorded {
         Some(mut i) => {
-            let lease = lease_for(store, signer, ring.issuer(), &license, &i, now).await;
+            let lease = lease_for(store, signer, ring, &license, &i, now).await;
             i.lease.clone_from(&lease);
             let mut beat = answer(Verdict::valid(), Some(license), Some(i));
             beat.lease = lease;
@@ -291,7 +293,7 @@ async fn raise<S: AttentionFlags + ?Sized>(store: &S, flag: &Flag) {
 async fn lease_for<S>(
     store: &S,
     signer: &dyn TokenSigner,
-    issuer: &str,
+    ring: &KeyRing,
     license: &License,
     installation: &Installation,
     now: OffsetDateTime,
@@ -302,17 +304,31 @@ where
     if let Some(current) = &installation.lease
         && current.reusable_at(now)
         && current.expires_at <= license.expires_at
+        && lease_grants(ring, current, license)
     {
         return Some(current.clone());
     }
     let ttl = license.plan.policy().lease_ttl;
-    match sign_lease(store, signer, issuer, license, installation, ttl, now).await {
+    match sign_lease(store, signer, ring.issuer(), license, installation, ttl, now).await {
         Ok(lease) => Some(lease),
         Err(e) => {
             tracing::error!(error = %e, license_id = %license.id, "lease not signed");
             installation.lease.clone().filter(|l| l.expires_at > now)
         }
     }
+}
+
+/// Whether `lease` (verified against `ring`: a lease of a retired key is re-signed too) still
+/// grants what the license grants now — owner, plan, features, limits, expiry — so an operator's
+/// change reaches the installation on its next heartbeat, not when the old lease runs out.
+fn lease_grants(ring: &KeyRing, lease: &Lease, license: &License) -> bool {
+    ring.verify_lease(lease.token.expose()).is_ok_and(|c| {
+        c.cid == license.customer_id
+            && c.plan == license.plan
+            && c.limits == license.limits
+            && c.lexp == license.expires_at.unix_timestamp()
+            && c.feat.iter().eq(license.features.iter())
+    })
 }
 
 /// Signs a lease of `ttl` (never past the license's expiry) for `installation` and stores it as

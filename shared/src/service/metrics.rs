@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::fleet::{InstallationFilter, LicenseFilter, MAX_PAGE};
 use crate::domain::ports::{FleetIndex, LifecycleIndex, MetricsStore};
-use crate::domain::revenue::{PriceList, is_recurring, mrr_of};
+use crate::domain::revenue::{PriceList, RevenueChange, is_recurring, mrr_of};
 use crate::domain::{
     DomainError, Feature, Installation, InstallationStatus, License, LicenseId, LicenseStatus,
     Period,
@@ -39,6 +39,8 @@ pub struct Book<'a> {
     pub installations: &'a [Installation],
     /// This month's `workflows` totals by license (absent: 0).
     pub workflows_used: &'a HashMap<LicenseId, u64>,
+    /// This month's plan and contract changes, oldest first.
+    pub revenue_changes: &'a [RevenueChange],
 }
 
 /// The day's figures from `book`, priced by `prices`, at `now`.
@@ -60,6 +62,9 @@ pub fn compute(book: Book<'_>, prices: &PriceList, now: OffsetDateTime) -> Metri
         churn_count: u64,
         churn_annual: u64,
         overage: u64,
+        /// Expansions and contractions: (count, annual value moved) each.
+        expansion: (u64, u64),
+        contraction: (u64, u64),
     }
     let mut acc: BTreeMap<String, Acc> = BTreeMap::new();
     let mut unpriced = 0;
@@ -129,6 +134,30 @@ pub fn compute(book: Book<'_>, prices: &PriceList, now: OffsetDateTime) -> Metri
             a.churn_annual += annual;
         }
     }
+    // Expansion and contraction: each license's net change of annual value this month, per
+    // currency (priced with today's list, both sides alike). An unpriced side counts as nothing.
+    let mut net: BTreeMap<(String, String), i128> = BTreeMap::new();
+    for change in book
+        .revenue_changes
+        .iter()
+        .filter(|c| c.at >= month_start && c.at <= now)
+    {
+        for (terms, sign) in [(&change.before, -1_i128), (&change.after, 1)] {
+            if let Some((currency, annual)) = prices.annual_value_of(terms) {
+                *net.entry((currency.to_string(), change.license_id.to_string()))
+                    .or_default() += sign * i128::from(annual);
+            }
+        }
+    }
+    for ((currency, _), delta) in net {
+        let a = acc.entry(currency).or_default();
+        let moved = u64::try_from(delta.unsigned_abs()).unwrap_or(u64::MAX);
+        match delta.signum() {
+            1 => a.expansion = (a.expansion.0 + 1, a.expansion.1.saturating_add(moved)),
+            -1 => a.contraction = (a.contraction.0 + 1, a.contraction.1.saturating_add(moved)),
+            _ => {}
+        }
+    }
     let mut installations = InstallationCounts::default();
     for i in book
         .installations
@@ -162,6 +191,14 @@ pub fn compute(book: Book<'_>, prices: &PriceList, now: OffsetDateTime) -> Metri
             churn: Movement {
                 count: a.churn_count,
                 mrr: mrr_of(a.churn_annual),
+            },
+            expansion: Movement {
+                count: a.expansion.0,
+                mrr: mrr_of(a.expansion.1),
+            },
+            contraction: Movement {
+                count: a.contraction.0,
+                mrr: mrr_of(a.contraction.1),
             },
             overage: a.overage,
         })
@@ -247,11 +284,13 @@ where
     let used = store
         .usage_totals(&active, &workflows(), Period::containing(now))
         .await?;
+    let changes = store.revenue_changes(Period::containing(now)).await?;
     let snapshot = compute(
         Book {
             licenses: &licenses,
             installations: &installations,
             workflows_used: &used,
+            revenue_changes: &changes,
         },
         prices,
         now,
@@ -391,6 +430,8 @@ mod tests {
             issued_at: datetime!(2026-01-01 0:00 UTC),
             expires_at: NOW + Duration::days(s.expires_in_days),
             active_installations: 0,
+            revision: 0,
+            keys_valid_from: None,
             updated_at: datetime!(2026-01-01 0:00 UTC),
             contract: Contract {
                 channel: s.channel,
@@ -543,6 +584,7 @@ mod tests {
                 licenses: &licenses,
                 installations: &installations,
                 workflows_used: &used,
+                revenue_changes: &[],
             },
             &PriceList::default(),
             NOW,

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod admin;
+pub mod changes;
 pub mod check;
 pub mod fleet;
 pub mod heartbeat;

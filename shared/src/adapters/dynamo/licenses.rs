@@ -25,7 +25,7 @@ use super::table::{
     time_value, to_item, values,
 };
 use super::usage::{ENTITY_USAGE, usage_sk};
-use crate::domain::ports::{LicenseReader, LicenseWriter, Snapshot};
+use crate::domain::ports::{LicenseAmender, LicenseReader, LicenseWriter, Snapshot};
 use crate::domain::{
     AuditEntry, CustomerId, DomainPattern, Feature, Installation, InstallationId, License,
     LicenseId, LicenseStatus, Limits, Period, Plan, StoreError,
@@ -112,6 +112,29 @@ pub const ACCESS_PATTERNS: &[AccessPattern] = &[
         consistency: Consistency::Write,
         used_by: "`LicenseWriter::set_status`, `LicenseWriter::renew`",
     },
+    AccessPattern {
+        entity: "license",
+        name: "change of terms (plan, limits, features, domains, contract, owner) with its audit entry (+ revenue change)",
+        operation: "TransactWriteItems (update + put (+ put))",
+        key: "`LICENSE#<lid>` / `LICENSE`; `#status = :status AND revision = :previous`",
+        consistency: Consistency::Write,
+        used_by: "`LicenseAmender::amend`",
+    },
+];
+
+/// The license-item attributes an amendment rewrites (the record's own encoding of each).
+const AMENDED: &[&str] = &[
+    "customer_id",
+    "gsi1pk",
+    "plan",
+    "gsi3pk",
+    "features",
+    "limits",
+    "domain_restrictions",
+    "contract",
+    "gsi4pk",
+    "revision",
+    "updated_at",
 ];
 
 /// A license item.
@@ -149,6 +172,16 @@ pub(crate) struct LicenseRecord {
     /// Absent on items written before contracts existed: the default terms.
     #[serde(default)]
     pub contract: crate::domain::revenue::Contract,
+    /// Absent until the first change of terms: 0.
+    #[serde(default)]
+    pub revision: u64,
+    /// Absent unless a change superseded earlier keys.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub keys_valid_from: Option<OffsetDateTime>,
 }
 
 impl From<&License> for LicenseRecord {
@@ -181,6 +214,8 @@ impl From<&License> for LicenseRecord {
             active_installations: l.active_installations,
             updated_at: l.updated_at,
             contract: l.contract.clone(),
+            revision: l.revision,
+            keys_valid_from: l.keys_valid_from,
         }
     }
 }
@@ -218,6 +253,8 @@ impl TryFrom<LicenseRecord> for License {
             active_installations: r.active_installations,
             updated_at: r.updated_at,
             contract: r.contract,
+            revision: r.revision,
+            keys_valid_from: r.keys_valid_from,
             id,
         })
     }
@@ -314,6 +351,74 @@ impl LicenseWriter for DynamoStore {
     ) -> Result<bool, StoreError> {
         self.status_change(id, expected, to, Some(expires_at), audit)
             .await
+    }
+}
+
+#[async_trait]
+impl LicenseAmender for DynamoStore {
+    #[tracing::instrument(skip_all, fields(license_id = %after.id))]
+    async fn amend(
+        &self,
+        after: &License,
+        audit: &AuditEntry,
+        revenue: Option<&crate::domain::revenue::RevenueChange>,
+    ) -> Result<bool, StoreError> {
+        let Some(previous) = after.revision.checked_sub(1) else {
+            return Ok(false);
+        };
+        // Each attribute as the record encodes it, so an amended item reads back exactly as a
+        // created one would.
+        let record = to_item(&LicenseRecord::from(after))?;
+        let mut set = Vec::new();
+        let mut vals = values(vec![
+            (":status", s(after.status.as_str())),
+            (":previous", super::table::n(previous)),
+            (":zero", super::table::n(0)),
+        ]);
+        for attribute in AMENDED {
+            let value = record
+                .get(*attribute)
+                .cloned()
+                .ok_or_else(|| StoreError::Backend(format!("record lacks {attribute}").into()))?;
+            set.push(format!("{attribute} = :{attribute}"));
+            vals.insert(format!(":{attribute}"), value);
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        match record.get("keys_valid_from") {
+            Some(v) => {
+                expression.push_str(", keys_valid_from = :keys_valid_from");
+                vals.insert(":keys_valid_from".into(), v.clone());
+            }
+            None => expression.push_str(" REMOVE keys_valid_from"),
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(license_key(&after.id)))
+            .update_expression(expression)
+            .condition_expression(
+                "attribute_exists(pk) AND #status = :status AND (revision = :previous OR \
+                 (attribute_not_exists(revision) AND :previous = :zero))",
+            )
+            .set_expression_attribute_names(Some(names(&[("#status", "status")])))
+            .set_expression_attribute_values(Some(vals))
+            .build()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        let audit = AuditRecord::new(license_pk(&after.id), audit);
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.put(to_item(&audit)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        if let Some(change) = revenue {
+            items.push(self.put(
+                super::metrics::revenue_change_item(change)?,
+                Some("attribute_not_exists(pk)"),
+            )?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TransactError::Cancelled(_)) => Ok(false),
+            Err(TransactError::Store(e)) => Err(e),
+        }
     }
 }
 

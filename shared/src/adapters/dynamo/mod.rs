@@ -19,7 +19,7 @@ pub(crate) mod installations;
 pub mod keys;
 pub(crate) mod licenses;
 mod lifecycle;
-mod metrics;
+pub(crate) mod metrics;
 mod operators;
 pub mod schema;
 pub mod table;

@@ -228,4 +228,18 @@ impl crate::domain::ports::MetricsStore for MemoryStore {
             .map(|(_, s)| s.clone())
             .collect())
     }
+
+    async fn revenue_changes(
+        &self,
+        period: crate::domain::Period,
+    ) -> Result<Vec<crate::domain::revenue::RevenueChange>, StoreError> {
+        let month = period.to_string();
+        Ok(self
+            .state()
+            .revenue_changes
+            .iter()
+            .filter(|((p, ..), _)| *p == month)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
 }

@@ -100,6 +100,8 @@ struct State {
     flags: BTreeMap<(String, String), crate::domain::fleet::Flag>,
     /// Daily metrics snapshots by day (`YYYY-MM-DD`), as `METRICS` / `DAY#<day>`.
     snapshots: BTreeMap<String, nectar_protocol::metrics::MetricsSnapshot>,
+    /// Revenue changes in the order of `REVENUE#<YYYY-MM>` / `<at>#<lid>#<revision>`.
+    revenue_changes: BTreeMap<(String, i64, String, u64), crate::domain::revenue::RevenueChange>,
 }
 
 impl State {
@@ -280,6 +282,53 @@ impl LicenseWriter for MemoryStore {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         Ok(self.status_change(id, expected, to, Some(expires_at), audit))
+    }
+}
+
+#[async_trait]
+impl crate::domain::ports::LicenseAmender for MemoryStore {
+    async fn amend(
+        &self,
+        after: &License,
+        audit: &AuditEntry,
+        revenue: Option<&crate::domain::revenue::RevenueChange>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(item) = state.licenses.get_mut(&after.id) else {
+            return Ok(false);
+        };
+        let current = &mut item.license;
+        if current.status != after.status || current.revision.checked_add(1) != Some(after.revision)
+        {
+            return Ok(false);
+        }
+        // The terms only: seats, expiry and issue time stay as stored.
+        current.customer_id = after.customer_id;
+        current.plan = after.plan;
+        current.features.clone_from(&after.features);
+        current.limits = after.limits;
+        current.domain_restrictions.clone_from(&after.domain_restrictions);
+        current.contract.clone_from(&after.contract);
+        current.keys_valid_from = after.keys_valid_from.map(whole_seconds);
+        current.revision = after.revision;
+        current.updated_at = whole_seconds(after.updated_at);
+        state.license_audit(&after.id, audit);
+        if let Some(change) = revenue {
+            let at = whole_seconds(change.at);
+            state.revenue_changes.insert(
+                (
+                    Period::containing(at).to_string(),
+                    at.unix_timestamp(),
+                    change.license_id.to_string(),
+                    change.revision,
+                ),
+                crate::domain::revenue::RevenueChange {
+                    at,
+                    ..change.clone()
+                },
+            );
+        }
+        Ok(true)
     }
 }
 
