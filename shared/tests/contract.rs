@@ -176,6 +176,7 @@ contract!(
     installations_list_by_license_state_version_and_silence,
     flags_list_until_their_lifetime_ends_and_raising_again_refreshes,
     a_days_snapshot_is_written_once_per_day_and_read_in_one_request,
+    an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexes_with_it,
 );
 
 // ---- fixtures ----
@@ -2142,4 +2143,139 @@ async fn a_days_snapshot_is_written_once_per_day_and_read_in_one_request<F: Fixt
             .expect("reversed")
             .is_empty()
     );
+}
+
+async fn an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexes_with_it<
+    F: Fixture,
+>(
+    f: &F,
+) {
+    use shared::domain::fleet::LicenseFilter;
+    use shared::domain::ports::{FleetIndex, LicenseAmender, MetricsStore};
+    use shared::domain::revenue::{PricedTerms, RevenueChange};
+    let store = f.store();
+    let l = seeded(store, "CHANGE01").await;
+    let buyer = customer();
+    store
+        .create_customer(&buyer, &audit("customer.created", NOW))
+        .await
+        .expect("buyer");
+    // A seat taken meanwhile (the amendment must not write the seat count it read).
+    let r = report(&l.id, "inst-1", NOW);
+    assert!(matches!(claim(store, &r, 5).await, SeatClaim::Seated(_)));
+    let later = NOW + Duration::minutes(1);
+    let mut after = License {
+        customer_id: buyer.id,
+        plan: Plan::Professional,
+        features: Plan::Professional.default_features(),
+        limits: Plan::Professional.default_limits(),
+        domain_restrictions: vec![shared::domain::DomainPattern::parse("*.globex.com").expect("ok")],
+        keys_valid_from: Some(later + Duration::seconds(1)),
+        revision: 1,
+        updated_at: later,
+        ..l.clone()
+    };
+    after.contract.price = Some(12_345);
+    let change = RevenueChange {
+        license_id: l.id.clone(),
+        revision: 1,
+        at: later,
+        before: PricedTerms::of(&l),
+        after: PricedTerms::of(&after),
+    };
+    let entry = audit("license.moved", later);
+    // A stale revision, and a status that moved on: nothing written, not even the audit entry.
+    let stale = License {
+        revision: 2,
+        ..after.clone()
+    };
+    assert!(!store.amend(&stale, &entry, Some(&change)).await.expect("amend"));
+    let suspended = License {
+        status: LicenseStatus::Suspended,
+        ..after.clone()
+    };
+    assert!(!store.amend(&suspended, &entry, Some(&change)).await.expect("amend"));
+    assert_eq!(trail(store, l.customer_id, &l.id).await, ["license.issued"]);
+    assert!(
+        store
+            .revenue_changes(Period::containing(later))
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    // The expected revision: terms, owner, floor, revision, audit entry and revenue change.
+    assert!(store.amend(&after, &entry, Some(&change)).await.expect("amend"));
+    let read = store.license(&l.id).await.expect("read").expect("license");
+    assert_eq!(
+        read,
+        License {
+            active_installations: 1,
+            ..after.clone()
+        },
+        "the seat taken after the read is kept"
+    );
+    // Applying the same revision again is refused: a retry cannot apply a change twice.
+    assert!(!store.amend(&after, &entry, Some(&change)).await.expect("amend"));
+    // The owner's index moved: the buyer lists it (with its trail), the seller no longer does.
+    let buyers = store.licenses_of(&buyer.id).await.expect("buyer's");
+    assert_eq!(buyers.len(), 1);
+    assert_eq!(
+        buyers[0]
+            .audit
+            .iter()
+            .map(|a| a.action.as_str())
+            .collect::<Vec<_>>(),
+        ["license.issued", "license.moved"]
+    );
+    assert!(store.licenses_of(&l.customer_id).await.expect("seller's").is_empty());
+    // So did the plan index and the customer filter of the fleet listing.
+    let by = |filter: LicenseFilter| async move {
+        store
+            .list_licenses(&filter, None, 10)
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .map(|l| l.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let professional = LicenseFilter {
+        plan: Some(Plan::Professional),
+        ..Default::default()
+    };
+    assert_eq!(by(professional).await, [l.id.to_string()]);
+    let starter = LicenseFilter {
+        plan: Some(Plan::Starter),
+        ..Default::default()
+    };
+    assert!(by(starter).await.is_empty());
+    let buyer_filter = LicenseFilter {
+        customer: Some(buyer.id),
+        ..Default::default()
+    };
+    assert_eq!(by(buyer_filter).await, [l.id.to_string()]);
+    // The revenue change reads back in its month, and only there.
+    assert_eq!(
+        store
+            .revenue_changes(Period::containing(later))
+            .await
+            .expect("read"),
+        [change]
+    );
+    assert!(
+        store
+            .revenue_changes(Period::containing(later + Duration::days(31)))
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    // A later amendment without a floor removes it.
+    let cleared = License {
+        keys_valid_from: None,
+        revision: 2,
+        ..after.clone()
+    };
+    assert!(store.amend(&cleared, &entry, None).await.expect("amend"));
+    let read = store.license(&l.id).await.expect("read").expect("license");
+    assert_eq!((read.keys_valid_from, read.revision), (None, 2));
 }

@@ -52,6 +52,7 @@ pub trait Store:
     + shared::domain::ports::FleetIndex
     + shared::domain::ports::AttentionFlags
     + shared::domain::ports::MetricsStore
+    + shared::domain::ports::LicenseAmender
 {
 }
 
@@ -70,6 +71,7 @@ impl<T> Store for T where
         + shared::domain::ports::FleetIndex
         + shared::domain::ports::AttentionFlags
         + shared::domain::ports::MetricsStore
+    + shared::domain::ports::LicenseAmender
 {
 }
 

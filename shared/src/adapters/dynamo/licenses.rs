@@ -375,13 +375,16 @@ impl LicenseAmender for DynamoStore {
             (":previous", super::table::n(previous)),
             (":zero", super::table::n(0)),
         ]);
-        for attribute in AMENDED {
+        // Every attribute through a name placeholder: some (`plan`) are reserved words.
+        let mut attribute_names = vec![("#status".to_owned(), "status".to_owned())];
+        for (i, attribute) in AMENDED.iter().enumerate() {
             let value = record
                 .get(*attribute)
                 .cloned()
                 .ok_or_else(|| StoreError::Backend(format!("record lacks {attribute}").into()))?;
-            set.push(format!("{attribute} = :{attribute}"));
-            vals.insert(format!(":{attribute}"), value);
+            set.push(format!("#a{i} = :a{i}"));
+            attribute_names.push((format!("#a{i}"), (*attribute).to_owned()));
+            vals.insert(format!(":a{i}"), value);
         }
         let mut expression = format!("SET {}", set.join(", "));
         match record.get("keys_valid_from") {
@@ -399,7 +402,7 @@ impl LicenseAmender for DynamoStore {
                 "attribute_exists(pk) AND #status = :status AND (revision = :previous OR \
                  (attribute_not_exists(revision) AND :previous = :zero))",
             )
-            .set_expression_attribute_names(Some(names(&[("#status", "status")])))
+            .set_expression_attribute_names(Some(attribute_names.into_iter().collect()))
             .set_expression_attribute_values(Some(vals))
             .build()
             .map_err(|e| StoreError::Backend(e.into()))?;
