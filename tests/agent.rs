@@ -228,6 +228,64 @@ async fn revoking_the_license_locks_a_running_agent_on_its_next_heartbeat() {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the stack `make test` starts"]
+async fn a_plan_change_reaches_a_running_agent_on_its_next_heartbeat_and_a_key_rotation_locks_it() {
+    // Arrange: a starter installation, which has no `integrations`.
+    let api = Api::from_env();
+    let (license, key) = api.issue("starter", json!({})).await;
+    let id = license["id"].as_str().expect("id").to_owned();
+    let dir = temp_dir("change");
+    let clock = ManualClock::starting_now();
+    let agent = start(&settings(&key, &base_url(), &dir), &clock).await;
+    wait_status(&agent, "active").await;
+    assert_eq!(
+        local(&agent, "/v1/features/integrations").await["reason"],
+        "NOT_ENTITLED"
+    );
+    // Act: an upgrade, then the next heartbeat.
+    let (status, body) = api
+        .admin_patch(
+            &format!("/api/admin/licenses/{id}"),
+            json!({"plan": "professional", "reason": "upgrade order 2051"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["changes"][0]["field"], "plan", "{body}");
+    let report = agent.client.heartbeat().await.expect("next heartbeat");
+    // Assert: the new lease carries the new plan, with the same key, without a restart.
+    assert_eq!(report.code, "VALID");
+    let i = local(&agent, "/v1/features/integrations").await;
+    assert_eq!(
+        (i["allowed"].as_bool(), i["reason"].as_str()),
+        (Some(true), Some("ALLOWED")),
+        "{i}"
+    );
+    assert_eq!(local(&agent, "/v1/license").await["plan"], "professional");
+    // Act: the key is rotated (it leaked): the running agent's key is withdrawn.
+    let (status, rotated) = api
+        .admin_patch(
+            &format!("/api/admin/licenses/{id}"),
+            json!({"revokePreviousKey": true, "reason": "key leaked"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["previousKeysRevoked"], true);
+    let report = agent.client.heartbeat().await.expect("next heartbeat");
+    assert_eq!(report.code, "REVOKED");
+    assert_eq!(local(&agent, "/v1/license").await["status"], "locked");
+    agent.shutdown().await;
+    // The new key, installed on a fresh agent, works.
+    let new_key = rotated["licenseKey"].as_str().expect("key");
+    let fresh = start(
+        &settings(new_key, &base_url(), &temp_dir("rotated")),
+        &clock,
+    )
+    .await;
+    assert_eq!(wait_status(&fresh, "active").await["status"], "active");
+    fresh.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the stack `make test` starts"]
 async fn a_clock_rolled_back_two_days_is_refused_locally_and_reported_as_clock_tampered() {
     let api = Api::from_env();
     let (license, key) = api.issue("professional", json!({})).await;

@@ -45,6 +45,7 @@ const CASES: &[Case] = &[
     case(keys::REVOKE, Role::Admin, 200),
     case(keys::CUSTOMER_CREATE, Role::Admin, 201),
     case(keys::LICENSE_ISSUE, Role::Admin, 201),
+    case(keys::LICENSE_CHANGE, Role::Admin, 200),
     case(keys::LICENSE_ACTIVATE, Role::Admin, 201),
     case(keys::OPERATOR_CREATE, Role::Admin, 201),
     case(keys::OPERATOR_LIST, Role::Admin, 200),
@@ -254,6 +255,11 @@ mod handlers {
                 "/api/admin/licenses".into(),
                 json!({"customerId": cid, "plan": "starter"}).to_string(),
             ),
+            keys::LICENSE_CHANGE => (
+                "PATCH",
+                format!("/api/admin/licenses/{lid}"),
+                json!({"limits": {"users": 6 + n}, "reason": "r"}).to_string(),
+            ),
             keys::LICENSE_ACTIVATE => (
                 "POST",
                 format!("/api/admin/licenses/{lid}/activations"),
@@ -361,7 +367,7 @@ mod handlers {
                 };
                 license_status::handler::handle(&deps, req).await
             }
-            keys::LICENSE_RENEW | keys::LICENSE_ISSUE => {
+            keys::LICENSE_RENEW | keys::LICENSE_ISSUE | keys::LICENSE_CHANGE => {
                 let deps = license_issue::handler::Deps {
                     auth: admin_auth(),
                     store,
@@ -548,7 +554,8 @@ mod http {
         for c in CASES {
             let (method, path) = method_and_path(c.key);
             for (caller, token) in &callers {
-                let body = (method == Method::POST).then(|| b"{}".to_vec());
+                let body =
+                    (method == Method::POST || method == Method::PATCH).then(|| b"{}".to_vec());
                 let (status, answer, _) = api
                     .send(method.clone(), &path, body, token.as_deref())
                     .await;
@@ -726,6 +733,62 @@ mod http {
         let next = newest["next"].as_str().expect("an older page");
         let older = cli(&["audit", id, "--limit", "1", "--before", next]);
         assert_eq!(older["entries"][0]["action"], "license.issued", "{older}");
+    }
+
+    #[tokio::test]
+    #[ignore = "end-to-end: needs the stack `make test` starts"]
+    async fn the_cli_changes_a_license_and_moves_it_to_another_customer() {
+        // Arrange
+        let api = Api::from_env();
+        let (license, old_key) = api.issue("starter", json!({})).await;
+        let id = license["id"].as_str().expect("id");
+        let buyer = api.new_customer().await;
+        let sign = ["--signing-key", &api.signing_key, "--issuer", &api.issuer];
+        // Act: an upgrade with a seat override and a negotiated price, then a move.
+        let mut upgrade = vec![
+            "change",
+            id,
+            "--plan",
+            "professional",
+            "--installations",
+            "7",
+            "--price",
+            "120000",
+            "--reason",
+            "order 88",
+        ];
+        upgrade.extend(sign);
+        let upgraded = cli(&upgrade);
+        let mut moving = vec!["change", id, "--move-to", &buyer, "--reason", "acquired"];
+        moving.extend(sign);
+        let moved = cli(&moving);
+        // Assert
+        assert_eq!(upgraded["license"]["plan"], "professional", "{upgraded}");
+        assert_eq!(upgraded["license"]["limits"]["installations"], 7);
+        assert_eq!(upgraded["contract"]["price"], 120_000);
+        assert_eq!(upgraded["previousKeysRevoked"], false);
+        assert_eq!(moved["license"]["customerId"], buyer.as_str());
+        assert_eq!(moved["previousKeysRevoked"], true);
+        let new_key = moved["licenseKey"].as_str().expect("key");
+        assert_eq!(
+            api.validate(new_key, "cli-node", json!({})).await["code"],
+            "VALID"
+        );
+        assert_eq!(
+            api.validate(&old_key, "cli-node", json!({})).await["code"],
+            "REVOKED"
+        );
+        let (status, listed) = api.admin_get(&format!("/api/license/{buyer}")).await;
+        assert_eq!(status, StatusCode::OK, "{listed}");
+        assert_eq!(listed["licenses"][0]["id"], id, "{listed}");
+        let newest = cli(&["audit", id, "--limit", "2"]);
+        let actions: Vec<&str> = newest["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert_eq!(actions, ["license.moved", "license.changed"], "{newest}");
     }
 
     #[tokio::test]

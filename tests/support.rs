@@ -177,6 +177,19 @@ impl Api {
         (s, v)
     }
 
+    /// PATCH JSON as the admin.
+    pub async fn admin_patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .send(
+                reqwest::Method::PATCH,
+                path,
+                Some(body.to_string().into_bytes()),
+                Some(&self.admin_token),
+            )
+            .await;
+        (s, v)
+    }
+
     /// GET as the admin.
     pub async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
         let (s, v, _) = self

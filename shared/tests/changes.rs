@@ -114,7 +114,10 @@ async fn an_upgrade_starts_from_the_new_plans_defaults_applies_overrides_and_is_
     limits.installations = 10;
     assert_eq!(stored.limits, limits);
     assert_eq!((stored.revision, stored.updated_at), (1, later));
-    assert_eq!(stored.expires_at, issued.license.expires_at, "the term stays");
+    assert_eq!(
+        stored.expires_at, issued.license.expires_at,
+        "the term stays"
+    );
     // The new key: same id, the new terms.
     let claims = stack
         .key_ring()
@@ -164,7 +167,10 @@ async fn an_upgrade_starts_from_the_new_plans_defaults_applies_overrides_and_is_
         .await
         .expect("validate");
     assert_eq!(old_key.verdict.code, Code::Valid, "{:?}", old_key.verdict);
-    assert_eq!(validated(&stack, &changed.key, later).await, (Code::Valid, true));
+    assert_eq!(
+        validated(&stack, &changed.key, later).await,
+        (Code::Valid, true)
+    );
 }
 
 #[tokio::test]
@@ -198,7 +204,10 @@ async fn without_a_plan_change_limits_override_field_by_field_and_features_repla
         "the earlier override stays; only storage changed"
     );
     assert_eq!(
-        l.features.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        l.features
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         ["sso", "workflows"]
     );
     assert_eq!(l.domain_restrictions.len(), 1);
@@ -250,7 +259,10 @@ async fn revoking_the_previous_key_supersedes_every_earlier_key_even_one_signed_
         "{}",
         old.verdict.detail
     );
-    assert_eq!(validated(&stack, &changed.key, NOW).await, (Code::Valid, true));
+    assert_eq!(
+        validated(&stack, &changed.key, NOW).await,
+        (Code::Valid, true)
+    );
     // A heartbeat with the old key is refused too, and gets no lease.
     let lease_signer = stack.lease_signer().await;
     let beat = beat_once(&ring, &stack.store, &lease_signer, &issued.key, "i-1", NOW).await;
@@ -324,7 +336,15 @@ async fn a_move_to_another_customer_revokes_the_old_key_and_shows_it_nothing() {
     );
     let ring = stack.key_ring().await;
     let lease_signer = stack.lease_signer().await;
-    let beat = beat_once(&ring, &stack.store, &lease_signer, &issued.key, "i-1", later).await;
+    let beat = beat_once(
+        &ring,
+        &stack.store,
+        &lease_signer,
+        &issued.key,
+        "i-1",
+        later,
+    )
+    .await;
     assert_eq!(
         (beat.verdict.code, beat.license.is_none()),
         (Code::Revoked, true)
@@ -333,7 +353,10 @@ async fn a_move_to_another_customer_revokes_the_old_key_and_shows_it_nothing() {
         ring.verify_license(&changed.key).expect("verifies").cid,
         buyer.id
     );
-    assert_eq!(validated(&stack, &changed.key, later).await, (Code::Valid, true));
+    assert_eq!(
+        validated(&stack, &changed.key, later).await,
+        (Code::Valid, true)
+    );
     // The buyer lists it, with its whole trail; the seller no longer does.
     let trail = actions(&stack, buyer.id).await;
     assert_eq!(
@@ -528,9 +551,29 @@ async fn a_lowered_seat_limit_takes_no_seat_away_and_says_how_many_are_over() {
     // Assert
     assert_eq!(changed.seats_over_limit, 2);
     let later = NOW + Duration::minutes(5);
-    let seated = beat_once(&ring, &stack.store, &lease_signer, &issued.key, "i-2", later).await;
-    assert_eq!(seated.verdict.code, Code::Valid, "a seated installation keeps its seat");
-    let newcomer = beat_once(&ring, &stack.store, &lease_signer, &issued.key, "i-4", later).await;
+    let seated = beat_once(
+        &ring,
+        &stack.store,
+        &lease_signer,
+        &issued.key,
+        "i-2",
+        later,
+    )
+    .await;
+    assert_eq!(
+        seated.verdict.code,
+        Code::Valid,
+        "a seated installation keeps its seat"
+    );
+    let newcomer = beat_once(
+        &ring,
+        &stack.store,
+        &lease_signer,
+        &issued.key,
+        "i-4",
+        later,
+    )
+    .await;
     assert_eq!(newcomer.verdict.code, Code::InstallationLimit);
 }
 
@@ -621,9 +664,7 @@ async fn plan_and_contract_changes_reach_the_months_expansion_and_contraction() 
         },
         ..Default::default()
     };
-    change(&stack, &down, price, later)
-        .await
-        .expect("discount");
+    change(&stack, &down, price, later).await.expect("discount");
     let saas = ChangeCommand {
         contract: ContractEdit {
             channel: Some(Channel::Saas),

@@ -2169,7 +2169,9 @@ async fn an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexe
         plan: Plan::Professional,
         features: Plan::Professional.default_features(),
         limits: Plan::Professional.default_limits(),
-        domain_restrictions: vec![shared::domain::DomainPattern::parse("*.globex.com").expect("ok")],
+        domain_restrictions: vec![
+            shared::domain::DomainPattern::parse("*.globex.com").expect("ok"),
+        ],
         keys_valid_from: Some(later + Duration::seconds(1)),
         revision: 1,
         updated_at: later,
@@ -2189,12 +2191,22 @@ async fn an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexe
         revision: 2,
         ..after.clone()
     };
-    assert!(!store.amend(&stale, &entry, Some(&change)).await.expect("amend"));
+    assert!(
+        !store
+            .amend(&stale, &entry, Some(&change))
+            .await
+            .expect("amend")
+    );
     let suspended = License {
         status: LicenseStatus::Suspended,
         ..after.clone()
     };
-    assert!(!store.amend(&suspended, &entry, Some(&change)).await.expect("amend"));
+    assert!(
+        !store
+            .amend(&suspended, &entry, Some(&change))
+            .await
+            .expect("amend")
+    );
     assert_eq!(trail(store, l.customer_id, &l.id).await, ["license.issued"]);
     assert!(
         store
@@ -2204,7 +2216,12 @@ async fn an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexe
             .is_empty()
     );
     // The expected revision: terms, owner, floor, revision, audit entry and revenue change.
-    assert!(store.amend(&after, &entry, Some(&change)).await.expect("amend"));
+    assert!(
+        store
+            .amend(&after, &entry, Some(&change))
+            .await
+            .expect("amend")
+    );
     let read = store.license(&l.id).await.expect("read").expect("license");
     assert_eq!(
         read,
@@ -2215,7 +2232,12 @@ async fn an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexe
         "the seat taken after the read is kept"
     );
     // Applying the same revision again is refused: a retry cannot apply a change twice.
-    assert!(!store.amend(&after, &entry, Some(&change)).await.expect("amend"));
+    assert!(
+        !store
+            .amend(&after, &entry, Some(&change))
+            .await
+            .expect("amend")
+    );
     // The owner's index moved: the buyer lists it (with its trail), the seller no longer does.
     let buyers = store.licenses_of(&buyer.id).await.expect("buyer's");
     assert_eq!(buyers.len(), 1);
@@ -2227,7 +2249,13 @@ async fn an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexe
             .collect::<Vec<_>>(),
         ["license.issued", "license.moved"]
     );
-    assert!(store.licenses_of(&l.customer_id).await.expect("seller's").is_empty());
+    assert!(
+        store
+            .licenses_of(&l.customer_id)
+            .await
+            .expect("seller's")
+            .is_empty()
+    );
     // So did the plan index and the customer filter of the fleet listing.
     let by = |filter: LicenseFilter| async move {
         store

@@ -9,12 +9,12 @@ use crate::domain::{
     AuditEntry, Customer, CustomerId, DomainError, DomainPattern, Feature, LicenseId, Plan,
 };
 use crate::service::admin::{DEFAULT_VALID_DAYS, IssueCommand, NewCustomer, Term};
-use crate::service::changes::{ChangeCommand, ContractEdit, Changed};
+use crate::service::changes::{ChangeCommand, Changed, ContractEdit};
 
 pub use nectar_protocol::admin::{
-    ActivationRequest, AuditPageResponse, AuditView, ChangeLicenseRequest,
-    ContractChange, ContractTerms, ContractView, CreateCustomerRequest, HealthResponse,
-    IssueLicenseRequest, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
+    ActivationRequest, AuditPageResponse, AuditView, ChangeLicenseRequest, ContractChange,
+    ContractTerms, ContractView, CreateCustomerRequest, HealthResponse, IssueLicenseRequest,
+    RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
 };
 
 /// A customer as the API shows it.
@@ -162,7 +162,7 @@ impl TryFrom<ChangeLicenseRequest> for ChangeCommand {
                 interval: contract.interval.map(|_| parsed.interval),
                 currency: contract.currency.map(|_| parsed.currency.clone()),
                 price: contract.price.map(|_| parsed.price),
-                start: contract.start.map(|_| parsed.start).flatten(),
+                start: contract.start.and(parsed.start),
             },
             revoke_previous_key: r.revoke_previous_key,
             reason: r

@@ -15,11 +15,10 @@ mod workflows;
 
 pub use admin::{
     ActivationRequest, AuditPageResponse, AuditView, ChangeLicenseRequest, ContractChange,
-    ContractTerms, ContractView, LicenseChangedResponse,
-    CreateCustomerRequest, CustomerCreatedResponse, CustomerLicensesResponse, CustomerView,
-    HealthResponse, InstallationReleasedResponse, IssueLicenseRequest, LicenseDetailView,
-    LicenseIssuedResponse, Parse, RenewLicenseRequest, RevokeRequest, StatusChangeRequest,
-    StatusChangeResponse,
+    ContractTerms, ContractView, CreateCustomerRequest, CustomerCreatedResponse,
+    CustomerLicensesResponse, CustomerView, HealthResponse, InstallationReleasedResponse,
+    IssueLicenseRequest, LicenseChangedResponse, LicenseDetailView, LicenseIssuedResponse, Parse,
+    RenewLicenseRequest, RevokeRequest, StatusChangeRequest, StatusChangeResponse,
 };
 pub use licensing::{
     HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, InstallationView,

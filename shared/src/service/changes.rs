@@ -159,13 +159,14 @@ where
         after.revision = before.revision + 1;
         after.updated_at = now;
         let key = sign_key(signer, issuer, &after, now).await?;
-        let revenue = (PricedTerms::of(&before) != PricedTerms::of(&after)).then(|| RevenueChange {
-            license_id: after.id.clone(),
-            revision: after.revision,
-            at: now,
-            before: PricedTerms::of(&before),
-            after: PricedTerms::of(&after),
-        });
+        let revenue =
+            (PricedTerms::of(&before) != PricedTerms::of(&after)).then(|| RevenueChange {
+                license_id: after.id.clone(),
+                revision: after.revision,
+                at: now,
+                before: PricedTerms::of(&before),
+                after: PricedTerms::of(&after),
+            });
         let audit = AuditEntry {
             action: if moved {
                 "license.moved"
@@ -264,7 +265,12 @@ fn fields(l: &License) -> Vec<(String, Value)> {
         ("plan".to_owned(), json!(l.plan.name())),
         (
             "features".to_owned(),
-            json!(l.features.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            json!(
+                l.features
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
         ),
     ];
     if let Value::Object(limits) = json!(l.limits) {

@@ -309,7 +309,17 @@ where
         return Some(current.clone());
     }
     let ttl = license.plan.policy().lease_ttl;
-    match sign_lease(store, signer, ring.issuer(), license, installation, ttl, now).await {
+    match sign_lease(
+        store,
+        signer,
+        ring.issuer(),
+        license,
+        installation,
+        ttl,
+        now,
+    )
+    .await
+    {
         Ok(lease) => Some(lease),
         Err(e) => {
             tracing::error!(error = %e, license_id = %license.id, "lease not signed");

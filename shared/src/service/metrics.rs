@@ -690,4 +690,95 @@ mod tests {
         assert_eq!(lines[2], "");
         assert_eq!(csv_field("a,b\"c"), "\"a,b\"\"c\"");
     }
+
+    #[test]
+    fn expansion_and_contraction_net_each_licenses_changes_this_month_per_currency() {
+        use crate::domain::revenue::PricedTerms;
+        let terms = |plan, interval, currency: &str, price| PricedTerms {
+            plan,
+            contract: Contract {
+                interval,
+                currency: Currency::parse(currency).expect("currency"),
+                price,
+                ..Contract::default()
+            },
+        };
+        let id = |n: u32| LicenseId::parse(&format!("NECTAR-STARTER-2026-{n:08}")).expect("id");
+        let change = |n, at, before, after| RevenueChange {
+            license_id: id(n),
+            revision: 1,
+            at,
+            before,
+            after,
+        };
+        let (y, m) = (BillingInterval::Yearly, BillingInterval::Monthly);
+        let this_month = datetime!(2026-06-03 9:00 UTC);
+        let changes = [
+            // 1: starter → professional, yearly list: +150,000 a year.
+            change(
+                1,
+                this_month,
+                terms(Plan::Starter, y, "USD", None),
+                terms(Plan::Professional, y, "USD", None),
+            ),
+            // 2: enterprise → professional, monthly list: −(99,900 − 19,900) × 12 = −960,000.
+            change(
+                2,
+                this_month,
+                terms(Plan::Enterprise, m, "USD", None),
+                terms(Plan::Professional, m, "USD", None),
+            ),
+            // 3: up and back down again this month: nets to nothing, counted nowhere.
+            change(
+                3,
+                this_month,
+                terms(Plan::Starter, y, "USD", None),
+                terms(Plan::Enterprise, y, "USD", None),
+            ),
+            change(
+                3,
+                NOW,
+                terms(Plan::Enterprise, y, "USD", None),
+                terms(Plan::Starter, y, "USD", None),
+            ),
+            // 4: a EUR price of 10,000 a year moved to the USD list (starter, 49,000 a year).
+            change(
+                4,
+                this_month,
+                terms(Plan::Starter, y, "EUR", Some(10_000)),
+                terms(Plan::Starter, y, "USD", None),
+            ),
+            // 5: last month's upgrade is last month's.
+            change(
+                5,
+                datetime!(2026-05-31 23:59:59 UTC),
+                terms(Plan::Starter, y, "USD", None),
+                terms(Plan::Enterprise, y, "USD", None),
+            ),
+        ];
+        let empty = HashMap::new();
+        let snap = compute(
+            Book {
+                licenses: &[],
+                installations: &[],
+                workflows_used: &empty,
+                revenue_changes: &changes,
+            },
+            &PriceList::default(),
+            NOW,
+        );
+        let of = |c: &str| {
+            snap.revenue
+                .iter()
+                .find(|f| f.currency == c)
+                .unwrap_or_else(|| panic!("{c}"))
+        };
+        let usd = of("USD");
+        // Expansion: 150,000 + 49,000 = 199,000 a year → 16,583 a month (16,583.33…).
+        assert_eq!((usd.expansion.count, usd.expansion.mrr), (2, 16_583));
+        assert_eq!((usd.contraction.count, usd.contraction.mrr), (1, 80_000));
+        let eur = of("EUR");
+        assert_eq!((eur.expansion.count, eur.expansion.mrr), (0, 0));
+        assert_eq!((eur.contraction.count, eur.contraction.mrr), (1, 833));
+    }
 }

@@ -71,7 +71,7 @@ impl<T> Store for T where
         + shared::domain::ports::FleetIndex
         + shared::domain::ports::AttentionFlags
         + shared::domain::ports::MetricsStore
-    + shared::domain::ports::LicenseAmender
+        + shared::domain::ports::LicenseAmender
 {
 }
 

@@ -307,7 +307,9 @@ impl crate::domain::ports::LicenseAmender for MemoryStore {
         current.plan = after.plan;
         current.features.clone_from(&after.features);
         current.limits = after.limits;
-        current.domain_restrictions.clone_from(&after.domain_restrictions);
+        current
+            .domain_restrictions
+            .clone_from(&after.domain_restrictions);
         current.contract.clone_from(&after.contract);
         current.keys_valid_from = after.keys_valid_from.map(whole_seconds);
         current.revision = after.revision;
