@@ -1,8 +1,9 @@
 //! `nectar-admin seed-demo`: fills a local stack with a realistic book so the console, the
 //! metrics and screenshots have something true to show — 20 customers, 40 licenses in every
 //! status across plans, channels, billing intervals and two currencies, installations (some
-//! silent, some refused), three months of metered use, "needs attention" flags and 90 days of
-//! daily metrics snapshots.
+//! silent, some refused), three months of metered use, "needs attention" flags, two operator
+//! license changes today (an upgrade and a negotiated discount: the month's expansion and
+//! contraction) and 90 days of daily metrics snapshots.
 //!
 //! Everything goes through the store ports (the same writes the services make), with fixed ids
 //! and dates relative to `now`: the same command on an empty table gives the same book, and a
@@ -16,10 +17,12 @@ use serde_json::{Value, json};
 use shared::domain::fleet::{AttentionKind, Flag};
 use shared::domain::license::whole_seconds;
 use shared::domain::ports::{
-    AttentionFlags, CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseWriter,
-    MetricsStore, UsageLedger,
+    AttentionFlags, CustomerDirectory, HeartbeatReport, InstallationRegistry, LicenseAmender,
+    LicenseWriter, MetricsStore, UsageLedger,
 };
-use shared::domain::revenue::{BillingInterval, Channel, Contract, Currency, PriceList};
+use shared::domain::revenue::{
+    BillingInterval, Channel, Contract, Currency, PriceList, PricedTerms, RevenueChange,
+};
 use shared::domain::{
     Actor, AuditEntry, Customer, CustomerId, EventId, Feature, Gauges, Installation,
     InstallationId, License, LicenseId, LicenseStatus, Period, Plan, UsageEvent,
@@ -61,6 +64,7 @@ const HISTORY_DAYS: i64 = 90;
 pub trait SeedStore:
     CustomerDirectory
     + LicenseWriter
+    + LicenseAmender
     + InstallationRegistry
     + UsageLedger
     + AttentionFlags
@@ -70,6 +74,7 @@ pub trait SeedStore:
 impl<T> SeedStore for T where
     T: CustomerDirectory
         + LicenseWriter
+        + LicenseAmender
         + InstallationRegistry
         + UsageLedger
         + AttentionFlags
@@ -349,11 +354,56 @@ pub async fn seed_demo<S: SeedStore + ?Sized>(
             })
             .await?;
     }
-    // 90 days of daily snapshots, each from the book as it stood that day.
+    // Two operator changes an hour ago, as `PATCH /api/admin/licenses/{id}` makes them: the
+    // first active starter on the list price upgraded to professional, the first active
+    // enterprise on the list price given a 20 % discount.
+    let before_changes = licenses.clone();
+    let changed_at = whole_seconds(now - Duration::hours(1));
+    let mut changes = Vec::new();
+    for (from, edit) in [(Plan::Starter, "upgrade"), (Plan::Enterprise, "discount")] {
+        let Some(l) = licenses.iter_mut().find(|l| {
+            l.plan == from
+                && l.status == LicenseStatus::Active
+                && l.contract.price.is_none()
+                && l.contract.currency == prices.currency
+        }) else {
+            continue;
+        };
+        let before = l.clone();
+        if edit == "upgrade" {
+            l.plan = Plan::Professional;
+            l.features = Plan::Professional.default_features();
+            l.limits = Plan::Professional.default_limits();
+        } else {
+            l.contract.price = prices.price_of(l).map(|(_, list)| list - list / 5);
+        }
+        l.revision += 1;
+        l.updated_at = changed_at;
+        let change = RevenueChange {
+            license_id: l.id.clone(),
+            revision: l.revision,
+            at: changed_at,
+            before: PricedTerms::of(&before),
+            after: PricedTerms::of(l),
+        };
+        let mut entry = audit(
+            "license.changed",
+            changed_at,
+            Some(LicenseStatus::Active),
+            Some(LicenseStatus::Active),
+        );
+        entry.reason = Some(format!("demo data: {edit}"));
+        if store.amend(l, &entry, Some(&change)).await? {
+            changes.push(change);
+        }
+    }
+    // 90 days of daily snapshots, each from the book as it stood that day (today's after the
+    // changes).
     for d in (0..HISTORY_DAYS).rev() {
         let at = now - Duration::days(d);
         let months_ago = months_between(Period::containing(at), Period::containing(now));
-        let existing: Vec<License> = licenses
+        let book = if d == 0 { &licenses } else { &before_changes };
+        let existing: Vec<License> = book
             .iter()
             .filter(|l| l.issued_at <= at)
             .map(|l| as_of(l, at))
@@ -370,7 +420,7 @@ pub async fn seed_demo<S: SeedStore + ?Sized>(
                 licenses: &existing,
                 installations: &seen,
                 workflows_used: used,
-                revenue_changes: &[],
+                revenue_changes: if d == 0 { &changes } else { &[] },
             },
             prices,
             at,
@@ -382,6 +432,7 @@ pub async fn seed_demo<S: SeedStore + ?Sized>(
         "licenses": licenses.len(),
         "installations": installations.len(),
         "flags": 3,
+        "changes": changes.len(),
         "snapshots": HISTORY_DAYS,
     })))
 }
@@ -475,6 +526,18 @@ mod tests {
                 .revenue
                 .iter()
                 .any(|c| c.currency == "EUR" && c.mrr > 0)
+        );
+        // Today's figures carry the two changes: an upgrade and a discount.
+        assert_eq!(summary["changes"], 2);
+        let usd = today
+            .revenue
+            .iter()
+            .find(|c| c.currency == "USD")
+            .expect("USD");
+        assert_eq!(
+            (usd.expansion.count, usd.contraction.count),
+            (1, 1),
+            "{usd:?}"
         );
         // A second run finds the book and writes nothing.
         assert!(
