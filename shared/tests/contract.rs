@@ -177,6 +177,7 @@ contract!(
     flags_list_until_their_lifetime_ends_and_raising_again_refreshes,
     a_days_snapshot_is_written_once_per_day_and_read_in_one_request,
     an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexes_with_it,
+    a_session_reads_back_until_its_end_and_is_gone_once_deleted,
 );
 
 // ---- fixtures ----
@@ -2306,4 +2307,54 @@ async fn an_amendment_is_conditional_on_revision_and_status_and_moves_the_indexe
     assert!(store.amend(&cleared, &entry, None).await.expect("amend"));
     let read = store.license(&l.id).await.expect("read").expect("license");
     assert_eq!((read.keys_valid_from, read.revision), (None, 2));
+}
+
+async fn a_session_reads_back_until_its_end_and_is_gone_once_deleted<F: Fixture>(f: &F) {
+    use shared::domain::operator::Principal;
+    use shared::domain::ports::SessionStore;
+    use shared::domain::session::{ConsoleSession, SessionSecret};
+    let store = f.store();
+    let secret = SessionSecret::from_random_bytes([3; 32]);
+    let session = ConsoleSession {
+        key: secret.key(),
+        principal: Principal {
+            id: Some(OperatorId::from_uuid(uuid::Uuid::now_v7())),
+            name: "alice".into(),
+            role: Role::Support,
+        },
+        token_hash: TokenHash::of("nop_alice"),
+        csrf: "csrf-token".into(),
+        created_at: NOW,
+        expires_at: NOW + Duration::hours(1),
+    };
+    store.create_session(&session).await.expect("create");
+    assert!(matches!(
+        store.create_session(&session).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.session(&secret.key(), NOW).await.expect("read"),
+        Some(session.clone())
+    );
+    let other = SessionSecret::from_random_bytes([4; 32]);
+    assert_eq!(store.session(&other.key(), NOW).await.expect("read"), None);
+    // At its end it reads as none, whether or not the TTL process has deleted it yet.
+    let end = NOW + Duration::hours(1);
+    assert_eq!(store.session(&secret.key(), end).await.expect("read"), None);
+    f.expire_ttl(end).await;
+    assert_eq!(store.session(&secret.key(), NOW).await.expect("read"), None);
+    // Deleting: gone at once; deleting again is no error.
+    let bootstrap = ConsoleSession {
+        key: other.key(),
+        principal: Principal::bootstrap(),
+        ..session.clone()
+    };
+    store.create_session(&bootstrap).await.expect("create");
+    assert_eq!(
+        store.session(&other.key(), NOW).await.expect("read"),
+        Some(bootstrap)
+    );
+    store.delete_session(&other.key()).await.expect("delete");
+    store.delete_session(&other.key()).await.expect("again");
+    assert_eq!(store.session(&other.key(), NOW).await.expect("read"), None);
 }

@@ -10,6 +10,7 @@ pub mod operator;
 pub mod plan;
 pub mod ports;
 pub mod revenue;
+pub mod session;
 pub mod usage;
 pub mod workflow;
 

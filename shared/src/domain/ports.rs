@@ -45,6 +45,8 @@ pub trait IdSource: Send + Sync {
     fn operator_id(&self) -> OperatorId;
     /// A fresh operator token: a secret, so from a cryptographically secure generator.
     fn operator_token(&self) -> OperatorToken;
+    /// 32 bytes for a console session's secret or its anti-forgery token (secrets too).
+    fn secret_bytes(&self) -> [u8; 32];
 }
 
 /// Random ids from the thread RNG (a CSPRNG seeded from the OS: fit for tokens too).
@@ -63,10 +65,35 @@ impl IdSource for RandomIds {
         OperatorId::from_uuid(uuid::Uuid::now_v7())
     }
     fn operator_token(&self) -> OperatorToken {
+        OperatorToken::from_random_bytes(self.secret_bytes())
+    }
+    fn secret_bytes(&self) -> [u8; 32] {
         let mut bytes = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut bytes);
-        OperatorToken::from_random_bytes(bytes)
+        bytes
     }
+}
+
+/// Console sessions (see [`super::session`]): created at sign-in, read on every console request,
+/// deleted at sign-out; gone by themselves after their end (TTL).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session; [`StoreError::AlreadyExists`] if its key is taken.
+    async fn create_session(
+        &self,
+        session: &super::session::ConsoleSession,
+    ) -> Result<(), StoreError>;
+
+    /// The session stored under `key`, if any and still live at `now` (one that has ended but
+    /// that the TTL process has not deleted yet reads as none).
+    async fn session(
+        &self,
+        key: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<super::session::ConsoleSession>, StoreError>;
+
+    /// Deletes the session (nothing if there is none).
+    async fn delete_session(&self, key: &TokenHash) -> Result<(), StoreError>;
 }
 
 /// What one validation needs, read in one round trip.

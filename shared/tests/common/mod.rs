@@ -53,6 +53,7 @@ pub trait Store:
     + shared::domain::ports::AttentionFlags
     + shared::domain::ports::MetricsStore
     + shared::domain::ports::LicenseAmender
+    + shared::domain::ports::SessionStore
 {
 }
 
@@ -72,6 +73,7 @@ impl<T> Store for T where
         + shared::domain::ports::AttentionFlags
         + shared::domain::ports::MetricsStore
         + shared::domain::ports::LicenseAmender
+    + shared::domain::ports::SessionStore
 {
 }
 

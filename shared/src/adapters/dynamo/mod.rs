@@ -21,6 +21,7 @@ pub(crate) mod licenses;
 mod lifecycle;
 pub(crate) mod metrics;
 mod operators;
+mod sessions;
 pub mod schema;
 pub mod table;
 mod trust;
@@ -48,6 +49,7 @@ pub fn access_patterns() -> Vec<AccessPattern> {
         workflows::ACCESS_PATTERNS,
         lifecycle::ACCESS_PATTERNS,
         trust::ACCESS_PATTERNS,
+        sessions::ACCESS_PATTERNS,
         operators::ACCESS_PATTERNS,
     ]
     .concat()

@@ -100,6 +100,8 @@ struct State {
     flags: BTreeMap<(String, String), crate::domain::fleet::Flag>,
     /// Daily metrics snapshots by day (`YYYY-MM-DD`), as `METRICS` / `DAY#<day>`.
     snapshots: BTreeMap<String, nectar_protocol::metrics::MetricsSnapshot>,
+    /// Console sessions by the hex of their key, as `SESSION#<hash>` holds them.
+    sessions: HashMap<String, crate::domain::session::ConsoleSession>,
     /// Revenue changes in the order of `REVENUE#<YYYY-MM>` / `<at>#<lid>#<revision>`.
     revenue_changes: BTreeMap<(String, i64, String, u64), crate::domain::revenue::RevenueChange>,
 }
@@ -199,6 +201,9 @@ impl MemoryStore {
         state
             .flags
             .retain(|_, f| f.expires_at().unix_timestamp() > now);
+        state
+            .sessions
+            .retain(|_, s| s.expires_at.unix_timestamp() > now);
     }
 
     /// The ids of the notices in the license's ledger (what DynamoDB keeps as `notice:<id>`
@@ -282,6 +287,40 @@ impl LicenseWriter for MemoryStore {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         Ok(self.status_change(id, expected, to, Some(expires_at), audit))
+    }
+}
+
+#[async_trait]
+impl crate::domain::ports::SessionStore for MemoryStore {
+    async fn create_session(
+        &self,
+        session: &crate::domain::session::ConsoleSession,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let key = session.key.to_hex();
+        if state.sessions.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.sessions.insert(key, session.clone());
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        key: &crate::domain::TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::domain::session::ConsoleSession>, StoreError> {
+        Ok(self
+            .state()
+            .sessions
+            .get(&key.to_hex())
+            .filter(|s| s.is_live_at(now))
+            .cloned())
+    }
+
+    async fn delete_session(&self, key: &crate::domain::TokenHash) -> Result<(), StoreError> {
+        self.state().sessions.remove(&key.to_hex());
+        Ok(())
     }
 }
 
