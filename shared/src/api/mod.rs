@@ -18,7 +18,7 @@ pub use admin::{
     ContractTerms, ContractView, CreateCustomerRequest, CustomerCreatedResponse,
     CustomerLicensesResponse, CustomerView, HealthResponse, InstallationReleasedResponse,
     IssueLicenseRequest, LicenseChangedResponse, LicenseDetailView, LicenseIssuedResponse, Parse,
-    RenewLicenseRequest, RevokeRequest, StatusChangeRequest, StatusChangeResponse,
+    RenewLicenseRequest, RevokeRequest, StatusChangeRequest, StatusChangeResponse, contract_view,
 };
 pub use licensing::{
     HeartbeatAnswer, HeartbeatRequest, HeartbeatResponse, HeartbeatTiming, InstallationView,

@@ -86,6 +86,40 @@ pub mod keys {
     /// A month's usage and overage per license, as CSV (admin).
     pub const USAGE_REPORT: &str = "GET /api/admin/reports/usage";
 
+    /// The console: its home (redirects to the licenses).
+    pub const CONSOLE_HOME: &str = "GET /console";
+    /// The console's sign-in form.
+    pub const CONSOLE_SIGN_IN_PAGE: &str = "GET /console/sign-in";
+    /// Sign in with an operator token.
+    pub const CONSOLE_SIGN_IN: &str = "POST /console/sign-in";
+    /// Sign out.
+    pub const CONSOLE_SIGN_OUT: &str = "POST /console/sign-out";
+    /// The licenses, filtered and paged.
+    pub const CONSOLE_LICENSES: &str = "GET /console/licenses";
+    /// Issue a license (the form's post).
+    pub const CONSOLE_ISSUE: &str = "POST /console/licenses";
+    /// The issue form.
+    pub const CONSOLE_NEW_LICENSE: &str = "GET /console/licenses/new";
+    /// One license, with everything about it.
+    pub const CONSOLE_LICENSE: &str = "GET /console/licenses/{licenseId}";
+    /// A license action: suspend, reinstate, renew, change, revoke.
+    pub const CONSOLE_LICENSE_ACTION: &str = "POST /console/licenses/{licenseId}/{action}";
+    /// Release an installation's seat.
+    pub const CONSOLE_RELEASE: &str =
+        "POST /console/licenses/{licenseId}/installations/{installationId}/release";
+    /// Customers by name.
+    pub const CONSOLE_CUSTOMERS: &str = "GET /console/customers";
+    /// The installation monitor.
+    pub const CONSOLE_INSTALLATIONS: &str = "GET /console/installations";
+    /// Usage analytics.
+    pub const CONSOLE_USAGE: &str = "GET /console/usage";
+    /// Revenue.
+    pub const CONSOLE_REVENUE: &str = "GET /console/revenue";
+    /// The month's usage CSV.
+    pub const CONSOLE_USAGE_CSV: &str = "GET /console/reports/usage";
+    /// The console's scripts and styles.
+    pub const CONSOLE_ASSET: &str = "GET /console/assets/{file}";
+
     /// All of them, for the template check.
     pub const ALL: &[&str] = &[
         VALIDATE,
@@ -119,6 +153,22 @@ pub mod keys {
         METRICS,
         METRICS_HISTORY,
         USAGE_REPORT,
+        CONSOLE_HOME,
+        CONSOLE_SIGN_IN_PAGE,
+        CONSOLE_SIGN_IN,
+        CONSOLE_SIGN_OUT,
+        CONSOLE_LICENSES,
+        CONSOLE_ISSUE,
+        CONSOLE_NEW_LICENSE,
+        CONSOLE_LICENSE,
+        CONSOLE_LICENSE_ACTION,
+        CONSOLE_RELEASE,
+        CONSOLE_CUSTOMERS,
+        CONSOLE_INSTALLATIONS,
+        CONSOLE_USAGE,
+        CONSOLE_REVENUE,
+        CONSOLE_USAGE_CSV,
+        CONSOLE_ASSET,
     ];
 }
 

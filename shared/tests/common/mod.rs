@@ -73,7 +73,7 @@ impl<T> Store for T where
         + shared::domain::ports::AttentionFlags
         + shared::domain::ports::MetricsStore
         + shared::domain::ports::LicenseAmender
-    + shared::domain::ports::SessionStore
+        + shared::domain::ports::SessionStore
 {
 }
 
