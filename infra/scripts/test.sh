@@ -22,6 +22,12 @@ trap cleanup EXIT
 
 nectar_log "cargo fmt --check"
 cargo fmt --all -- --check
+# Debian's Chromium and the browser tests' npm packages (quick when present) install beside the
+# build; the console's browser test waits for them at the end.
+nectar_log "browser test tools (in the background)"
+bash infra/scripts/browser.sh >"$work/browser-install.log" 2>&1 &
+browser_pid=$!
+pids+=("$browser_pid")
 # The template and spec linters are Python and mostly wait on I/O: they run beside clippy.
 nectar_log "template.yaml and docs/openapi.yaml (in the background)"
 bash infra/scripts/lint-template.sh >"$work/lint.log" 2>&1 &
@@ -228,6 +234,33 @@ if [[ -n $st_pid ]]; then
     echo "schemathesis found failures (exit $st_status): the spec and the server disagree" >&2
     ((status == 0)) && status=$st_status
   fi
+fi
+# The console in headless Chromium, on the end-to-end stack once the other tests are done with it
+# (the demo book it seeds would change what their listings see): sign-in per role, the actions,
+# every page clean under the CSP, charts drawn, axe, screenshots under tests/browser/screenshots/.
+if [[ -z ${NECTAR_TEST_ARGS:-} && ${NECTAR_BROWSER:-1} != 0 ]]; then
+  nectar_log "the console in headless Chromium (tests/browser/console.mjs)"
+  browser_status=0
+  if ! wait "$browser_pid"; then
+    cat "$work/browser-install.log" >&2
+    browser_status=1
+  else
+    "$admin" seed-demo --table "$NECTAR_E2E_TABLE" >"$work/seed.log" 2>&1 || browser_status=$?
+    console_token() {
+      "$admin" operator create --name "console-$1-$suffix" --role "$1" --table "$NECTAR_E2E_TABLE" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+    }
+    if ((browser_status == 0)); then
+      CONSOLE_URL=$NECTAR_E2E_URL CONSOLE_TOKEN_ADMIN=$(console_token admin) \
+        CONSOLE_TOKEN_SUPPORT=$(console_token support) CONSOLE_TOKEN_VIEWER=$(console_token viewer) \
+        node tests/browser/console.mjs 2>&1 | tee "$work/browser.log"
+      browser_status=${PIPESTATUS[0]}
+    else
+      cat "$work/seed.log" >&2
+    fi
+  fi
+  grep -E '^browser: ' "$work/browser.log" 2>/dev/null | sed 's/^/==> /' >&2 || true
+  ((status == 0)) && status=$browser_status
 fi
 set -e
 # One closing line for the whole run: nextest's summary plus every `cargo test` binary's result.
