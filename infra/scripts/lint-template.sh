@@ -171,12 +171,12 @@ for res in template["Resources"].values():
         continue
     props = res["Properties"]
     package = props["CodeUri"].rstrip("/").split("/")[-1]
-    if "ADMIN_TOKEN_SHA256" in ((props.get("Environment") or {}).get("Variables") or {}):
-        template_admin.add(package)
     # The console serves HTML pages to browsers, not the JSON API: the README documents it,
     # its own tests (handler and browser) check it, and the spec leaves it out.
     if package == "console":
         continue
+    if "ADMIN_TOKEN_SHA256" in ((props.get("Environment") or {}).get("Variables") or {}):
+        template_admin.add(package)
     for event in (props.get("Events") or {}).values():
         event_props = event.get("Properties") or {}
         if event["Type"] == "HttpApi" and "Path" in event_props:  # no Path: the $default route

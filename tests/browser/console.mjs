@@ -156,7 +156,7 @@ await run([
       check(customerId, `a customer filter in ${page.url()}`);
       // Issue a license to them and copy its key: it validates.
       await page.getByRole('link', { name: 'Issue a license' }).click();
-      await page.getByTestId('issue').getByLabel('Plan').selectOption('starter');
+      await page.getByTestId('issue').getByLabel('Plan', { exact: true }).selectOption('starter');
       await page.getByTestId('issue').getByRole('button', { name: 'Issue and show the key' }).click();
       const issuedKey = (await page.getByTestId('license-key').inputValue()).trim();
       const issued = await api('/api/validate', {
@@ -184,7 +184,7 @@ await run([
       check((await statusOf(id, customerId)) === 'active', 'API: active again');
       // Change the plan: the new key is shown once and validates as enterprise.
       const change = page.getByTestId('change');
-      await change.getByLabel('Plan').selectOption('enterprise');
+      await change.getByLabel('Plan', { exact: true }).selectOption('enterprise');
       await change.getByRole('button', { name: 'Change and show the new key' }).click();
       const changedKey = (await page.getByTestId('license-key').inputValue()).trim();
       const valid = await api('/api/validate', {

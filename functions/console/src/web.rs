@@ -3,7 +3,7 @@
 //!
 //! Contracts:
 //! - Every page answer carries a strict `Content-Security-Policy` (no inline script or style, no
-//!   third-party origin, no framing, forms post only to us), `nosniff`, `no-referrer` and
+//!   third-party origin, no framing, forms post only to us), `nosniff`, `Referrer-Policy: same-origin` and
 //!   `Cache-Control: no-store` (pages show license data and, once, new keys).
 //! - A state-changing request is refused unless the browser says it comes from our own origin:
 //!   `Sec-Fetch-Site` (sent by every current browser) must be `same-origin` or `none`, and an
@@ -121,7 +121,9 @@ pub fn secure(headers: &mut lambda_http::http::HeaderMap) {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on our own
+    // form posts, which the same-origin rule would refuse.
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers
         .entry(CACHE_CONTROL)

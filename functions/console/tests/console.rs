@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use console::handler::{Deps, handle};
+use console::handler::{ConsoleStore, Deps, handle};
 use console::session::Lifetime;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -94,7 +94,7 @@ struct Browser {
     csrf: String,
 }
 
-async fn sign_in(deps: &MemDeps, token: &str) -> Browser {
+async fn sign_in<S: ConsoleStore>(deps: &Deps<S>, token: &str) -> Browser {
     let form_page = handle(deps, request("GET", "/console/sign-in", None, None))
         .await
         .expect("ok");
@@ -126,13 +126,18 @@ async fn sign_in(deps: &MemDeps, token: &str) -> Browser {
     }
 }
 
-async fn get(deps: &MemDeps, b: &Browser, path: &str) -> Response<Body> {
+async fn get<S: ConsoleStore>(deps: &Deps<S>, b: &Browser, path: &str) -> Response<Body> {
     handle(deps, request("GET", path, Some(&b.cookie), None))
         .await
         .expect("ok")
 }
 
-async fn post(deps: &MemDeps, b: &Browser, path: &str, pairs: &[(&str, &str)]) -> Response<Body> {
+async fn post<S: ConsoleStore>(
+    deps: &Deps<S>,
+    b: &Browser,
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> Response<Body> {
     let mut all = vec![("csrf", b.csrf.as_str())];
     all.extend_from_slice(pairs);
     let body = serde_urlencoded::to_string(&all).expect("form");
@@ -527,4 +532,63 @@ async fn every_page_renders_for_a_book_with_licenses_installations_and_a_snapsho
     let missing = get(&deps, &b, "/console/licenses/NECTAR-STARTER-2026-NOSUCH01").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert!(text(&missing).contains("LICENSE_NOT_FOUND"));
+}
+
+#[tokio::test]
+#[ignore = "emulator: run by make test"]
+async fn each_page_costs_a_bounded_number_of_dynamodb_requests() {
+    // Arrange: a book on a fresh table, today's snapshot, a signed-in admin.
+    let stack = shared::testing::Stack::new().await;
+    let now = time::OffsetDateTime::now_utc();
+    let a = stack.issue(Plan::Professional, now, |_| {}).await;
+    stack.issue(Plan::Starter, now, |_| {}).await;
+    shared::service::metrics::record_daily(&stack.store, &PriceList::default(), now)
+        .await
+        .expect("snapshot");
+    let deps = Deps {
+        auth: admin_auth(),
+        store: stack.store.clone(),
+        signer: Arc::new(stack.signer().await),
+        issuer: TEST_ISSUER.into(),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(RandomIds),
+        prices: PriceList::default(),
+        lifetime: Lifetime::default(),
+    };
+    let b = sign_in(&deps, TEST_ADMIN_TOKEN).await;
+    let license = format!("/console/licenses/{}", a.license.id);
+    // The session's read comes first on every page (the bootstrap token needs no second one).
+    let expected: &[(&str, &[(&str, usize)])] = &[
+        (
+            "/console/licenses",
+            &[("DynamoDB.GetItem", 1), ("DynamoDB.Query", 4)],
+        ),
+        (
+            license.as_str(),
+            &[
+                ("DynamoDB.BatchGetItem", 1),
+                ("DynamoDB.GetItem", 3),
+                ("DynamoDB.Query", 2),
+            ],
+        ),
+        (
+            "/console/revenue",
+            &[("DynamoDB.GetItem", 1), ("DynamoDB.Query", 1)],
+        ),
+    ];
+    for (path, calls) in expected {
+        stack.calls.reset();
+        // Act
+        let r = get(&deps, &b, path).await;
+        // Assert
+        assert_eq!(r.status(), StatusCode::OK, "{path}: {}", text(&r));
+        let got: Vec<(String, usize)> = stack
+            .calls
+            .snapshot()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with(".items") && !k.ends_with(".keys"))
+            .collect();
+        let want: Vec<(String, usize)> = calls.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        assert_eq!(got, want, "{path}");
+    }
 }

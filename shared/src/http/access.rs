@@ -144,7 +144,9 @@ mod tests {
 
     #[test]
     fn every_route_is_either_public_or_has_exactly_one_role() {
-        for key in keys::ALL {
+        // The console's pages take a session, not a bearer token; the console checks each
+        // page's and action's role itself (`functions/console`, by the same `Role` order).
+        for key in keys::ALL.iter().filter(|k| !k.contains(" /console")) {
             let listed = ROLES.iter().filter(|(k, _)| k == key).count();
             let expected = usize::from(!NOT_ADMIN.contains(key));
             assert_eq!(listed, expected, "{key}: roles listed {listed} times");
