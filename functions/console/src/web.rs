@@ -32,14 +32,21 @@ pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v)
 }
 
+/// The host the browser asked for: API Gateway's `Host`, or, behind the local edge (whose
+/// `Host` names `cargo lambda watch`), its `X-Forwarded-Host`. A browser never lets a page of
+/// another site set this header on a form post (and a script's request with it needs a CORS
+/// preflight we never grant), so the same-origin rule may rely on it.
+fn requested_host(req: &Request) -> &str {
+    let header = |name| req.headers().get(name).and_then(|h| h.to_str().ok());
+    header("x-forwarded-host")
+        .or_else(|| header(HOST.as_str()))
+        .unwrap_or_default()
+}
+
 /// Whether cookies must be `Secure`: everywhere but on a loopback host (`make dev`, tests),
 /// where the console is served over plain HTTP.
 pub fn needs_secure_cookies(req: &Request) -> bool {
-    let host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
+    let host = requested_host(req);
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     !matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }
@@ -91,12 +98,15 @@ pub fn field<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
 pub fn same_origin(req: &Request) -> bool {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let site_ok = header("sec-fetch-site").is_none_or(|s| s == "same-origin" || s == "none");
-    let origin_ok = match (header("origin"), header("host")) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| authority == host),
-        (Some(_), None) => false,
+    let host = requested_host(req);
+    let origin_ok = match header("origin") {
+        None => true,
+        Some(origin) => {
+            !host.is_empty()
+                && origin
+                    .split_once("://")
+                    .is_some_and(|(_, authority)| authority == host)
+        }
     };
     site_ok && origin_ok
 }
@@ -203,6 +213,20 @@ mod tests {
             ("origin", "http://evil.example")
         ])));
         assert!(!same_origin(&req(&[host, ("origin", "null")])));
+        // Behind the local edge: the host the browser asked for is the forwarded one.
+        let edge = [
+            ("host", "127.0.0.1:9001"),
+            ("x-forwarded-host", "127.0.0.1:9000"),
+        ];
+        assert!(same_origin(&req(&[
+            edge[0],
+            edge[1],
+            ("origin", "http://127.0.0.1:9000")
+        ])));
+        assert!(!same_origin(&req(&[
+            edge[0],
+            ("origin", "http://127.0.0.1:9000")
+        ])));
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! instead hands such a body to the function base64-encoded (`isBase64Encoded: true`), and our
 //! functions answer `400 MALFORMED_JSON` — the contract says so, and schemathesis checks it.
 //!
-//! The front forwards every request unchanged — `Host` included: under API Gateway a function sees
-//! the host the client asked for, and the console's same-origin rule compares `Origin` with it —
-//! except that one: a non-UTF-8 body goes on as
+//! The front forwards every request unchanged (but for `Host`, which names the upstream; the host
+//! the client asked for goes on as `X-Forwarded-Host`, which the console's same-origin rule
+//! compares `Origin` with, as it compares API Gateway's `Host`) except that one: a non-UTF-8 body goes on as
 //! `application/octet-stream`, which `cargo lambda watch` base64-encodes, so the function receives
 //! the event API Gateway would give it (the functions parse any body as JSON whatever its
 //! `Content-Type`). Nothing here answers for a function: every response is the function's.
@@ -22,7 +22,9 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, TRANSFER_ENCODING};
+use hyper::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, TRANSFER_ENCODING,
+};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
@@ -91,10 +93,13 @@ async fn forward(
         .map(|v| v.to_str().unwrap_or("application/octet-stream"));
     let binary = read_as_text(content_type) && std::str::from_utf8(&body).is_err();
     for (name, value) in &parts.headers {
-        if hop_by_hop(name) || (binary && name == CONTENT_TYPE) {
+        if hop_by_hop(name) || name == HOST || (binary && name == CONTENT_TYPE) {
             continue;
         }
         outbound = outbound.header(name, value);
+    }
+    if let Some(host) = parts.headers.get(HOST) {
+        outbound = outbound.header("x-forwarded-host", host);
     }
     if binary {
         outbound = outbound.header(CONTENT_TYPE, "application/octet-stream");
