@@ -105,6 +105,13 @@ fn pages(c: &mut Criterion) {
     ] {
         let probe = rt.block_on(handle(&deps, get(path, &cookie))).expect("ok");
         assert_eq!(probe.status(), 200, "{path}");
+        // The real page, not a redirect or an error page: its own table, and its size.
+        let html = match probe.body() {
+            Body::Text(t) => t.clone(),
+            _ => String::new(),
+        };
+        assert!(html.contains("</table>"), "{path}: {html}");
+        eprintln!("{name}: {} bytes of HTML", html.len());
         group.bench_function(name, |b| {
             b.iter(|| black_box(rt.block_on(handle(&deps, get(path, &cookie))).expect("ok")));
         });

@@ -1125,6 +1125,35 @@ async fn usage_page<S: ConsoleStore>(
     Ok(pages::render(&page)?)
 }
 
+/// Each month's movements as its last snapshot in `days` has them (a month's figures grow until
+/// its last day), newest month first: (month, currency, expansion, contraction, churn).
+fn months(
+    days: &[nectar_protocol::metrics::MetricsSnapshot],
+) -> Vec<(String, String, String, String, String)> {
+    let mut last: std::collections::BTreeMap<&str, &nectar_protocol::metrics::MetricsSnapshot> =
+        std::collections::BTreeMap::new();
+    for d in days {
+        last.insert(d.date.get(..7).unwrap_or(&d.date), d);
+    }
+    let line = |m: &nectar_protocol::metrics::Movement, c: &str| {
+        format!("{} · {}", m.count, money(m.mrr, c))
+    };
+    last.iter()
+        .rev()
+        .flat_map(|(month, d)| {
+            d.revenue.iter().map(move |c| {
+                (
+                    (*month).to_owned(),
+                    c.currency.clone(),
+                    line(&c.expansion, &c.currency),
+                    line(&c.contraction, &c.currency),
+                    line(&c.churn, &c.currency),
+                )
+            })
+        })
+        .collect()
+}
+
 async fn revenue_page<S: ConsoleStore>(
     deps: &Deps<S>,
     me: &Me,
@@ -1216,6 +1245,7 @@ async fn revenue_page<S: ConsoleStore>(
                 )
             })
             .collect(),
+        months: months(&days),
         currencies,
         period: Period::containing(now).to_string(),
     };

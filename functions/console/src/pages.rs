@@ -358,6 +358,8 @@ pub struct RevenuePage {
     pub table: Vec<(String, Vec<String>)>,
     pub currencies: Vec<String>,
     pub period: String,
+    /// Per month of the history (its last snapshot) and currency: expansion, contraction, churn.
+    pub months: Vec<(String, String, String, String, String)>,
 }
 
 /// Renders a template; a rendering failure (none is expected: the templates are compiled) is a

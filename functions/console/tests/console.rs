@@ -575,6 +575,14 @@ async fn each_page_costs_a_bounded_number_of_dynamodb_requests() {
             "/console/revenue",
             &[("DynamoDB.GetItem", 1), ("DynamoDB.Query", 1)],
         ),
+        (
+            "/console/customers?q=acme",
+            &[("DynamoDB.GetItem", 1), ("DynamoDB.Query", 1)],
+        ),
+        (
+            "/console/installations",
+            &[("DynamoDB.GetItem", 1), ("DynamoDB.Query", 6)],
+        ),
     ];
     for (path, calls) in expected {
         stack.calls.reset();
