@@ -424,7 +424,11 @@ mod tests {
             if let Some(key) = line
                 .strip_prefix('"')
                 .and_then(|l| l.strip_suffix("\":"))
-                .filter(|k| k.starts_with("GET /") || k.starts_with("POST /"))
+                .filter(|k| {
+                    ["GET /", "POST /", "PATCH /"]
+                        .iter()
+                        .any(|m| k.starts_with(m))
+                })
             {
                 assert!(
                     served.iter().any(|r| r == key),
