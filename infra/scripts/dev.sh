@@ -49,6 +49,8 @@ python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["ROOT_JWKS"]
 USAGE_QUEUE_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["USAGE_QUEUE_URL"])' .nectar/stack.json)
 EVENTS_TOPIC_ARN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["EVENTS_TOPIC_ARN"])' .nectar/stack.json)
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+# The console sits behind the local edge here (see functions/console/src/web.rs, `Edge`).
+export CONSOLE_LOCAL_EDGE=true
 export SIGNING_KEY_ID LEASE_SIGNING_KEY_ID USAGE_QUEUE_URL EVENTS_TOPIC_ARN ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-info}
 
 cat <<BANNER

@@ -58,6 +58,8 @@ fi
 admin="$CARGO_TARGET_DIR/debug/nectar-admin"
 NECTAR_E2E_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 ADMIN_TOKEN_SHA256=$(printf '%s' "$NECTAR_E2E_ADMIN_TOKEN" | "$admin" hash-token | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+# The console sits behind the local edge here (see functions/console/src/web.rs, `Edge`).
+export CONSOLE_LOCAL_EDGE=true
 export ADMIN_TOKEN_SHA256 RUST_LOG=${RUST_LOG:-warn}
 # The emulator on this loaded 2-core machine answers far slower than DynamoDB: give the
 # functions' request-path AWS calls 10 s instead of 0.9 s (the production deadline is tested

@@ -263,6 +263,27 @@ async fn revoking_the_previous_key_supersedes_every_earlier_key_even_one_signed_
         validated(&stack, &changed.key, NOW).await,
         (Code::Valid, true)
     );
+    assert!(old.license.is_none(), "a superseded key is shown nothing");
+    // A second rotation in the same second supersedes the first rotation's key too.
+    let again = change(
+        &stack,
+        &issued,
+        ChangeCommand {
+            revoke_previous_key: true,
+            ..Default::default()
+        },
+        NOW,
+    )
+    .await
+    .expect("rotates again");
+    assert_eq!(
+        validated(&stack, &changed.key, NOW).await,
+        (Code::Revoked, false)
+    );
+    assert_eq!(
+        validated(&stack, &again.key, NOW).await,
+        (Code::Valid, true)
+    );
     // A heartbeat with the old key is refused too, and gets no lease.
     let lease_signer = stack.lease_signer().await;
     let beat = beat_once(&ring, &stack.store, &lease_signer, &issued.key, "i-1", NOW).await;

@@ -78,6 +78,7 @@ fn pages(c: &mut Criterion) {
             ids: Arc::new(RandomIds),
             prices: PriceList::default(),
             lifetime: Lifetime::default(),
+            edge: console::handler::Edge::ApiGateway,
         };
         let (secret, _) = console::session::sign_in(
             &stack.store,

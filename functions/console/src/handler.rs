@@ -34,6 +34,7 @@ use shared::service::changes::ChangeCommand;
 use crate::pages::{self, Me, When, money};
 use crate::session::{self as sessions, Lifetime, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::web;
+pub use crate::web::Edge;
 
 /// What the console needs.
 pub struct Deps<S> {
@@ -53,6 +54,8 @@ pub struct Deps<S> {
     pub prices: PriceList,
     /// How long a session lasts.
     pub lifetime: Lifetime,
+    /// What stands in front (which header names the requested host).
+    pub edge: web::Edge,
 }
 
 /// The store the console uses.
@@ -245,7 +248,7 @@ async fn run<S: ConsoleStore>(deps: &Deps<S>, req: &Request) -> Result<Response<
                 "the form could not be read",
             ))
         })?;
-        guard_post(req, &session, &form).map_err(with_me)?;
+        guard_post(req, deps.edge, &session, &form).map_err(with_me)?;
         form
     } else {
         Vec::new()
@@ -260,10 +263,11 @@ async fn run<S: ConsoleStore>(deps: &Deps<S>, req: &Request) -> Result<Response<
 /// A state-changing request must come from our origin and carry the session's CSRF token.
 fn guard_post(
     req: &Request,
+    edge: web::Edge,
     session: &ConsoleSession,
     form: &[(String, String)],
 ) -> Result<(), ApiError> {
-    if !web::same_origin(req) {
+    if !web::same_origin(req, edge) {
         return Err(forbidden(
             "CROSS_SITE",
             "this form was sent from another site; use the console itself",
@@ -284,12 +288,25 @@ fn guard_post(
 }
 
 /// The role `route` (and, for license actions, `action`) needs.
+/// Every route and action is named: anything new needs `admin` until it is listed here.
 fn needs(route: Route, action: Option<&str>) -> Role {
     match (route, action) {
-        (Route::Issue | Route::NewLicense, _) => Role::Admin,
-        (Route::Action, Some("change" | "revoke")) => Role::Admin,
-        (Route::Action | Route::Release, _) => Role::Support,
-        _ => Role::Viewer,
+        (
+            Route::Home
+            | Route::SignOut
+            | Route::Licenses
+            | Route::License
+            | Route::Customers
+            | Route::Installations
+            | Route::Usage
+            | Route::Revenue
+            | Route::UsageCsv,
+            _,
+        ) => Role::Viewer,
+        (Route::Action, Some("suspend" | "reinstate" | "renew")) | (Route::Release, _) => {
+            Role::Support
+        }
+        _ => Role::Admin,
     }
 }
 
@@ -303,6 +320,7 @@ async fn page<S: ConsoleStore>(
     now: OffsetDateTime,
 ) -> Result<Response<Body>, Failure> {
     let needed = needs(matched.route, matched.param("action"));
+    // (`needs` lists the console's routes; the sign-in and asset routes never reach here.)
     if !me.role.includes(needed) {
         return Err(forbidden(
             "FORBIDDEN",
@@ -321,7 +339,12 @@ async fn page<S: ConsoleStore>(
         Route::Home => Ok(web::redirect("/console/licenses", &[])),
         Route::SignOut => {
             sessions::sign_out(store, web::cookie(req, SESSION_COOKIE)).await?;
-            let gone = web::set_cookie(SESSION_COOKIE, "", 0, web::needs_secure_cookies(req));
+            let gone = web::set_cookie(
+                SESSION_COOKIE,
+                "",
+                0,
+                web::needs_secure_cookies(req, deps.edge),
+            );
             Ok(web::redirect("/console/sign-in", &[gone]))
         }
         Route::Licenses => ok(licenses_page(deps, me, &query).await?),
@@ -623,7 +646,7 @@ async fn sign_in<S: ConsoleStore>(
     route: Route,
     now: OffsetDateTime,
 ) -> Result<Response<Body>, Failure> {
-    let secure = web::needs_secure_cookies(req);
+    let secure = web::needs_secure_cookies(req, deps.edge);
     let render = |status: StatusCode, next: String, error: Option<String>| {
         let csrf = sessions::random_token(deps.ids.as_ref());
         let page = pages::render(&pages::SignInPage {
@@ -657,7 +680,10 @@ async fn sign_in<S: ConsoleStore>(
     let next = web::local_next(web::field(&form, "next"));
     let sent = web::field(&form, "csrf").unwrap_or_default();
     let expected = web::cookie(req, SIGN_IN_COOKIE).unwrap_or_default();
-    if !web::same_origin(req) || expected.is_empty() || !sessions::tokens_match(sent, expected) {
+    if !web::same_origin(req, deps.edge)
+        || expected.is_empty()
+        || !sessions::tokens_match(sent, expected)
+    {
         return render(
             StatusCode::FORBIDDEN,
             next,
@@ -822,9 +848,15 @@ async fn license_page<S: ConsoleStore>(
     let installations = store.installations(id).await?;
     let usage =
         shared::service::usage::statistics(store, &license, Period::containing(now)).await?;
-    let audit = store
-        .audit_page(id, web::field(query, "before"), 20)
-        .await?;
+    let before = web::field(query, "before");
+    if before.is_some_and(|b| !b.starts_with("AUDIT#") || b.len() > 200) {
+        return Err(bad(
+            "before",
+            "not a cursor of this audit trail; follow the page's own link",
+        )
+        .into());
+    }
+    let audit = store.audit_page(id, before, 20).await?;
     let status = license.status;
     let live = status != LicenseStatus::Revoked;
     let contract = shared::api::contract_view(&license.contract, license.issued_at);

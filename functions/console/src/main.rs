@@ -21,6 +21,12 @@ async fn main() -> Result<(), Error> {
         ids: Arc::new(RandomIds),
         prices: config.price_list().clone(),
         lifetime: console::session::Lifetime::default(),
+        // Only `make dev` and `make test` set it (their local edge forwards the host).
+        edge: if std::env::var("CONSOLE_LOCAL_EDGE").as_deref() == Ok("true") {
+            handler::Edge::Local
+        } else {
+            handler::Edge::ApiGateway
+        },
     };
     run(service_fn(|req| handler::handle(&deps, req))).await
 }

@@ -101,22 +101,22 @@ impl When {
     }
 }
 
-/// `1,234.56 USD` from minor units (every currency here has two decimals).
-pub fn money(minor: u64, currency: &str) -> String {
-    let units = (minor / 100).to_string();
-    let mut grouped = String::new();
-    for (i, c) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i).is_multiple_of(3) {
+/// `1,234,567` (thousands grouped).
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
     }
-    format!("{grouped}.{:02} {currency}", minor % 100)
+    grouped
 }
 
-/// `1,234` (counts).
-pub fn count(n: u64) -> String {
-    money(n * 100, "").trim_end_matches(".00 ").to_owned()
+/// `1,234.56 USD` from minor units (every currency here has two decimals).
+pub fn money(minor: u64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", count(minor / 100), minor % 100)
 }
 
 /// A chart's data, for `console.js`: `x` as Unix seconds, one series per line. It goes into a
@@ -130,8 +130,10 @@ pub fn chart_json(x: &[i64], series: &[(&str, Vec<f64>)]) -> String {
             .collect::<Vec<_>>(),
     })
     .to_string()
-    // `</script>` inside the data must not close the element.
-    .replace("</", "<\\/")
+    // Nothing in the data may end its element or open markup: `<`, `>` and `&` as JSON escapes.
+    .replace('<', "\\u003c")
+    .replace('>', "\\u003e")
+    .replace('&', "\\u0026")
 }
 
 /// A row of the licenses table.
@@ -381,6 +383,7 @@ mod tests {
         assert_eq!(money(123_456_789, "EUR"), "1,234,567.89 EUR");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(7), "7");
+        assert_eq!(count(u64::MAX), "18,446,744,073,709,551,615");
     }
 
     #[test]
@@ -395,6 +398,8 @@ mod tests {
     #[test]
     fn chart_data_cannot_close_its_script_element() {
         let j = chart_json(&[1], &[("</script><script>alert(1)", vec![1.0])]);
-        assert!(!j.contains("</script>"), "{j}");
+        assert!(!j.contains('<') && !j.contains('>'), "{j}");
+        let back: serde_json::Value = serde_json::from_str(&j).expect("still JSON");
+        assert_eq!(back["series"][0]["label"], "</script><script>alert(1)");
     }
 }

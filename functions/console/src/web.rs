@@ -32,21 +32,31 @@ pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v)
 }
 
-/// The host the browser asked for: API Gateway's `Host`, or, behind the local edge (whose
-/// `Host` names `cargo lambda watch`), its `X-Forwarded-Host`. A browser never lets a page of
-/// another site set this header on a form post (and a script's request with it needs a CORS
-/// preflight we never grant), so the same-origin rule may rely on it.
-fn requested_host(req: &Request) -> &str {
+/// What stands in front of the console, and so which header names the host the browser asked
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// API Gateway: `Host` is the client's; an `X-Forwarded-Host` a client sends is ignored.
+    ApiGateway,
+    /// The local edge (`nectar-admin front`, `make dev` and `make test`): `Host` names
+    /// `cargo lambda watch`, and the edge passes the client's host as `X-Forwarded-Host`
+    /// (dropping any the client sent). Chosen by `CONSOLE_LOCAL_EDGE=true`.
+    Local,
+}
+
+fn requested_host(req: &Request, edge: Edge) -> &str {
     let header = |name| req.headers().get(name).and_then(|h| h.to_str().ok());
-    header("x-forwarded-host")
-        .or_else(|| header(HOST.as_str()))
-        .unwrap_or_default()
+    match edge {
+        Edge::Local => header("x-forwarded-host").or_else(|| header(HOST.as_str())),
+        Edge::ApiGateway => header(HOST.as_str()),
+    }
+    .unwrap_or_default()
 }
 
 /// Whether cookies must be `Secure`: everywhere but on a loopback host (`make dev`, tests),
 /// where the console is served over plain HTTP.
-pub fn needs_secure_cookies(req: &Request) -> bool {
-    let host = requested_host(req);
+pub fn needs_secure_cookies(req: &Request, edge: Edge) -> bool {
+    let host = requested_host(req, edge);
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     !matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }
@@ -95,10 +105,10 @@ pub fn field<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
 }
 
 /// Whether the browser says the request comes from our own origin (see the module docs).
-pub fn same_origin(req: &Request) -> bool {
+pub fn same_origin(req: &Request, edge: Edge) -> bool {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let site_ok = header("sec-fetch-site").is_none_or(|s| s == "same-origin" || s == "none");
-    let host = requested_host(req);
+    let host = requested_host(req, edge);
     let origin_ok = match header("origin") {
         None => true,
         Some(origin) => {
@@ -182,6 +192,25 @@ pub fn encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn same_origin(r: &Request) -> bool {
+        super::same_origin(r, Edge::Local)
+    }
+
+    fn needs_secure_cookies(r: &Request) -> bool {
+        super::needs_secure_cookies(r, Edge::Local)
+    }
+
+    #[test]
+    fn behind_api_gateway_a_client_sent_forwarded_host_counts_for_nothing() {
+        let r = req(&[
+            ("host", "console.nectar.example"),
+            ("x-forwarded-host", "evil.example"),
+            ("origin", "https://evil.example"),
+        ]);
+        assert!(!super::same_origin(&r, Edge::ApiGateway));
+        assert!(super::needs_secure_cookies(&r, Edge::ApiGateway));
+    }
 
     fn req(headers: &[(&str, &str)]) -> Request {
         let mut b = lambda_http::http::Request::builder().uri("http://127.0.0.1:9000/console/x");

@@ -25,6 +25,7 @@ fn deps(stack: &MemoryStack, signer: shared::adapters::local::LocalSigner) -> Me
         ids: Arc::new(RandomIds),
         prices: PriceList::default(),
         lifetime: Lifetime::default(),
+        edge: console::handler::Edge::ApiGateway,
     }
 }
 
@@ -554,6 +555,7 @@ async fn each_page_costs_a_bounded_number_of_dynamodb_requests() {
         ids: Arc::new(RandomIds),
         prices: PriceList::default(),
         lifetime: Lifetime::default(),
+        edge: console::handler::Edge::ApiGateway,
     };
     let b = sign_in(&deps, TEST_ADMIN_TOKEN).await;
     let license = format!("/console/licenses/{}", a.license.id);

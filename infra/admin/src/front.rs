@@ -93,7 +93,11 @@ async fn forward(
         .map(|v| v.to_str().unwrap_or("application/octet-stream"));
     let binary = read_as_text(content_type) && std::str::from_utf8(&body).is_err();
     for (name, value) in &parts.headers {
-        if hop_by_hop(name) || name == HOST || (binary && name == CONTENT_TYPE) {
+        if hop_by_hop(name)
+            || name == HOST
+            || name == "x-forwarded-host"
+            || (binary && name == CONTENT_TYPE)
+        {
             continue;
         }
         outbound = outbound.header(name, value);

@@ -152,9 +152,14 @@ where
             });
         }
         if revoke {
-            // One second ahead: every key signed up to now (even this second) falls below it.
-            let floor = now + Duration::seconds(1);
-            after.keys_valid_from = Some(before.keys_valid_from.map_or(floor, |f| f.max(floor)));
+            // Past every key signed so far: one second ahead of now (even this second's keys fall
+            // below it) and of the previous floor (the key issued at it, perhaps this very
+            // second, is superseded too).
+            let ahead = Duration::seconds(1);
+            let floor = before
+                .keys_valid_from
+                .map_or(now + ahead, |f| (f + ahead).max(now + ahead));
+            after.keys_valid_from = Some(floor);
         }
         after.revision = before.revision + 1;
         after.updated_at = now;

@@ -114,9 +114,12 @@ where
         return Ok(answer(v, None, None));
     };
     if let Err(v) = check::check_license(&claims, &license, cmd.domain.as_ref(), None, now) {
-        // Nothing of the license for a foreign key, nor for the old key of a license that moved
-        // to another customer.
-        if v.code == Code::InvalidKey || claims.cid != license.customer_id {
+        // Nothing of the license for a foreign key, the old key of a license that moved to
+        // another customer, or a superseded key.
+        if v.code == Code::InvalidKey
+            || claims.cid != license.customer_id
+            || license.supersedes(claims.iat)
+        {
             return Ok(answer(v, None, None));
         }
         return Ok(answer(v, Some(license), installation));

@@ -113,8 +113,11 @@ pub async fn validate<R: LicenseReader + ?Sized>(
     };
     tracing::info!(license_id = %license.id, code = ?verdict.code, "license validated");
     // An INVALID_KEY verdict never carries license details, whatever check produced it; nor does
-    // any answer to a key naming another customer (the old key of a license moved away).
-    let license =
-        (verdict.code != Code::InvalidKey && claims.cid == license.customer_id).then_some(license);
+    // any answer to a key naming another customer (the old key of a license moved away) or to a
+    // superseded key (often rotated because it leaked).
+    let license = (verdict.code != Code::InvalidKey
+        && claims.cid == license.customer_id
+        && !license.supersedes(claims.iat))
+    .then_some(license);
     Ok(Checked { verdict, license })
 }

@@ -17,6 +17,9 @@ use super::table::{
 use crate::domain::ports::{AuditLog, AuditPage};
 use crate::domain::{AuditEntry, LicenseId, LicenseStatus, StoreError};
 
+/// Longest audit cursor accepted (ours are `AUDIT#` + a timestamp + a UUID, under 80).
+const MAX_AUDIT_CURSOR: usize = 200;
+
 /// Entity tag of an audit item.
 pub(crate) const ENTITY_AUDIT: &str = "audit";
 
@@ -157,7 +160,8 @@ impl AuditLog for DynamoStore {
 
 impl DynamoStore {
     /// Up to `limit` entries of the trail in partition `pk`, newest first, older than the
-    /// cursor `before` (the last sort key an earlier page showed).
+    /// cursor `before` (the last sort key an earlier page showed); a cursor we could not have
+    /// handed out is [`StoreError::InvalidCursor`].
     pub(crate) async fn trail_page(
         &self,
         pk: String,
@@ -170,8 +174,8 @@ impl DynamoStore {
             .filter(|c| c.starts_with("AUDIT#"))
             .map(str::to_owned)
             .unwrap_or_else(|| "AUDIT#~".to_owned());
-        if before.is_some_and(|c| !c.starts_with("AUDIT#")) {
-            return Err(StoreError::Backend("malformed audit cursor".into()));
+        if before.is_some_and(|c| !c.starts_with("AUDIT#") || c.len() > MAX_AUDIT_CURSOR) {
+            return Err(StoreError::InvalidCursor);
         }
         let out = self
             .client
