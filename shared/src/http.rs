@@ -17,6 +17,43 @@ use crate::domain::{DomainError, StoreError};
 pub use access::authorize;
 pub use route::{Matched, PathId, keys, route};
 
+/// Longest audit cursor accepted (ours are far shorter).
+const MAX_AUDIT_CURSOR: usize = 200;
+
+/// The error of an audit cursor we could not have handed out.
+fn bad_audit_cursor() -> ApiError {
+    ApiError::field(
+        "INVALID_FIELD",
+        "before",
+        "before must be the `next` cursor of an earlier page",
+    )
+}
+
+/// An audit trail's `before` cursor as a request gave it: an audit sort key (`AUDIT#…`, printable
+/// ASCII, at most 200 bytes — the spec's pattern) or a 400 naming `before`. Used by every route
+/// and page that pages an audit trail.
+pub fn audit_before(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match raw {
+        Some(b)
+            if b.len() > MAX_AUDIT_CURSOR
+                || !b
+                    .strip_prefix("AUDIT#")
+                    .is_some_and(|rest| rest.bytes().all(|c| c.is_ascii_graphic())) =>
+        {
+            Err(bad_audit_cursor())
+        }
+        other => Ok(other),
+    }
+}
+
+/// A store error of an audit page: a cursor the store does not know is the same 400.
+pub fn audit_page_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::InvalidCursor => bad_audit_cursor(),
+        other => DomainError::from(other).into(),
+    }
+}
+
 /// Largest request body we parse.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

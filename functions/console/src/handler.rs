@@ -586,9 +586,8 @@ async fn page<S: ConsoleStore>(
             web::secure(headers);
             Ok(response)
         }
-        Route::Asset | Route::SignInPage | Route::SignIn => {
-            unreachable!("answered before the session is read")
-        }
+        // Answered before the session is read; never here.
+        Route::Asset | Route::SignInPage | Route::SignIn => Err(ApiError::internal().into()),
     }
 }
 
@@ -848,15 +847,11 @@ async fn license_page<S: ConsoleStore>(
     let installations = store.installations(id).await?;
     let usage =
         shared::service::usage::statistics(store, &license, Period::containing(now)).await?;
-    let before = web::field(query, "before");
-    if before.is_some_and(|b| !b.starts_with("AUDIT#") || b.len() > 200) {
-        return Err(bad(
-            "before",
-            "not a cursor of this audit trail; follow the page's own link",
-        )
-        .into());
-    }
-    let audit = store.audit_page(id, before, 20).await?;
+    let before = http::audit_before(web::field(query, "before"))?;
+    let audit = store
+        .audit_page(id, before, 20)
+        .await
+        .map_err(http::audit_page_error)?;
     let status = license.status;
     let live = status != LicenseStatus::Revoked;
     let contract = shared::api::contract_view(&license.contract, license.issued_at);

@@ -69,22 +69,7 @@ async fn run<D: CustomerDirectory + AuditLog + LicenseReader + OperatorDirectory
                     )
                 })?,
         };
-        let before = params.first("before");
-        // The cursor is an audit sort key (`AUDIT#…`, printable ASCII, at most 200 bytes): the
-        // spec's pattern, checked here exactly, so no well-formed cursor reaches the store as a
-        // malformed one.
-        let cursor_shape = |b: &str| {
-            b.len() <= 200
-                && b.strip_prefix("AUDIT#")
-                    .is_some_and(|rest| rest.bytes().all(|c| c.is_ascii_graphic()))
-        };
-        if before.is_some_and(|b| !cursor_shape(b)) {
-            return Err(ApiError::field(
-                "INVALID_FIELD",
-                "before",
-                "before must be the `next` cursor of an earlier page",
-            ));
-        }
+        let before = http::audit_before(params.first("before"))?;
         deps.store
             .license(&id)
             .await
@@ -94,14 +79,7 @@ async fn run<D: CustomerDirectory + AuditLog + LicenseReader + OperatorDirectory
             .store
             .audit_page(&id, before, limit)
             .await
-            .map_err(|e| match e {
-                shared::domain::StoreError::Backend(_) => ApiError::field(
-                    "INVALID_FIELD",
-                    "before",
-                    "before must be the `next` cursor of an earlier page",
-                ),
-                other => DomainError::from(other).into(),
-            })?;
+            .map_err(http::audit_page_error)?;
         return Ok(http::json(
             StatusCode::OK,
             &AuditPageResponse {

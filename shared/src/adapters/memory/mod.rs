@@ -129,7 +129,7 @@ impl State {
             Some(c) => c
                 .strip_prefix("AUDIT#shown:")
                 .and_then(|n| n.parse().ok())
-                .ok_or(StoreError::Backend("malformed audit cursor".into()))?,
+                .ok_or(StoreError::InvalidCursor)?,
         };
         let trail = self
             .audit
